@@ -1,0 +1,349 @@
+"""``tpi check`` and ``tpi next``: a proposed injection, inserted into the history.
+
+The proposal on day ``d`` comes after every history injection of ``d``. It must be valid against
+the injections before it, and it must not make any later (planned) injection newly invalid: a
+later injection's status for a rule is compared with and without the proposal.
+
+The earliest date: a rule's status can only change on a day where some injection enters or
+leaves what it counts, so the search visits those *candidate days* in order instead of every
+calendar day: each history date and the day after it; each ``p + duration`` of the injections the
+proposal would count; for each later injection that would count the proposal, the first day from
+which it no longer would; the rule's ``effective`` and ``until + 1``; recorded weights. Between
+two candidates every status is constant, and past the last one it never changes again.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+from tpi_cli.engine import (
+    FAIL,
+    PASS,
+    SKIP,
+    STATUS_NAMES,
+    WARNED,
+    PatientIndex,
+    counts,
+    describe,
+    durations_of,
+    measure,
+)
+from tpi_cli.model import Injection, PatientHistory
+from tpi_cli.quantity import Amount, Ratio
+from tpi_cli.results import (
+    ALLOWED,
+    BLOCKED,
+    NOT_YET,
+    CheckResult,
+    DrugLine,
+    ForecastResult,
+    ForecastRow,
+    RuleOutcome,
+)
+from tpi_cli.rules import (
+    ANESTHETIC,
+    ANESTHETIC_DOSE,
+    BLOCK,
+    DRY,
+    MAX_STEROID_DOSE,
+    SESSION,
+    SITE,
+    STEROID,
+    Drug,
+    Rule,
+    Rules,
+    Site,
+)
+
+
+class Planner:
+    """Evaluates one proposal (its drugs, site and side) on any day, against one patient."""
+
+    def __init__(self, index: PatientIndex, proposal: Injection, active: list[Rule]) -> None:
+        self.index = index
+        self.proposal = proposal
+        self.active = active
+        self._moved: dict[int, Injection] = {}
+        self._base: dict[tuple[int, int], int] = {}
+        self._status: dict[tuple[int, int], int] = {}
+        self._candidates: dict[int, list[int]] = {}
+
+    def at(self, day: int) -> Injection:
+        """The proposal moved to ``day``."""
+        moved = self._moved.get(day)
+        if moved is None:
+            base = self.proposal
+            moved = Injection(base.patient_id, day, base.site, base.side, base.drugs, base.points, base.weight,
+                              base.override, 0, len(self.index.injections))
+            self._moved[day] = moved
+        return moved
+
+    def _later(self, rule: Rule, day: int) -> range:
+        """Positions of the later injections that the proposal on ``day`` could affect."""
+        start = self.index.position_after(day)
+        if rule.scope == SESSION or rule.kind not in ("min-interval", "max-count", "max-steroid-dose"):
+            return range(start, start)  # a session rule only sees its own day
+        spans = durations_of(rule)
+        if rule.kind != "min-interval" and rule.window is None:
+            return range(start, len(self.index.injections))  # all-time windows
+        end = bisect_left(self.index.days, max(d.add(day) for d in spans)) if spans else start
+        return range(start, end)
+
+    def conflicts(self, rule: Rule, day: int) -> list[tuple[int, tuple[int, ...]]]:
+        """Later injections the proposal on ``day`` makes newly worse: (position, their measure)."""
+        proposal = self.at(day)
+        found = []
+        for position in self._later(rule, day):
+            later = self.index.injections[position]
+            if later.category not in rule.applies_to or not rule.in_force(later.day):
+                continue
+            if not counts(rule, later, proposal):
+                continue
+            key = (id(rule), position)
+            base = self._base.get(key)
+            if base is None:
+                base = self._base[key] = measure(self.index, rule, later, position)[0]
+            result = measure(self.index, rule, later, position, proposal)
+            if result[0] > base:
+                found.append((position, result))
+        return found
+
+    def own(self, rule: Rule, day: int) -> tuple[int, ...]:
+        return measure(self.index, rule, self.at(day), self.index.position_after(day))
+
+    def status(self, rule: Rule, day: int) -> int:
+        """The rule's status for the proposal on ``day``, later injections included."""
+        key = (id(rule), day)
+        known = self._status.get(key)
+        if known is not None:
+            return known
+        status = self.own(rule, day)[0]
+        if status != FAIL:
+            for _, result in self.conflicts(rule, day):
+                status = max(status, result[0])
+        self._status[key] = status
+        return status
+
+    def candidates(self, rule: Rule, after: int) -> list[int]:
+        """The days after ``after`` where the rule's status may change, in order."""
+        known = self._candidates.get(id(rule))
+        if known is None:
+            days: set[int] = set()
+            proposal = self.proposal
+            injections = self.index.injections
+            for injection in injections:
+                days.add(injection.day)
+                days.add(injection.day + 1)
+            spans = durations_of(rule)
+            if spans:
+                for injection in injections:
+                    same_scope = rule.scope == SESSION or counts_scope(rule, proposal, injection)
+                    if not same_scope:
+                        continue
+                    forward = injection.category in rule.counts
+                    backward = injection.category in rule.applies_to and proposal.category in rule.counts
+                    for span in spans:
+                        if forward:
+                            days.add(span.add(injection.day))
+                        if backward:
+                            days.add(span.first_start_after(injection.day))
+            if rule.effective is not None:
+                days.add(rule.effective)
+            if rule.until is not None:
+                days.add(rule.until + 1)
+            if rule.kind == ANESTHETIC_DOSE and self.index.weight_override is None:
+                days.update(weight[0] for weight in self.index.history.weights)
+            known = sorted(days)
+            self._candidates[id(rule)] = known
+        return known[bisect_left(known, after + 1):]
+
+    def first_day(self, rule: Rule, on: int, accept: tuple[int, ...]) -> int | None:
+        """The first day from ``on`` whose status is in ``accept`` (None: no such day)."""
+        if self.status(rule, on) in accept:
+            return on
+        for day in self.candidates(rule, on):
+            if self.status(rule, day) in accept:
+                return day
+        return None
+
+    def earliest(self, on: int) -> tuple[int | None, list[Rule]]:
+        """The first day from ``on`` on which no rule fails (None: never), and the rules that
+        fail on ``on``."""
+        failing = [rule for rule in self.active if self.status(rule, on) == FAIL]
+        if not failing:
+            return on, []
+        start = on
+        for rule in failing:
+            first = self.first_day(rule, on, (SKIP, PASS, WARNED))
+            if first is None:
+                return None, failing
+            start = max(start, first)
+        days = {start}
+        for rule in self.active:
+            days.update(self.candidates(rule, start))
+        for day in sorted(days):
+            if day < start:
+                continue
+            if all(self.status(rule, day) != FAIL for rule in self.active):
+                return day, failing
+        return None, failing
+
+
+def counts_scope(rule: Rule, a: Injection, b: Injection) -> bool:
+    """Scope membership ignoring the day (session scope is then the whole patient)."""
+    if rule.scope == SITE:
+        from tpi_cli.engine import in_scope
+
+        return in_scope(SITE, a, b)
+    if rule.scope == "region":
+        return a.site.region == b.site.region
+    return True
+
+
+def _conflict_text(planner: Planner, rule: Rule, day: int, position: int, result: tuple[int, ...]) -> str:
+    later = planner.index.injections[position]
+    _, message = describe(planner.index, rule, later, position, result, planner.at(day))
+    verb = "fail" if result[0] == FAIL else "warn"
+    return f"it would make the planned injection on {later.date.isoformat()} at {later.label} {verb}: {message}"
+
+
+def check(rules: Rules, profiles: frozenset[str], history: PatientHistory, proposal: Injection, on: int,
+          weight: Ratio | None = None) -> CheckResult:
+    """Is ``proposal`` appropriate on ``on``? Every rule's status, earliest day and counts."""
+    active = [rule for rule in rules.rules if rule.active(profiles)]
+    index = PatientIndex(rules, active, history, weight)
+    planner = Planner(index, proposal, active)
+    earliest, _ = planner.earliest(on)
+    target = planner.at(on)
+    k = index.position_after(on)
+    outcomes: list[RuleOutcome] = []
+    warnings: list[str] = []
+    for rule in rules.rules:
+        if not rule.active(profiles):
+            wanted = ", ".join(sorted(rule.profiles))
+            outcomes.append(RuleOutcome(rule, "skip", on, [], f"profile {wanted} not chosen (--profile)"))
+            continue
+        result = measure(index, rule, target, k)
+        counted, message = describe(index, rule, target, k, result)
+        status = result[0]
+        if status != SKIP:
+            for position, later in planner.conflicts(rule, on):
+                status = max(status, later[0])
+                message += "; " + _conflict_text(planner, rule, on, position, later)
+        first = planner.first_day(rule, on, (SKIP, PASS))
+        outcomes.append(RuleOutcome(rule, STATUS_NAMES[status], first, counted, message))
+        if status == WARNED:
+            warnings.append(f"{rule.id}: {message}")
+    verdict = ALLOWED if earliest == on else NOT_YET if earliest is not None else BLOCKED
+    drugs = [DrugLine(drug, amount, amount.value * drug.ref_factor if drug.is_steroid else None)
+             for drug, amount in proposal.drugs.items()]
+    return CheckResult(proposal=target, on=on, profiles=sorted(profiles), drugs=drugs, verdict=verdict,
+                       earliest=earliest, rules=outcomes, warnings=warnings,
+                       reference=rules.reference_steroid.name, ref_scale=rules.ref_scale)
+
+
+def make_proposal(patient_id: str | None, day: int, site: Site, side: str | None,
+                  drugs: list[tuple[Drug, Amount]], points: int | None = None) -> Injection:
+    merged: dict[Drug, Amount] = {}
+    for drug, amount in drugs:
+        merged[drug] = merged[drug].plus(amount) if drug in merged else amount
+    return Injection(patient_id, day, site, side, merged, points, None, None, 0, 0)
+
+
+# --- tpi next ----------------------------------------------------------------------------------
+
+def forecast(rules: Rules, profiles: frozenset[str], history: PatientHistory, on: int,
+             only: tuple[Site, str | None] | None = None, weight: Ratio | None = None) -> ForecastResult:
+    """Per site and side: the earliest day for a dry, anesthetic and steroid proposal (the rules'
+    ``defaults``) and the corticosteroid budget left on ``on``."""
+    active = [rule for rule in rules.rules if rule.active(profiles)]
+    index = PatientIndex(rules, active, history, weight)
+    places: list[tuple[Site, str | None]] = []
+    if only is not None:
+        site, side = only
+        places = [(site, s) for s in _sides(site, side)]
+    else:
+        seen = sorted({injection.site.name for injection in history.injections})
+        for name in seen:
+            site = rules.sites[name]
+            places.extend((site, s) for s in _sides(site, None))
+    rows = []
+    for site, side in places:
+        earliest: dict[str, int | None] = {}
+        held: dict[str, list[str]] = {}
+        remaining: int | None = None
+        for category in (DRY, ANESTHETIC, STEROID):
+            drugs = [] if category == DRY else rules.defaults.get(category)
+            if drugs is None:
+                from tpi_cli.errors import TpiError
+
+                raise TpiError(f"the rules file has no defaults.{category}: tpi next needs one", file=rules.path,
+                               field="defaults")
+            proposal = make_proposal(history.patient_id, on, site, side, drugs)
+            planner = Planner(index, proposal, active)
+            first, failing = planner.earliest(on)
+            earliest[category] = first
+            held[category] = _holding(planner, failing, on)
+            if category == STEROID:
+                remaining = _steroid_budget(planner, on)
+        rows.append(ForecastRow(site, side, earliest, held, remaining))
+    return ForecastResult(history.patient_id, on, rows, sorted(profiles), rules.reference_steroid.name,
+                          rules.ref_scale, rules.default_texts)
+
+
+def _sides(site: Site, side: str | None) -> list[str | None]:
+    if not site.lateral:
+        return [None]
+    if side in ("left", "right"):
+        return [side]
+    return ["left", "right"]
+
+
+def _holding(planner: Planner, failing: list[Rule], on: int) -> list[str]:
+    """The failing rules, the one that holds the proposal back longest first."""
+    never = 10**9
+
+    def last(rule: Rule) -> int:
+        first = planner.first_day(rule, on, (SKIP, PASS, WARNED))
+        return never if first is None else first
+
+    return [rule.id for rule in sorted(failing, key=last, reverse=True)]
+
+
+def _steroid_budget(planner: Planner, on: int) -> int | None:
+    """The largest reference dose the active blocking max-steroid-dose rules still allow on ``on``:
+    the smallest budget left in the proposal's own windows and, so that no planned injection is
+    pushed over its limit, in the windows of later injections that would count it. Never below 0."""
+    proposal = planner.at(on)
+    index = planner.index
+    budget: int | None = None
+    k = index.position_after(on)
+    for rule in planner.active:
+        if rule.kind != MAX_STEROID_DOSE or rule.severity != BLOCK:
+            continue
+        if STEROID not in rule.applies_to or not rule.in_force(on):
+            continue
+        without = _without_own_dose(proposal)
+        result = measure(index, rule, without, k)
+        left = rule.max_ref - result[3]
+        for position in planner._later(rule, on):
+            later = index.injections[position]
+            if later.category not in rule.applies_to or not rule.in_force(later.day):
+                continue
+            if not counts(rule, later, proposal):
+                continue
+            own = measure(index, rule, later, position)
+            if own[0] == FAIL:
+                continue  # already over without the proposal: it cannot make it newly invalid
+            if own[4] <= on:  # the proposal's day is inside this later injection's window
+                left = min(left, rule.max_ref - own[3])
+        budget = left if budget is None else min(budget, left)
+    return None if budget is None else max(budget, 0)
+
+
+def _without_own_dose(proposal: Injection) -> Injection:
+    """The proposal with a zero corticosteroid dose (to read the budget the others leave)."""
+    copy = Injection(proposal.patient_id, proposal.day, proposal.site, proposal.side, proposal.drugs,
+                     proposal.points, proposal.weight, proposal.override, proposal.line, proposal.seq)
+    copy.ref = 0
+    return copy

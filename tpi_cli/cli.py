@@ -1,0 +1,518 @@
+"""The command line: parses arguments, calls the core, maps errors to exit codes, renders.
+
+Exit codes: 0 allowed / no blocking violation; 1 not allowed / a blocking violation; 2 bad usage
+or bad input (one line on stderr, nothing on stdout). The core and the renderers are imported
+inside each command, so ``tpi --help`` and ``tpi --version`` load neither rich nor yaml, and the
+JSON output never loads rich.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from datetime import date
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from tpi_cli import __version__
+
+if TYPE_CHECKING:
+    from tpi_cli.model import PatientHistory
+    from tpi_cli.quantity import Ratio
+    from tpi_cli.rules import Rules
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DISCLAIMER = "tpi supports, and does not replace, a clinician's judgement."
+
+
+class BadInput(click.ClickException):
+    """Bad usage or bad input: exit 2 with one line on stderr."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"tpi: error: {self.format_message()}", err=True)
+
+
+class IsoDate(click.ParamType):
+    name = "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        from tpi_cli.dates import parse_date
+
+        try:
+            return parse_date(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class DrugDose(click.ParamType):
+    """``NAME=DOSE``: the name is looked up once the rules are loaded."""
+
+    name = "NAME=DOSE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        name, sep, dose = str(value).partition("=")
+        if not sep or not name.strip() or not dose.strip():
+            self.fail(f"{value!r} is not NAME=DOSE (e.g. triamcinolone=20mg, lidocaine='3 mL @ 1%')", param, ctx)
+        return name.strip(), dose.strip()
+
+
+class DurationType(click.ParamType):
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from tpi_cli.dates import Duration
+
+        if isinstance(value, Duration):
+            return value
+        try:
+            duration = Duration.parse(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if duration.is_zero():
+            self.fail("the window must be longer than 0 days", param, ctx)
+        return duration
+
+
+class Weight(click.ParamType):
+    name = "KG"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from tpi_cli.history import parse_weight
+
+        try:
+            return parse_weight(str(value), ValueError)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def handles_errors(command: F) -> F:
+    """Turn core errors into exit 2 with one line; never show a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from tpi_cli.errors import TpiError
+
+        try:
+            return command(*args, **kwargs)
+        except TpiError as exc:
+            raise BadInput(str(exc)) from None
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except MemoryError:
+            raise BadInput("out of memory: the input is too large for this machine") from None
+        except RecursionError:
+            raise BadInput("the input is nested too deeply") from None
+        except Exception as exc:
+            if os.environ.get("TPI_DEBUG"):
+                raise
+            raise BadInput(f"internal error ({type(exc).__name__}: {exc}); please report it, with the input "
+                           "that caused it (set TPI_DEBUG=1 for the traceback)") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def rules_options(command: F) -> F:
+    command = click.option("--profile", "profiles", multiple=True, envvar="TPI_PROFILE", metavar="NAME",
+                           help="Activate the payer rules of a profile (repeatable; else $TPI_PROFILE).")(command)
+    command = click.option("--rules", "rules_path", type=click.Path(dir_okay=False), envvar="TPI_RULES",
+                           metavar="PATH", help="Rules file (else $TPI_RULES, else the packaged default).")(command)
+    return command
+
+
+def _profiles(values: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(part.strip() for value in values for part in value.replace(",", " ").split() if part.strip())
+
+
+def _load(rules_path: str | None, profile_values: tuple[str, ...]) -> tuple[Rules, frozenset[str]]:
+    from tpi_cli.rules import load_rules
+
+    rules = load_rules(rules_path)
+    profiles = _profiles(profile_values)
+    rules.check_profiles(profiles)
+    return rules, profiles
+
+
+def _today(on: date | None) -> int:
+    from tpi_cli.dates import check_date_range
+
+    day = on if on is not None else date.today()
+    try:
+        return check_date_range(day).toordinal()
+    except ValueError as exc:
+        raise BadInput(f"--on: {exc}") from None
+
+
+def _one_patient(path: str, rules: Rules, patient: str | None) -> PatientHistory:
+    """The history of one patient (``--patient``, or the only one in the file)."""
+    from tpi_cli.errors import TpiError, did_you_mean
+    from tpi_cli.history import read_patients
+    from tpi_cli.model import PatientHistory
+
+    found: list[PatientHistory] = []
+    seen: list[str | None] = []
+
+    def restart() -> None:
+        found.clear()
+        seen.clear()
+
+    for history in read_patients(path, rules, on_restart=restart):
+        seen.append(history.patient_id)
+        if patient is None or history.patient_id == patient:
+            found.append(history)
+    name = "<stdin>" if path == "-" else path
+    if patient is None:
+        if len(found) > 1:
+            sample = ", ".join(str(p) for p in seen[:3])
+            raise TpiError(f"the history holds {len(found)} patients ({sample}, ...): choose one with --patient",
+                           file=name)
+        return found[0] if found else PatientHistory(None, [], [])
+    if not found:
+        raise TpiError(f"no patient {patient!r} in the history", file=name, field="--patient",
+                       suggestions=did_you_mean(patient, [p for p in seen if p is not None]))
+    return found[0]
+
+
+def _emit(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+FORMAT_HELP = "Output format."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="tpi")
+def cli() -> None:
+    """Is another trigger point injection appropriate at this site, and if not now, from when?
+
+    tpi reads a patient's injection history (CSV or JSON) and a rules file, and checks proposed
+    and recorded injections against sourced clinical-safety rules and, with --profile, payer rules.
+    tpi supports, and does not replace, a clinician's judgement.
+
+    \b
+    Examples:
+      tpi check examples/history.csv --site "left trapezius" --drug triamcinolone=20mg --on 2026-11-28
+      tpi validate examples/history.csv --format json
+    """
+
+
+@cli.command()
+@click.argument("history", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--site", "site_text", required=True, help="Site name or alias, a side word allowed: 'left trapezius'.")
+@click.option("--side", type=click.Choice(["left", "right", "bilateral", "L", "R", "B"], case_sensitive=False),
+              help="Side, if the site text does not say it.")
+@click.option("--on", "on", type=IsoDate(), help="Date of the proposed injection (default: today).")
+@click.option("--drug", "drugs", type=DrugDose(), multiple=True,
+              help="A drug and its dose, e.g. triamcinolone=20mg or lidocaine='3 mL @ 1%' (repeatable).")
+@click.option("--dry", is_flag=True, help="Dry needling: no drug.")
+@click.option("--points", type=click.IntRange(1, 1000), help="Trigger points to inject (default 1).")
+@click.option("--weight-kg", "weight", type=Weight(), help="Body weight for mg/kg limits.")
+@click.option("--patient", help="Patient ID (needed when the history holds several patients).")
+@rules_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "cds-hooks"]), default="table",
+              show_default=True, help=FORMAT_HELP)
+@handles_errors
+def check(history: str, site_text: str, side: str | None, on: date | None, drugs: tuple[tuple[str, str], ...],
+          dry: bool, points: int | None, weight: Ratio | None, patient: str | None, rules_path: str | None,
+          profiles: tuple[str, ...], fmt: str) -> None:
+    """Is this proposed injection appropriate on DATE? If not, from which date.
+
+    Prints the verdict (allowed, not-yet with the earliest date, or blocked) and every rule's
+    status, what it counted and its source. Exit 0 when allowed, 1 when not.
+
+    \b
+    Example:
+      tpi check history.csv --site "left trapezius" --drug triamcinolone=20mg \\
+          --drug lidocaine='3 mL @ 1%' --on 2026-11-28 --profile medicare
+    """
+    from tpi_cli.check import check as run_check
+    from tpi_cli.check import make_proposal
+    from tpi_cli.errors import TpiError
+    from tpi_cli.names import parse_side
+    from tpi_cli.quantity import parse_dose
+
+    if dry and drugs:
+        raise BadInput("--dry and --drug exclude each other")
+    if not dry and not drugs:
+        raise BadInput("say what is proposed: --drug NAME=DOSE (repeatable) or --dry")
+    rules, active_profiles = _load(rules_path, profiles)
+    site, side_word = rules.find_site(site_text)
+    chosen = parse_side(side) if side else None
+    if side_word is not None and chosen is not None and side_word != chosen:
+        raise BadInput(f"--side {chosen} contradicts --site {site_text!r}")
+    chosen = chosen or side_word
+    if site.lateral and chosen is None:
+        raise BadInput(f"{site.name} has sides: say which (--side left|right|bilateral, or 'left {site.name}')")
+    if not site.lateral and chosen is not None:
+        raise BadInput(f"{site.name} has no sides (lateral: false): leave out the side")
+    proposal_drugs = []
+    for name, dose in drugs:
+        try:
+            drug = rules.find_drug(name)
+        except TpiError as exc:
+            exc.field = "--drug"
+            raise
+        try:
+            amount = parse_dose(dose, mass_only=drug.drug_class != "other")
+        except ValueError as exc:
+            raise BadInput(f"--drug {name}: {exc}") from None
+        proposal_drugs.append((drug, amount))
+    day = _today(on)
+    patient_history = _one_patient(history, rules, patient)
+    proposal = make_proposal(patient_history.patient_id if patient is None else patient, day, site, chosen,
+                             proposal_drugs, points)
+    result = run_check(rules, active_profiles, patient_history, proposal, day, weight)
+    if fmt == "json":
+        from tpi_cli.render.json_out import check_json
+
+        _emit(check_json(result))
+    elif fmt == "cds-hooks":
+        from tpi_cli.render.cds import check_cds
+
+        _emit(check_cds(result))
+    else:
+        from tpi_cli.render.table import print_check
+
+        print_check(result)
+    sys.exit(0 if result.verdict == "allowed" else 1)
+
+
+@cli.command(name="next")
+@click.argument("history", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--site", "site_text", help="Only this site (a side word narrows it to that side).")
+@click.option("--on", "on", type=IsoDate(), help="From this date (default: today).")
+@click.option("--patient", help="Patient ID (needed when the history holds several patients).")
+@click.option("--weight-kg", "weight", type=Weight(), help="Body weight for mg/kg limits.")
+@rules_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help=FORMAT_HELP)
+@handles_errors
+def next_(history: str, site_text: str | None, on: date | None, patient: str | None, weight: Ratio | None,
+          rules_path: str | None, profiles: tuple[str, ...], fmt: str) -> None:
+    """The forecast: per site and side, the earliest date for dry needling, an anesthetic-only and a
+    corticosteroid injection (the rules' defaults), and the corticosteroid budget left.
+
+    \b
+    Example:
+      tpi next history.csv --on 2026-11-28
+      tpi next history.csv --site trapezius --format json
+    """
+    from tpi_cli.check import forecast
+
+    rules, active_profiles = _load(rules_path, profiles)
+    only = rules.find_site(site_text) if site_text else None
+    day = _today(on)
+    patient_history = _one_patient(history, rules, patient)
+    result = forecast(rules, active_profiles, patient_history, day, only, weight)
+    if fmt == "json":
+        from tpi_cli.render.json_out import next_json
+
+        _emit(next_json(result))
+    elif fmt == "csv":
+        from tpi_cli.render.csv_out import next_csv
+
+        _emit(next_csv(result))
+    else:
+        from tpi_cli.render.table import print_next
+
+        print_next(result)
+
+
+@cli.command()
+@click.argument("history", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--patient", help="Only this patient.")
+@rules_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help=FORMAT_HELP)
+@handles_errors
+def validate(history: str, patient: str | None, rules_path: str | None, profiles: tuple[str, ...], fmt: str) -> None:
+    """Every violation in a whole schedule: each injection of each patient against the ones
+    before it. Streams millions of rows. Exit 1 if any blocking violation is not overridden.
+
+    \b
+    Example:
+      tpi validate clinic.csv --format json --profile medicare
+      tpi validate clinic.csv --format csv > violations.csv
+    """
+    from tpi_cli.render.stream import run_validate
+
+    rules, active_profiles = _load(rules_path, profiles)
+    blocking = run_validate(rules, active_profiles, history, patient, fmt, sys.stdout)
+    sys.exit(1 if blocking else 0)
+
+
+@cli.command()
+@click.argument("history", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--on", "on", type=IsoDate(), help="Totals up to this date (default: today).")
+@click.option("--window", type=DurationType(), help="Window ending on DATE (default: the longest window of the "
+              "active corticosteroid rules).")
+@click.option("--patient", help="Only this patient.")
+@rules_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help=FORMAT_HELP)
+@handles_errors
+def totals(history: str, on: date | None, window: Any, patient: str | None, rules_path: str | None,
+           profiles: tuple[str, ...], fmt: str) -> None:
+    """Cumulative corticosteroid counts for pharmacists: per patient, site and side, in the window
+    and all time, in reference-equivalent mg and mg per drug.
+
+    \b
+    Example:
+      tpi totals history.csv --on 2026-11-28 --window '12 months'
+    """
+    from tpi_cli.errors import TpiError, did_you_mean
+    from tpi_cli.history import read_patients
+    from tpi_cli.totals import default_window
+    from tpi_cli.totals import totals as run_totals
+
+    rules, active_profiles = _load(rules_path, profiles)
+    day = _today(on)
+    chosen = window if window is not None else default_window(rules, active_profiles)
+    seen: set[str | None] = set()
+    patients = []
+
+    def restart() -> None:
+        patients.clear()
+        seen.clear()
+
+    for found in read_patients(history, rules, on_restart=restart):
+        seen.add(found.patient_id)
+        if patient is None or found.patient_id == patient:
+            patients.append(found)
+    if patient is not None and not patients:
+        raise TpiError(f"no patient {patient!r} in the history", field="--patient",
+                       suggestions=did_you_mean(patient, [p for p in seen if p is not None]))
+    result = run_totals(rules, patients, day, chosen)
+    if fmt == "json":
+        from tpi_cli.render.json_out import totals_json
+
+        _emit(totals_json(result))
+    elif fmt == "csv":
+        from tpi_cli.render.csv_out import totals_csv
+
+        _emit(totals_csv(result))
+    else:
+        from tpi_cli.render.table import print_totals
+
+        print_totals(result)
+
+
+@cli.group()
+def rules() -> None:
+    """Check, show and document rules files."""
+
+
+@rules.command(name="check")
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@handles_errors
+def rules_check(path: str | None) -> None:
+    """Validate a rules file: every error as PATH:LINE: message (exit 2), else a summary (exit 0).
+
+    \b
+    Example:
+      tpi rules check my-rules.yaml
+    """
+    from tpi_cli.errors import RulesError
+    from tpi_cli.rules import load_rules
+
+    try:
+        loaded = load_rules(path or os.environ.get("TPI_RULES"))
+    except RulesError as exc:
+        for error in exc.errors:
+            click.echo(f"tpi: error: {error}", err=True)
+        sys.exit(2)
+    always = sum(1 for rule in loaded.rules if not rule.profiles)
+    profiles = ", ".join(sorted(loaded.profiles)) or "none"
+    click.echo(f"{loaded.path}: OK: {len(loaded.rules)} rules ({always} clinical, always active; payer profiles: "
+               f"{profiles}), {len(loaded.drugs)} drugs, {len(loaded.sites)} sites")
+
+
+@rules.command(name="show")
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.option("--profile", "profiles", multiple=True, envvar="TPI_PROFILE", metavar="NAME",
+              help="Mark the rules this profile activates (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help=FORMAT_HELP)
+@handles_errors
+def rules_show(path: str | None, profiles: tuple[str, ...], fmt: str) -> None:
+    """Print the rules with kind, scope, limits, profiles, dates in force and source.
+
+    \b
+    Example:
+      tpi rules show --profile medicare
+    """
+    loaded, active_profiles = _load(path or os.environ.get("TPI_RULES"), profiles)
+    if fmt == "json":
+        from tpi_cli.render.json_out import rules_json
+
+        _emit(rules_json(loaded, active_profiles))
+    elif fmt == "csv":
+        from tpi_cli.render.csv_out import rules_csv
+
+        _emit(rules_csv(loaded, active_profiles))
+    else:
+        from tpi_cli.render.table import print_rules
+
+        print_rules(loaded, active_profiles)
+
+
+@rules.command(name="schema")
+@handles_errors
+def rules_schema() -> None:
+    """Print the JSON Schema of the rules file.
+
+    \b
+    Example:
+      tpi rules schema > rules.schema.json
+    """
+    from tpi_cli.rules import SCHEMA_PATH
+
+    with open(SCHEMA_PATH, encoding="utf-8") as handle:
+        _emit(handle.read())
+
+
+@cli.command()
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False), envvar="TPI_RULES", metavar="PATH",
+              help="Rules file (else $TPI_RULES, else the packaged default).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help=FORMAT_HELP)
+@handles_errors
+def sites(rules_path: str | None, fmt: str) -> None:
+    """List the known sites: name, region, sides, aliases, SNOMED CT code.
+
+    \b
+    Example:
+      tpi sites --format csv
+    """
+    loaded, _ = _load(rules_path, ())
+    if fmt == "json":
+        from tpi_cli.render.json_out import sites_json
+
+        _emit(sites_json(loaded))
+    elif fmt == "csv":
+        from tpi_cli.render.csv_out import sites_csv
+
+        _emit(sites_csv(loaded))
+    else:
+        from tpi_cli.render.table import print_sites
+
+        print_sites(loaded)
+
+
+def main() -> None:
+    try:
+        cli(prog_name="tpi")
+    except BrokenPipeError:  # e.g. `tpi validate big.csv | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)

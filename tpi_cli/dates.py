@@ -1,0 +1,153 @@
+"""Dates and calendar durations, exactly as SPEC.md defines them.
+
+Stored dates are ISO ``YYYY-MM-DD`` (an ISO datetime is cut to its date); nothing ambiguous such
+as ``03/04/2026`` is guessed at. Durations are calendar durations applied with dateutil's
+``relativedelta``, always from the original date (31 January + 1 month = 28/29 February).
+
+Inside the engine a date is its proleptic ordinal (``date.toordinal()``), an ``int``: comparisons
+are then integer comparisons, and each ``date + duration`` is computed once and cached.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from dateutil.relativedelta import relativedelta
+
+# The range tpi accepts: wide enough for any real record or plan, narrow enough that every date
+# plus the longest duration stays a valid date.
+MIN_DATE = date(1900, 1, 1)
+MAX_DATE = date(2999, 12, 31)
+MAX_DURATION_YEARS = 100
+
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](.*))?\Z")
+_TIME = re.compile(r"\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?(?:Z|z|[+-]\d{2}(?::?\d{2})?)?\Z")
+
+
+def parse_date(text: str) -> date:
+    """An ISO date, or an ISO datetime cut to its date. Raises ValueError with a reason."""
+    value = text.strip()
+    match = _DATE.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD)")
+    year, month, day, time = match.groups()
+    if time is not None and not _TIME.match(time):
+        raise ValueError(f"{value!r} is not an ISO date or datetime")
+    try:
+        result = date(int(year), int(month), int(day))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date on the calendar") from None
+    if not MIN_DATE <= result <= MAX_DATE:
+        raise ValueError(f"{value!r} is outside {MIN_DATE.isoformat()} to {MAX_DATE.isoformat()}")
+    return result
+
+
+def check_date_range(value: date) -> date:
+    if not MIN_DATE <= value <= MAX_DATE:
+        raise ValueError(f"{value.isoformat()} is outside {MIN_DATE.isoformat()} to {MAX_DATE.isoformat()}")
+    return value
+
+
+_UNITS = {
+    "d": "days", "day": "days", "days": "days",
+    "w": "weeks", "wk": "weeks", "wks": "weeks", "week": "weeks", "weeks": "weeks",
+    "mo": "months", "month": "months", "months": "months",
+    "y": "years", "yr": "years", "yrs": "years", "year": "years", "years": "years",
+}
+_PART = re.compile(r"\s*(\d{1,6})\s*([a-z]+)\s*,?", re.IGNORECASE)
+_ISO_DURATION = re.compile(r"P(?:(\d{1,6})Y)?(?:(\d{1,6})M)?(?:(\d{1,6})W)?(?:(\d{1,6})D)?\Z", re.IGNORECASE)
+
+
+class Duration:
+    """A calendar duration: years and months (applied first, with month-end clamping), then days."""
+
+    __slots__ = ("_after", "days", "months", "text", "years")
+
+    def __init__(self, years: int = 0, months: int = 0, days: int = 0, text: str = "") -> None:
+        self.years = years
+        self.months = months
+        self.days = days
+        self.text = text or self._describe()
+        self._after: dict[int, int] = {}
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        """``6 weeks``, ``3 months``, ``1 month 2 weeks``, ``P6W``, ``P1Y2M``. Raises ValueError."""
+        value = text.strip()
+        if not value:
+            raise ValueError("empty duration")
+        parts = {"years": 0, "months": 0, "weeks": 0, "days": 0}
+        iso = _ISO_DURATION.match(value)
+        if iso is not None and value.upper() != "P":
+            for name, number in zip(("years", "months", "weeks", "days"), iso.groups()):
+                parts[name] = int(number or 0)
+        else:
+            position = 0
+            seen: set[str] = set()
+            while position < len(value):
+                part = _PART.match(value, position)
+                if part is None:
+                    raise ValueError(
+                        f"{value!r} is not a duration (e.g. '6 weeks', '3 months', '1 month 2 weeks', 'P6W')")
+                unit = _UNITS.get(part.group(2).lower())
+                if unit is None:
+                    raise ValueError(f"{value!r}: unknown unit {part.group(2)!r} (days, weeks, months, years)")
+                if unit in seen:
+                    raise ValueError(f"{value!r} gives {unit} twice")
+                seen.add(unit)
+                parts[unit] = int(part.group(1))
+                position = part.end()
+        duration = cls(parts["years"], parts["months"], parts["weeks"] * 7 + parts["days"], value)
+        if duration.max_days() > MAX_DURATION_YEARS * 366:
+            raise ValueError(f"{value!r} is longer than {MAX_DURATION_YEARS} years")
+        return duration
+
+    def _describe(self) -> str:
+        words = []
+        for number, unit in ((self.years, "year"), (self.months, "month"), (self.days, "day")):
+            if number:
+                words.append(f"{number} {unit}{'' if abs(number) == 1 else 's'}")
+        return " ".join(words) or "0 days"
+
+    def max_days(self) -> int:
+        return self.years * 366 + self.months * 31 + self.days
+
+    def is_zero(self) -> bool:
+        return self.years == 0 and self.months == 0 and self.days == 0
+
+    def minus(self, other: Duration) -> Duration:
+        """This duration shortened by ``other`` as one relativedelta (never two chained steps)."""
+        return Duration(self.years - other.years, self.months - other.months, self.days - other.days,
+                        f"{self.text} - {other.text}")
+
+    def delta(self) -> relativedelta:
+        return relativedelta(years=self.years, months=self.months, days=self.days)
+
+    def add(self, day: int) -> int:
+        """The ordinal of ``date.fromordinal(day) + self``, cached."""
+        result = self._after.get(day)
+        if result is None:
+            result = (date.fromordinal(day) + self.delta()).toordinal()
+            self._after[day] = result
+        return result
+
+    def first_start_after(self, day: int) -> int:
+        """The first start ``s`` with ``s + self > day``: an injection on ``s`` or later is still
+        inside a window of this length on ``day`` (``s + self`` is non-decreasing in ``s``)."""
+        start = (date.fromordinal(day) - self.delta()).toordinal()
+        while self.add(start - 1) > day:
+            start -= 1
+        while self.add(start) <= day:
+            start += 1
+        return start
+
+    def __repr__(self) -> str:
+        return f"Duration({self.text!r})"
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def iso(day: int) -> str:
+    return date.fromordinal(day).isoformat()

@@ -1,0 +1,500 @@
+"""The rule engine: how one injection fares against the injections ordered before it.
+
+Every command goes through :func:`measure` (the numbers and the status of one rule for one
+injection) and :func:`describe` (what it counted and the message). A patient's history is indexed
+once (:class:`PatientIndex`): for each rule's scope, the positions and dates of the injections the
+rule counts, in evaluation order, with prefix sums of their corticosteroid load. A query then costs
+a binary search, so a patient of n injections validates in O(n log n).
+
+Semantics (SPEC.md, "Words" and "Rules file"):
+
+* an injection at position k sees the injections at positions < k (date, then first appearance);
+* an injection on day ``p`` counts in a window at day ``d`` iff ``p <= d < p + window``; an
+  interval rule passes iff ``d >= p + interval`` for the latest counted ``p``; both use calendar
+  durations computed from ``p`` (``Duration.add`` / ``Duration.first_start_after``);
+* a grace period turns a failure that is within ``grace`` of passing into a warning;
+* scope ``site`` counts injections at the same site whose sides overlap (equal, or either bilateral,
+  or either unspecified); ``region`` the same region, any side; ``patient`` all; ``session`` the
+  same day.
+
+``extra`` is an injection that is not in the index but is ordered before the target: ``check``
+uses it to ask whether a proposal would make a later (planned) injection newly invalid.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+from tpi_cli.dates import Duration, iso
+from tpi_cli.model import Injection, PatientHistory
+from tpi_cli.names import BILATERAL, LEFT, RIGHT
+from tpi_cli.quantity import PG_PER_MG, Ratio
+from tpi_cli.rules import (
+    ANESTHETIC_DOSE,
+    MAX_COUNT,
+    MAX_POINTS,
+    MAX_REGIONS,
+    MAX_STEROID_DOSE,
+    MIN_INTERVAL,
+    PATIENT,
+    REGION,
+    SESSION,
+    SITE,
+    WARN,
+    Drug,
+    Rule,
+    Rules,
+)
+
+SKIP, PASS, WARNED, FAIL = -1, 0, 1, 2
+STATUS_NAMES = {SKIP: "skip", PASS: "pass", WARNED: "warn", FAIL: "fail"}
+_EXTRA = -2  # the position of ``extra`` in a measure
+_NO_DAY = -(10**9)
+
+CATEGORY_WORDS = {"steroid": "corticosteroid", "anesthetic": "local anesthetic", "other": "other-drug",
+                  "dry": "dry needling"}
+
+
+def sides_overlap(a: str | None, b: str | None) -> bool:
+    """Equal sides, or either bilateral, or either unspecified (the safe reading)."""
+    return a == b or a is None or b is None or a == BILATERAL or b == BILATERAL
+
+
+def in_scope(scope: str, a: Injection, b: Injection) -> bool:
+    """Whether injection ``b`` is in ``a``'s scope (the relation is symmetric)."""
+    if scope == SITE:
+        return a.site is b.site and (not a.site.lateral or sides_overlap(a.side, b.side))
+    if scope == REGION:
+        return a.site.region == b.site.region
+    if scope == SESSION:
+        return a.day == b.day
+    return True
+
+
+def counts(rule: Rule, target: Injection, other: Injection) -> bool:
+    """Whether ``rule``, evaluating ``target``, counts ``other``."""
+    return other.category in rule.counts and in_scope(rule.scope, target, other)
+
+
+class ScopeList:
+    """The injections one rule counts in one scope: positions (ascending), their days
+    (non-decreasing), prefix sums of corticosteroid load and of first-of-their-day flags."""
+
+    __slots__ = ("days", "firsts", "pos", "refs")
+
+    def __init__(self) -> None:
+        self.pos: list[int] = []
+        self.days: list[int] = []
+        self.refs: list[int] = [0]
+        self.firsts: list[int] = [0]
+
+    def append(self, position: int, injection: Injection) -> None:
+        new_day = not self.days or self.days[-1] != injection.day
+        self.pos.append(position)
+        self.days.append(injection.day)
+        self.refs.append(self.refs[-1] + injection.ref)
+        self.firsts.append(self.firsts[-1] + new_day)
+
+
+def _scope_keys(scope: str, injection: Injection) -> tuple[object, ...]:
+    """The lists an injection is filed in, so that each query reads one list."""
+    if scope == SITE:
+        name = injection.site.name
+        if not injection.site.lateral:
+            return ((name, "A"),)
+        if injection.side == LEFT:
+            return ((name, "L"), (name, "A"))
+        if injection.side == RIGHT:
+            return ((name, "R"), (name, "A"))
+        return ((name, "L"), (name, "R"), (name, "A"))  # bilateral or unspecified: both sides
+    if scope == REGION:
+        return (injection.site.region,)
+    return ((),)
+
+
+def _query_key(scope: str, injection: Injection) -> object:
+    if scope == SITE:
+        name = injection.site.name
+        if not injection.site.lateral:
+            return (name, "A")
+        if injection.side == LEFT:
+            return (name, "L")
+        if injection.side == RIGHT:
+            return (name, "R")
+        return (name, "A")
+    if scope == REGION:
+        return injection.site.region
+    return ()
+
+
+class PatientIndex:
+    """One patient's injections, in evaluation order, indexed for the given rules."""
+
+    def __init__(self, rules: Rules, active: list[Rule], history: PatientHistory,
+                 weight: Ratio | None = None) -> None:
+        self.rules = rules
+        self.history = history
+        self.injections = history.injections
+        self.days = [injection.day for injection in self.injections]
+        self.weight_override = weight
+        self._weight_days = [w[0] for w in history.weights]
+        self._lists: dict[tuple[frozenset[str], str], dict[object, ScopeList]] = {}
+        for rule in active:
+            self._build(rule.counts, SESSION if rule.scope == SESSION else rule.scope)
+
+    def _build(self, counted: frozenset[str], scope: str) -> dict[object, ScopeList]:
+        signature = (counted, PATIENT if scope == SESSION else scope)
+        lists = self._lists.get(signature)
+        if lists is None:
+            lists = {}
+            for position, injection in enumerate(self.injections):
+                if injection.category in counted:
+                    for key in _scope_keys(signature[1], injection):
+                        found = lists.get(key)
+                        if found is None:
+                            found = lists[key] = ScopeList()
+                        found.append(position, injection)
+            self._lists[signature] = lists
+        return lists
+
+    def scope_list(self, rule: Rule, target: Injection) -> ScopeList | None:
+        scope = PATIENT if rule.scope == SESSION else rule.scope
+        lists = self._build(rule.counts, scope)
+        return lists.get(_query_key(scope, target))
+
+    def position_after(self, day: int) -> int:
+        """The position of an injection inserted after every injection of ``day``."""
+        return bisect_left(self.days, day + 1)
+
+    def weight_at(self, day: int) -> Ratio | None:
+        """``--weight-kg``, else the latest weight recorded on or before ``day``."""
+        if self.weight_override is not None:
+            return self.weight_override
+        index = bisect_left(self._weight_days, day + 1)
+        return self.history.weights[index - 1][2] if index else None
+
+
+# --- measures --------------------------------------------------------------------------------
+# Each returns a tuple whose first item is the status; the rest is what ``describe`` needs.
+# ``k``: the target sees the indexed injections at positions < k, and ``extra`` if given.
+
+Measure = tuple[int, ...]
+
+
+def measure(index: PatientIndex, rule: Rule, target: Injection, k: int, extra: Injection | None = None) -> Measure:
+    """The status of ``rule`` for ``target`` (SKIP when the rule does not apply to it)."""
+    if target.category not in rule.applies_to or not rule.in_force(target.day):
+        return (SKIP,)
+    if extra is not None and (extra.day > target.day or not counts(rule, target, extra)):
+        extra = None
+    result = _MEASURES[rule.kind](index, rule, target, k, extra)
+    if result[0] == FAIL and rule.severity == WARN:
+        return (WARNED, *result[1:])
+    return result
+
+
+def _interval(index: PatientIndex, rule: Rule, target: Injection, k: int, extra: Injection | None) -> Measure:
+    latest, day = -1, _NO_DAY
+    found = index.scope_list(rule, target)
+    if found is not None:
+        cut = bisect_left(found.pos, k)
+        if cut:
+            latest, day = found.pos[cut - 1], found.days[cut - 1]
+    if extra is not None and extra.day > day:
+        latest, day = _EXTRA, extra.day
+    if latest == -1 or (rule.scope == SESSION and day != target.day):
+        return (PASS, -1, 0)
+    assert rule.interval is not None
+    if target.day >= rule.interval.add(day):
+        return (PASS, latest, day)
+    if rule.strict is not None and target.day >= rule.strict.add(day):
+        return (WARNED, latest, day)
+    return (FAIL, latest, day)
+
+
+def _window(index: PatientIndex, rule: Rule, target: Injection, k: int) -> tuple[ScopeList | None, int, int, int]:
+    """The slice [start, cut) of the target's scope list inside the window, and the window's
+    first day (the earliest injection day still inside it)."""
+    if rule.scope == SESSION:
+        first_day = target.day  # a session is one day, whatever the window
+    elif rule.window is not None:
+        first_day = rule.window.first_start_after(target.day)
+    else:
+        first_day = _NO_DAY
+    found = index.scope_list(rule, target)
+    if found is None:
+        return None, 0, 0, first_day
+    cut = bisect_left(found.pos, k)
+    return found, bisect_left(found.days, first_day, 0, cut), cut, first_day
+
+
+def _strict_start(rule: Rule, found: ScopeList | None, start: int, cut: int, day: int) -> tuple[int, int]:
+    """Like ``_window`` for the window shortened by the grace period."""
+    assert rule.strict is not None
+    first_day = max(rule.strict.first_start_after(day), day if rule.scope == SESSION else _NO_DAY)
+    if found is None:
+        return 0, first_day
+    return bisect_left(found.days, first_day, start, cut), first_day
+
+
+def _count_of(rule: Rule, found: ScopeList | None, start: int, cut: int, target: Injection,
+              extra: Injection | None, first_day: int) -> int:
+    if rule.unit == SESSION:
+        days: set[int] = {target.day}
+        total = 0
+        if found is not None and cut > start:
+            total = found.firsts[cut] - found.firsts[start]
+            if found.days[cut - 1] == target.day:
+                days = set()
+        total += len(days)
+        if extra is not None and extra.day >= first_day and extra.day != target.day and (
+                found is None or not _has_day(found, start, cut, extra.day)):
+            total += 1
+        return total
+    return (cut - start) + 1 + (extra is not None and extra.day >= first_day)
+
+
+def _has_day(found: ScopeList, start: int, cut: int, day: int) -> bool:
+    at = bisect_left(found.days, day, start, cut)
+    return at < cut and found.days[at] == day
+
+
+def _count(index: PatientIndex, rule: Rule, target: Injection, k: int, extra: Injection | None) -> Measure:
+    found, start, cut, first_day = _window(index, rule, target, k)
+    assert rule.max is not None
+    total = _count_of(rule, found, start, cut, target, extra, first_day)
+    if total <= rule.max:
+        return (PASS, start, cut, total, first_day)
+    if rule.strict is not None:
+        strict_start, strict_day = _strict_start(rule, found, start, cut, target.day)
+        if _count_of(rule, found, strict_start, cut, target, extra, strict_day) <= rule.max:
+            return (WARNED, start, cut, total, first_day)
+    return (FAIL, start, cut, total, first_day)
+
+
+def _dose_of(found: ScopeList | None, start: int, cut: int, target: Injection, extra: Injection | None,
+             first_day: int) -> int:
+    total = target.ref
+    if found is not None:
+        total += found.refs[cut] - found.refs[start]
+    if extra is not None and extra.day >= first_day:
+        total += extra.ref
+    return total
+
+
+def _dose(index: PatientIndex, rule: Rule, target: Injection, k: int, extra: Injection | None) -> Measure:
+    found, start, cut, first_day = _window(index, rule, target, k)
+    total = _dose_of(found, start, cut, target, extra, first_day)
+    if total <= rule.max_ref:
+        return (PASS, start, cut, total, first_day)
+    if rule.strict is not None:
+        strict_start, strict_day = _strict_start(rule, found, start, cut, target.day)
+        if _dose_of(found, strict_start, cut, target, extra, strict_day) <= rule.max_ref:
+            return (WARNED, start, cut, total, first_day)
+    return (FAIL, start, cut, total, first_day)
+
+
+def session_before(index: PatientIndex, rule: Rule, target: Injection, k: int,
+                   extra: Injection | None) -> list[Injection]:
+    """The injections of the target's session that the rule counts, ordered before it."""
+    found = index.scope_list(rule, target)
+    result: list[Injection] = []
+    if found is not None:
+        cut = bisect_left(found.pos, k)
+        start = bisect_left(found.days, target.day, 0, cut)
+        result = [index.injections[found.pos[i]] for i in range(start, cut)]
+    if extra is not None and extra.day == target.day:
+        result.append(extra)
+    return result
+
+
+def _points(index: PatientIndex, rule: Rule, target: Injection, k: int, extra: Injection | None) -> Measure:
+    session = session_before(index, rule, target, k, extra)
+    total = sum(injection.points or 1 for injection in session) + (target.points or 1)
+    assert rule.max is not None
+    return (PASS if total <= rule.max else FAIL, total)
+
+
+def _regions(index: PatientIndex, rule: Rule, target: Injection, k: int, extra: Injection | None) -> Measure:
+    session = session_before(index, rule, target, k, extra)
+    total = len({injection.site.region for injection in session} | {target.site.region})
+    assert rule.max is not None
+    return (PASS if total <= rule.max else FAIL, total)
+
+
+def anesthetic_limit(drug: Drug, weight: Ratio | None) -> Ratio | None:
+    """``min(max_mg, max_mg_per_kg * weight)`` in mg; ``max_mg`` alone without a weight."""
+    limits = []
+    if drug.max_mg is not None:
+        limits.append(drug.max_mg)
+    if drug.max_mg_per_kg is not None and weight is not None:
+        limits.append(drug.max_mg_per_kg * weight)
+    return min(limits, key=float) if limits else None
+
+
+def anesthetic_totals(session: list[Injection], target: Injection) -> dict[Drug, int]:
+    totals: dict[Drug, int] = {}
+    for injection in (*session, target):
+        for drug, amount in injection.drugs.items():
+            if drug.is_anesthetic:
+                totals[drug] = totals.get(drug, 0) + amount.value
+    return totals
+
+
+def anesthetic_fraction(totals: dict[Drug, int], weight: Ratio | None) -> Ratio | None:
+    """The exact sum of each anesthetic's share of its limit (None: a limit is unknown)."""
+    fraction = Ratio(0)
+    for drug, picograms in totals.items():
+        limit = anesthetic_limit(drug, weight)
+        if limit is None:
+            return None
+        fraction = fraction + Ratio(picograms, PG_PER_MG) / limit
+    return fraction
+
+
+def _anesthetic(index: PatientIndex, rule: Rule, target: Injection, k: int, extra: Injection | None) -> Measure:
+    session = session_before(index, rule, target, k, extra)
+    totals = anesthetic_totals(session, target)
+    if not totals:
+        return (PASS, 0)
+    fraction = anesthetic_fraction(totals, index.weight_at(target.day))
+    if fraction is None:
+        return (FAIL, -1)
+    per_mille = (fraction.num * 1000) // fraction.den
+    return (PASS if fraction <= Ratio(1) else FAIL, per_mille)
+
+
+_MEASURES = {
+    MIN_INTERVAL: _interval, MAX_COUNT: _count, MAX_STEROID_DOSE: _dose, ANESTHETIC_DOSE: _anesthetic,
+    MAX_POINTS: _points, MAX_REGIONS: _regions,
+}
+
+
+# --- what a measure means to a reader --------------------------------------------------------
+
+def _injection_at(index: PatientIndex, position: int, extra: Injection | None) -> Injection:
+    if position == _EXTRA:
+        assert extra is not None
+        return extra
+    return index.injections[position]
+
+
+def _window_injections(index: PatientIndex, rule: Rule, target: Injection, result: Measure,
+                       extra: Injection | None) -> list[Injection]:
+    found = index.scope_list(rule, target)
+    start, cut, first_day = result[1], result[2], result[4]
+    chosen = [index.injections[found.pos[i]] for i in range(start, cut)] if found is not None else []
+    if extra is not None and counts(rule, target, extra) and first_day <= extra.day <= target.day:
+        chosen.append(extra)
+        chosen.sort(key=lambda injection: injection.day)
+    return chosen
+
+
+def _within(rule: Rule) -> str:
+    if rule.scope == SESSION:
+        return ""
+    return f" in {rule.window}" if rule.window is not None else " in all"
+
+
+def _where(rule: Rule, target: Injection) -> str:
+    if rule.scope == SITE:
+        return f" at {target.label}"
+    if rule.scope == REGION:
+        return f" in the {target.site.region} region"
+    if rule.scope == SESSION:
+        return " this session"
+    return ""
+
+
+def _kind_words(rule: Rule) -> str:
+    if len(rule.counts) == 1:
+        return CATEGORY_WORDS[next(iter(rule.counts))] + " "
+    if rule.counts == frozenset({"steroid", "anesthetic", "other"}):
+        return "wet "
+    return ""
+
+
+def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result: Measure,
+             extra: Injection | None = None) -> tuple[list[int], str]:
+    """The days the rule counted (injections ordered before the target) and a one-line message."""
+    status = result[0]
+    kind = rule.kind
+    rules = index.rules
+    if status == SKIP:
+        return [], _skip_reason(rule, target)
+    if kind == MIN_INTERVAL:
+        if result[1] == -1:
+            return [], f"no earlier {_kind_words(rule)}injection{_where(rule, target)}"
+        latest = _injection_at(index, result[1], extra)
+        what = f"{CATEGORY_WORDS[latest.category]} injection at {latest.label} on {iso(latest.day)}"
+        if status == PASS:
+            return [latest.day], f"last {what}, at least {rule.interval} before"
+        grace = f" (inside the {rule.grace} grace period)" if status == WARNED and rule.strict is not None and \
+            rule.severity != WARN else ""
+        return [latest.day], f"{what}, less than {rule.interval} before{grace}"
+    if kind in (MAX_COUNT, MAX_STEROID_DOSE):
+        chosen = _window_injections(index, rule, target, result, extra)
+        days = sorted({i.day for i in chosen}) if rule.unit == SESSION and kind == MAX_COUNT else [i.day for i in chosen]
+        over = status != PASS
+        grace = " (inside the grace period)" if status == WARNED and rule.severity != WARN else ""
+        if kind == MAX_COUNT:
+            noun = ("session" if rule.unit == SESSION else f"{_kind_words(rule)}injection") + \
+                ("" if result[3] == 1 else "s")
+            text = (f"{result[3]} {noun}{_where(rule, target)}{_within(rule)}, this one included"
+                    f"{', more than ' if over else ', at most '}{rule.max}{grace}")
+            return days, text
+        before = rules.mg_ref(result[3] - target.ref - (extra.ref if extra is not None and extra in chosen else 0))
+        ref_name = rules.reference_steroid.name
+        total = rules.mg_ref(result[3])
+        assert rule.max_mg is not None
+        text = (f"{total.decimal_text()} mg {ref_name}-equivalent{_where(rule, target)}{_within(rule)} "
+                f"({before.decimal_text()} before + {rules.mg_ref(target.ref).decimal_text()} now)"
+                f"{', more than ' if over else ', at most '}{rule.max_mg.decimal_text(3)} mg{grace}")
+        return days, text
+    session = session_before(index, rule, target, k, extra)
+    days = [injection.day for injection in session]
+    if kind == MAX_POINTS:
+        verb = "more than" if status != PASS else "at most"
+        noun = "trigger point" if result[1] == 1 else "trigger points"
+        return days, f"{result[1]} {noun} this session, this injection included, {verb} {rule.max}"
+    if kind == MAX_REGIONS:
+        regions = sorted({i.site.region for i in session} | {target.site.region})
+        verb = "more than" if status != PASS else "at most"
+        return days, f"{result[1]} region{'s' if result[1] != 1 else ''} this session ({', '.join(regions)}), {verb} {rule.max}"
+    return days, _anesthetic_text(index, session, target, result)
+
+
+def _anesthetic_text(index: PatientIndex, session: list[Injection], target: Injection, result: Measure) -> str:
+    totals = anesthetic_totals(session, target)
+    if not totals:
+        return "no local anesthetic this session"
+    weight = index.weight_at(target.day)
+    parts = []
+    for drug, picograms in totals.items():
+        limit = anesthetic_limit(drug, weight)
+        mg = Ratio(picograms, PG_PER_MG).decimal_text(1)
+        parts.append(f"{drug.name} {mg} mg of max {limit.decimal_text(1)} mg" if limit is not None else
+                     f"{drug.name} {mg} mg: no maximum without the patient's weight (--weight-kg)")
+    basis = (f"weight {weight.decimal_text(1)} kg" if weight is not None else
+             "no weight known: only max_mg applies")
+    if result[1] < 0:
+        return f"local anesthetic limit unknown: {'; '.join(parts)}"
+    verb = "more than" if result[0] != PASS else "within"
+    return (f"local anesthetics at {result[1] / 10:g}% of the maximum this session, {verb} 100% "
+            f"({'; '.join(parts)}; {basis})")
+
+
+def _skip_reason(rule: Rule, target: Injection) -> str:
+    if target.category not in rule.applies_to:
+        return f"does not apply to {CATEGORY_WORDS[target.category]} injections"
+    if rule.effective is not None and target.day < rule.effective:
+        return f"in force from {iso(rule.effective)}"
+    if rule.until is not None and target.day > rule.until:
+        return f"in force until {iso(rule.until)}"
+    return "does not apply"
+
+
+def durations_of(rule: Rule) -> list[Duration]:
+    """The durations whose ends can change the rule's status: its interval or window, and the
+    same shortened by the grace period."""
+    return [d for d in (rule.interval, rule.window, rule.strict) if d is not None]

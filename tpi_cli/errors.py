@@ -1,0 +1,85 @@
+"""Errors of the core. Each names where the bad input is: file, line and field.
+
+The CLI turns a :class:`TpiError` into exit status 2 and one line on stderr; nothing is written to
+stdout. Messages quote at most the field at fault, shortened, never the whole patient row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+_MAX_QUOTE = 60
+
+
+def quote(value: object) -> str:
+    """Quote a user value for a message: printable, shortened, never more than the field."""
+    text = str(value)
+    if len(text) > _MAX_QUOTE:
+        text = text[: _MAX_QUOTE - 1] + "…"
+    # repr() escapes control characters (NUL, newlines, escape sequences) so nothing reaches the
+    # terminal raw.
+    return repr(text)
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> list[str]:
+    """Up to three close matches for a misspelt name (difflib is imported only on this path)."""
+    import difflib
+
+    pool = sorted(set(candidates))
+    return difflib.get_close_matches(word.lower(), pool, n=3, cutoff=0.6)
+
+
+class TpiError(Exception):
+    """Bad usage or bad input: exit status 2, one clear line naming file, line and field."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+        suggestions: Iterable[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.field = field
+        self.suggestions = list(suggestions)
+
+    def located(self, file: str | None = None, line: int | None = None) -> TpiError:
+        """Fill in the file and line where the raiser did not know them."""
+        if self.file is None and file is not None:
+            self.file = file
+        if self.line is None and line is not None:
+            self.line = line
+        return self
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
+        field = f"{self.field}: " if self.field else ""
+        hint = ""
+        if self.suggestions:
+            hint = " (did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?)"
+        return f"{where}{field}{self.message}{hint}"
+
+
+class RulesError(TpiError):
+    """A rules file that breaks the schema; carries every error found, in file order."""
+
+    def __init__(self, errors: list[TpiError]) -> None:
+        first = errors[0]
+        super().__init__(first.message, file=first.file, line=first.line, field=first.field,
+                         suggestions=first.suggestions)
+        self.errors = errors
+
+    def __str__(self) -> str:
+        text = str(self.errors[0])
+        if len(self.errors) > 1:
+            text += f" (and {len(self.errors) - 1} more: run `tpi rules check`)"
+        return text

@@ -1,0 +1,84 @@
+"""The injection: one patient, one date, one site, one side, with zero or more drugs."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from tpi_cli.names import site_label
+from tpi_cli.quantity import Amount, Ratio
+from tpi_cli.rules import ANESTHETIC, DRY, OTHER, STEROID, Drug, Rules, Site
+
+
+class Injection:
+    """History rows with the same patient, date, site and side, merged (drugs summed per drug).
+
+    ``day`` is the date's ordinal; ``seq`` the order of first appearance in the history; ``ref`` the
+    corticosteroid load in the rules' exact reference units (see ``Rules.ref_scale``).
+    """
+
+    __slots__ = ("category", "day", "drugs", "line", "override", "patient_id", "points", "ref", "seq", "side",
+                 "site", "weight")
+
+    def __init__(self, patient_id: str | None, day: int, site: Site, side: str | None,
+                 drugs: dict[Drug, Amount], points: int | None = None, weight: Ratio | None = None,
+                 override: str | None = None, line: int = 0, seq: int = 0) -> None:
+        self.patient_id = patient_id
+        self.day = day
+        self.site = site
+        self.side = side if site.lateral else None
+        self.drugs = drugs
+        self.points = points
+        self.weight = weight
+        self.override = override
+        self.line = line
+        self.seq = seq
+        self.category = category_of(drugs)
+        self.ref = sum(amount.value * drug.ref_factor for drug, amount in drugs.items() if drug.ref_factor)
+
+    @property
+    def date(self) -> date:
+        return date.fromordinal(self.day)
+
+    @property
+    def label(self) -> str:
+        return site_label(self.site.name, self.side, self.site.lateral)
+
+    def anesthetics(self) -> list[tuple[Drug, Amount]]:
+        return [(drug, amount) for drug, amount in self.drugs.items() if drug.is_anesthetic]
+
+    def __repr__(self) -> str:
+        drugs = ", ".join(f"{d.name} {a.text()}" for d, a in self.drugs.items())
+        return f"Injection({self.patient_id!r}, {self.date}, {self.label}, [{drugs}])"
+
+
+def category_of(drugs: dict[Drug, Amount]) -> str:
+    """``steroid`` if any drug is a corticosteroid; else ``anesthetic`` if any is a local
+    anesthetic; else ``other`` if it has drugs; else ``dry``."""
+    if not drugs:
+        return DRY
+    classes = {drug.drug_class for drug in drugs}
+    if "corticosteroid" in classes:
+        return STEROID
+    if ANESTHETIC in classes:
+        return ANESTHETIC
+    return OTHER
+
+
+class PatientHistory:
+    """One patient's injections in evaluation order (date, then first appearance), and the
+    weights recorded for them as ``(day, seq, weight in kg)`` in the same order."""
+
+    __slots__ = ("injections", "patient_id", "weights")
+
+    def __init__(self, patient_id: str | None, injections: list[Injection],
+                 weights: list[tuple[int, int, Ratio]]) -> None:
+        self.patient_id = patient_id
+        self.injections = injections
+        self.weights = weights
+
+    def __repr__(self) -> str:
+        return f"PatientHistory({self.patient_id!r}, {len(self.injections)} injections)"
+
+
+def reference_mg_text(rules: Rules, units: int) -> str:
+    return rules.mg_ref(units).decimal_text(2)

@@ -1,0 +1,63 @@
+"""``tpi check --format cds-hooks``: a CDS Hooks response (cards), for an EHR to show."""
+
+from __future__ import annotations
+
+import json
+
+from tpi_cli.render.common import iso, rule_group
+from tpi_cli.results import ALLOWED, BLOCKED, CheckResult, RuleOutcome
+
+_SUMMARY_MAX = 139
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|<>"})
+
+
+def _md(text: str) -> str:
+    return text.translate(_MARKDOWN_SPECIAL)
+
+
+def _summary(text: str) -> str:
+    return text if len(text) <= _SUMMARY_MAX else text[: _SUMMARY_MAX - 1] + "…"
+
+
+def _card(result: CheckResult, outcome: RuleOutcome) -> dict[str, object]:
+    rule = outcome.rule
+    failed = outcome.status == "fail"
+    indicator = "critical" if failed else "warning"
+    where = result.proposal.label
+    if failed:
+        when = f"from {iso(outcome.earliest)}" if outcome.earliest is not None else "on no date"
+        summary = f"{rule.id}: not on {iso(result.on)} at {where}; allowed {when}"
+    else:
+        summary = f"{rule.id}: warning for {where} on {iso(result.on)}"
+    counted = ", ".join(iso(day) or "" for day in outcome.counted) or "none"
+    detail = "\n".join([
+        f"**{_md(rule.id)}** ({rule.kind}; {rule_group(rule.profiles)}; {rule.severity})",
+        "",
+        _md(outcome.message),
+        "",
+        f"- Dates counted: {counted}",
+        f"- Earliest date this rule passes: {iso(outcome.earliest) or 'never'}",
+        f"- Source: {_md(rule.source or 'not given in the rules file')}",
+    ])
+    return {"summary": _summary(summary), "indicator": indicator, "detail": detail,
+            "source": {"label": _summary(rule.source or f"tpi rule {rule.id}")}}
+
+
+def check_cds(result: CheckResult) -> str:
+    cards = []
+    if result.verdict == ALLOWED:
+        warned = sum(1 for outcome in result.rules if outcome.status == "warn")
+        note = f" with {warned} warning(s)" if warned else ""
+        cards.append({
+            "summary": _summary(f"Allowed on {iso(result.on)}{note}: {result.category} injection at {result.proposal.label}"),
+            "indicator": "info",
+            "detail": "Every active rule passes. tpi supports, and does not replace, a clinician's judgement.",
+            "source": {"label": "tpi rules"},
+        })
+    for outcome in result.rules:
+        if outcome.status in ("fail", "warn"):
+            cards.append(_card(result, outcome))
+    if result.verdict == BLOCKED and not any(c["indicator"] == "critical" for c in cards):
+        cards.append({"summary": "Blocked: valid on no date", "indicator": "critical",
+                      "detail": "No date makes this proposal valid.", "source": {"label": "tpi rules"}})
+    return json.dumps({"cards": cards}, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,83 @@
+"""CSV output: a header row, RFC 4180 quoting, and no cell a spreadsheet would run as a formula."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+
+from tpi_cli.quantity import PG_PER_MG
+from tpi_cli.render.common import iso, mg
+from tpi_cli.results import ForecastResult, TotalsResult, Violation
+from tpi_cli.rules import Rules
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe(value: object) -> str:
+    """A cell as text; one that starts like a formula gets a leading apostrophe."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    if text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def _table(header: list[str], rows: Iterable[list[object]]) -> str:
+    buffer = io.StringIO()
+    out = csv.writer(buffer, lineterminator="\r\n")
+    out.writerow(header)
+    out.writerows([safe(cell) for cell in row] for row in rows)
+    return buffer.getvalue()
+
+
+VIOLATION_HEADER = ["patient_id", "date", "site", "side", "rule", "severity", "message", "overridden"]
+
+
+def violation_row(violation: Violation) -> list[str]:
+    return [safe(violation.patient_id), iso(violation.day) or "", safe(violation.site), safe(violation.side),
+            safe(violation.rule), violation.severity, safe(violation.message), safe(violation.overridden)]
+
+
+def next_csv(result: ForecastResult) -> str:
+    header = ["patient_id", "on", "site", "side", "dry", "anesthetic", "steroid", "steroid_mg_remaining", "held_by"]
+    rows = []
+    for row in result.rows:
+        held = "; ".join(f"{category}: {', '.join(ids)}" for category, ids in row.held_by.items() if ids)
+        remaining = mg(row.mg_remaining, result.ref_scale) if row.mg_remaining is not None else None
+        rows.append([result.patient_id, iso(result.on), row.site.name, row.side, iso(row.earliest["dry"]),
+                     iso(row.earliest["anesthetic"]), iso(row.earliest["steroid"]), remaining, held])
+    return _table(header, rows)
+
+
+def totals_csv(result: TotalsResult) -> str:
+    header = ["patient_id", "site", "side", "steroid_injections", "mg_ref", "by_drug", "all_time_injections",
+              "all_time_mg_ref", "window", "on", "reference_steroid"]
+    rows = []
+    for row in [*result.rows, *result.patients]:
+        by_drug = "; ".join(f"{name}={mg(value, PG_PER_MG)}" for name, value in sorted(row.by_drug.items()))
+        rows.append([row.patient_id, row.site if row.site is not None else "(all sites)", row.side,
+                     row.injections, mg(row.ref, result.ref_scale), by_drug, row.all_time_injections,
+                     mg(row.all_time_ref, result.ref_scale), result.window or "all time", iso(result.on),
+                     result.reference.name])
+    return _table(header, rows)
+
+
+def sites_csv(rules: Rules) -> str:
+    header = ["name", "region", "lateral", "aliases", "snomed"]
+    return _table(header, ([s.name, s.region, str(s.lateral).lower(), "; ".join(s.aliases), s.snomed]
+                           for s in rules.sites.values()))
+
+
+def rules_csv(rules: Rules, profiles: frozenset[str]) -> str:
+    from tpi_cli.render.json_out import rule_document
+
+    header = ["id", "kind", "applies_to", "counts", "scope", "unit", "interval", "window", "grace", "max", "max_mg",
+              "severity", "profiles", "active", "effective", "until", "source"]
+    rows = []
+    for rule in rules.rules:
+        doc = rule_document(rule, profiles)
+        rows.append([("; ".join(doc[k]) if isinstance(doc[k], list) else
+                      str(doc[k]).lower() if isinstance(doc[k], bool) else doc[k]) for k in header])
+    return _table(header, rows)

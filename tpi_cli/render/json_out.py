@@ -1,0 +1,121 @@
+"""JSON output: the keys SPEC.md promises scripts (``schema_version`` 1), plus a few extra."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tpi_cli.quantity import PG_PER_MG, MASS
+from tpi_cli.render.common import iso, mg
+from tpi_cli.results import CheckResult, ForecastResult, TotalsResult
+from tpi_cli.rules import Rule, Rules
+
+
+def dumps(document: Any) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def check_document(result: CheckResult) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "patient_id": result.patient_id,
+        "site": result.site.name,
+        "side": result.side,
+        "on": iso(result.on),
+        "category": result.category,
+        "profiles": result.profiles,
+        "reference_steroid": result.reference,
+        "drugs": [
+            {"name": line.drug.name,
+             "dose_mg": mg(line.amount.value, PG_PER_MG) if line.amount.kind == MASS else None,
+             "mg_ref": mg(line.mg_ref, result.ref_scale) if line.mg_ref is not None else None}
+            for line in result.drugs
+        ],
+        "verdict": result.verdict,
+        "earliest_date": iso(result.earliest),
+        "rules": [
+            {"id": outcome.rule.id, "kind": outcome.rule.kind, "severity": outcome.rule.severity,
+             "profiles": sorted(outcome.rule.profiles), "status": outcome.status,
+             "earliest_date": iso(outcome.earliest), "message": outcome.message,
+             "counted": [iso(day) for day in outcome.counted], "source": outcome.rule.source}
+            for outcome in result.rules
+        ],
+        "warnings": result.warnings,
+    }
+
+
+def check_json(result: CheckResult) -> str:
+    return dumps(check_document(result))
+
+
+def next_json(result: ForecastResult) -> str:
+    return dumps({
+        "schema_version": 1,
+        "patient_id": result.patient_id,
+        "on": iso(result.on),
+        "profiles": result.profiles,
+        "reference_steroid": result.reference,
+        "sites": [
+            {"site": row.site.name, "side": row.side,
+             "dry": iso(row.earliest["dry"]), "anesthetic": iso(row.earliest["anesthetic"]),
+             "steroid": iso(row.earliest["steroid"]),
+             "steroid_mg_remaining": mg(row.mg_remaining, result.ref_scale) if row.mg_remaining is not None else None,
+             "held_by": row.held_by}
+            for row in result.rows
+        ],
+    })
+
+
+def totals_json(result: TotalsResult) -> str:
+    scale = result.ref_scale
+    return dumps({
+        "schema_version": 1,
+        "on": iso(result.on),
+        "window": result.window,
+        "reference_steroid": result.reference.name,
+        "rows": [
+            {"patient_id": row.patient_id, "site": row.site, "side": row.side,
+             "steroid_injections": row.injections, "mg_ref": mg(row.ref, scale),
+             "by_drug": {name: mg(value, PG_PER_MG) for name, value in sorted(row.by_drug.items())},
+             "all_time_injections": row.all_time_injections, "all_time_mg_ref": mg(row.all_time_ref, scale)}
+            for row in result.rows
+        ],
+        "patients": [
+            {"patient_id": row.patient_id, "steroid_injections": row.injections, "mg_ref": mg(row.ref, scale),
+             "by_drug": {name: mg(value, PG_PER_MG) for name, value in sorted(row.by_drug.items())},
+             "all_time_injections": row.all_time_injections, "all_time_mg_ref": mg(row.all_time_ref, scale)}
+            for row in result.patients
+        ],
+    })
+
+
+def sites_json(rules: Rules) -> str:
+    return dumps({
+        "schema_version": 1,
+        "sites": [{"name": s.name, "region": s.region, "lateral": s.lateral, "aliases": list(s.aliases),
+                   "snomed": s.snomed} for s in rules.sites.values()],
+    })
+
+
+def rule_document(rule: Rule, profiles: frozenset[str]) -> dict[str, Any]:
+    return {
+        "id": rule.id, "kind": rule.kind, "applies_to": sorted(rule.applies_to), "counts": sorted(rule.counts),
+        "scope": rule.scope, "unit": rule.unit if rule.kind == "max-count" else None,
+        "interval": str(rule.interval) if rule.interval else None,
+        "window": str(rule.window) if rule.window else None,
+        "grace": str(rule.grace) if rule.grace else None,
+        "max": rule.max, "max_mg": rule.max_mg.round2() if rule.max_mg is not None else None,
+        "severity": rule.severity, "profiles": sorted(rule.profiles), "active": rule.active(profiles),
+        "effective": iso(rule.effective), "until": iso(rule.until),
+        "source": rule.source, "description": rule.description,
+    }
+
+
+def rules_json(rules: Rules, profiles: frozenset[str]) -> str:
+    return dumps({
+        "schema_version": 1,
+        "path": rules.path,
+        "reference_steroid": rules.reference_steroid.name,
+        "profiles": sorted(profiles),
+        "rules": [rule_document(rule, profiles) for rule in rules.rules],
+    })

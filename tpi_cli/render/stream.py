@@ -1,0 +1,134 @@
+"""``tpi validate`` output, written as patients are validated.
+
+Violations go to a spool (in memory up to 64 MiB, then an unnamed temporary file that the system
+removes when it is closed) and reach stdout only once the whole history has been read: bad input
+anywhere means exit 2 and nothing written, and memory stays bounded however many violations there
+are.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from collections.abc import Callable
+from typing import IO
+
+from tpi_cli.errors import TpiError, did_you_mean
+from tpi_cli.history import read_patients
+from tpi_cli.render.common import iso
+from tpi_cli.render.csv_out import VIOLATION_HEADER, violation_row
+from tpi_cli.results import Violation
+from tpi_cli.rules import BLOCK, Rules
+from tpi_cli.validate import validate_patient
+
+SPOOL_IN_MEMORY = 64 * 1024 * 1024
+
+
+class _Counts:
+    def __init__(self) -> None:
+        self.patients = 0
+        self.injections = 0
+        self.block = 0
+        self.warn = 0
+        self.overridden = 0
+
+
+def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str | None, fmt: str,
+                 out: IO[str]) -> int:
+    """Validate a history and write the report; returns the number of blocking violations."""
+    active = [rule for rule in rules.rules if rule.active(profiles)]
+    counts = _Counts()
+    seen: set[str] = set()
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+", encoding="utf-8", newline="") as spool:
+        write = _writer(fmt, spool)
+
+        def restart() -> None:
+            nonlocal counts
+            spool.seek(0)
+            spool.truncate()
+            counts = _Counts()
+            seen.clear()
+
+        for history in read_patients(path, rules, on_restart=restart):
+            if patient is not None:
+                if history.patient_id != patient:
+                    if history.patient_id is not None and len(seen) < 100_000:
+                        seen.add(history.patient_id)
+                    continue
+            counts.patients += 1
+            counts.injections += len(history.injections)
+            for violation in validate_patient(rules, active, history):
+                if violation.overridden is not None:
+                    counts.overridden += 1
+                elif violation.severity == BLOCK:
+                    counts.block += 1
+                else:
+                    counts.warn += 1
+                write(violation)
+        if patient is not None and counts.patients == 0:
+            raise TpiError(f"no patient {patient!r} in the history", field="--patient",
+                           suggestions=did_you_mean(patient, seen))
+        spool.seek(0)
+        _finish(fmt, spool, out, counts)
+    return counts.block
+
+
+def _writer(fmt: str, spool: IO[str]) -> Callable[[Violation], None]:
+    if fmt == "json":
+        first = [True]
+
+        def write_json(violation: Violation) -> None:
+            spool.write(("" if first[0] else ",\n") + "    " + json.dumps({
+                "patient_id": violation.patient_id, "date": iso(violation.day), "site": violation.site,
+                "side": violation.side, "rule": violation.rule, "severity": violation.severity,
+                "message": violation.message, "overridden": violation.overridden}, ensure_ascii=False))
+            first[0] = False
+
+        return write_json
+    if fmt == "csv":
+        rows = csv.writer(spool, lineterminator="\r\n")
+
+        def write_csv(violation: Violation) -> None:
+            rows.writerow(violation_row(violation))
+
+        return write_csv
+
+    def write_text(violation: Violation) -> None:
+        side = violation.side or "-"
+        mark = violation.severity.upper() if violation.overridden is None else "overridden"
+        spool.write(f"{iso(violation.day)}  {violation.patient_id or '-':<10} {violation.site:<20} {side:<9} "
+                    f"{violation.rule:<22} {mark:<10} {violation.message}"
+                    + (f" [override: {violation.overridden}]" if violation.overridden else "") + "\n")
+
+    return write_text
+
+
+def _finish(fmt: str, spool: IO[str], out: IO[str], counts: _Counts) -> None:
+    summary = {"block": counts.block, "warn": counts.warn, "overridden": counts.overridden}
+    if fmt == "json":
+        out.write(f'{{\n  "schema_version": 1,\n  "patients": {counts.patients},\n'
+                  f'  "injections": {counts.injections},\n  "violations": [\n')
+        _copy(spool, out)
+        out.write(f'\n  ],\n  "summary": {json.dumps(summary)}\n}}\n')
+        return
+    if fmt == "csv":
+        csv.writer(out, lineterminator="\r\n").writerow(VIOLATION_HEADER)
+        _copy(spool, out)
+        return
+    out.write(f"{'DATE':<10}  {'PATIENT':<10} {'SITE':<20} {'SIDE':<9} {'RULE':<22} {'STATUS':<10} MESSAGE\n")
+    _copy(spool, out)
+    total = counts.block + counts.warn + counts.overridden
+    if not total:
+        out.write("no violations\n")
+    out.write(f"{counts.patients} patient(s), {counts.injections} injection(s): {counts.block} blocking, "
+              f"{counts.warn} warning(s), {counts.overridden} overridden.\n")
+    out.write("tpi supports, and does not replace, a clinician's judgement.\n")
+
+
+def _copy(source: IO[str], out: IO[str]) -> None:
+    while True:
+        chunk = source.read(1 << 20)
+        if not chunk:
+            break
+        out.write(chunk)

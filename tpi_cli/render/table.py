@@ -1,0 +1,189 @@
+"""Tables for people, drawn with rich (imported only here).
+
+All user and rules text goes in as ``rich.text.Text``, never as markup, so a site named
+``[bold]x`` prints as typed. Colour follows rich: none when stdout is not a terminal, ``NO_COLOR``,
+``FORCE_COLOR`` and ``TERM=dumb`` respected.
+"""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tpi_cli.quantity import MASS
+from tpi_cli.render.common import iso, mg_text, rule_group
+from tpi_cli.results import ALLOWED, NOT_YET, CheckResult, ForecastResult, TotalsResult
+from tpi_cli.rules import Rules
+
+DISCLAIMER = "tpi supports, and does not replace, a clinician's judgement."
+_STATUS_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
+
+
+def console(width: int | None = None) -> Console:
+    return Console(highlight=False, width=width, soft_wrap=False)
+
+
+def _verdict(result: CheckResult) -> Text:
+    if result.verdict == ALLOWED:
+        warned = sum(1 for outcome in result.rules if outcome.status == "warn")
+        extra = f" (with {warned} warning{'s' if warned != 1 else ''})" if warned else ""
+        return Text(f"ALLOWED on {iso(result.on)}{extra}", style="bold green")
+    if result.verdict == NOT_YET:
+        return Text(f"NOT YET: from {iso(result.earliest)}", style="bold yellow")
+    return Text("BLOCKED: on no date, as proposed", style="bold red")
+
+
+def short_source(source: str | None, limit: int = 90) -> str:
+    """The head of a citation for the table (the full text is in JSON and `tpi rules show`)."""
+    if not source:
+        return "(no source given)"
+    return source if len(source) <= limit else source[: limit - 1].rstrip() + "…"
+
+
+def check_renderable(result: CheckResult) -> list[Table | Text]:
+    parts: list[Table | Text] = [_verdict(result)]
+    drugs = ", ".join(
+        f"{line.drug.name} {line.amount.text()}"
+        + (f" (= {mg_text(line.mg_ref, result.ref_scale)} mg {result.reference})"
+           if line.mg_ref is not None and line.drug.name != result.reference and line.amount.kind == MASS else "")
+        for line in result.drugs) or "dry needling, no drug"
+    who = f"patient {result.patient_id}" if result.patient_id else "patient (no ID)"
+    parts.append(Text(f"{result.proposal.label}, {result.category}, on {iso(result.on)}, {who}: {drugs}"))
+    profiles = ", ".join(result.profiles) if result.profiles else "none (clinical rules only)"
+    parts.append(Text(f"payer profiles: {profiles}", style="dim"))
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True)
+    shown = [outcome for outcome in result.rules if outcome.status != "skip"]
+    width = min(max((len(outcome.rule.id) for outcome in shown), default=10), 26)
+    table.add_column("", no_wrap=True, min_width=4)
+    table.add_column("rule", no_wrap=True, min_width=width, max_width=width, overflow="ellipsis")
+    table.add_column("why", overflow="fold", ratio=1)
+    for outcome in shown:
+        rule = outcome.rule
+        status = Text(outcome.status.upper(), style=_STATUS_STYLE[outcome.status])
+        name = Text(rule.id)
+        name.append(f"\n{rule_group(rule.profiles, rule.severity)}", style="dim")
+        why = Text(outcome.message)
+        notes = []
+        if outcome.status != "pass":
+            notes.append(f"passes from {iso(outcome.earliest)}" if outcome.earliest is not None else "passes on no date")
+        if outcome.counted:
+            notes.append("counted " + ", ".join(iso(day) or "" for day in outcome.counted))
+        if notes:
+            why.append("\n" + "; ".join(notes), style="bold" if outcome.status == "fail" else "")
+        why.append(f"\nsource: {short_source(rule.source)}", style="dim")
+        table.add_row(status, name, why)
+    parts.append(table)
+    skipped = [outcome for outcome in result.rules if outcome.status == "skip"]
+    if skipped:
+        reasons: dict[str, list[str]] = {}
+        for outcome in skipped:
+            reasons.setdefault(outcome.message, []).append(outcome.rule.id)
+        lines = "; ".join(f"{', '.join(ids)} ({reason})" for reason, ids in reasons.items())
+        parts.append(Text(f"not applied: {lines}", style="dim"))
+    parts.append(Text(f"full sources: tpi rules show. {DISCLAIMER}", style="dim"))
+    return parts
+
+
+def print_check(result: CheckResult, out: Console | None = None) -> None:
+    target = out or console()
+    for part in check_renderable(result):
+        target.print(part)
+
+
+def print_next(result: ForecastResult, out: Console | None = None) -> None:
+    target = out or console()
+    who = f"patient {result.patient_id}" if result.patient_id else "patient (no ID)"
+    target.print(Text(f"Earliest dates from {iso(result.on)}, {who}", style="bold"))
+    profiles = ", ".join(result.profiles) if result.profiles else "none (clinical rules only)"
+    target.print(Text(f"payer profiles: {profiles}; proposals: dry needling; "
+                      f"{result.defaults.get('anesthetic', '-')}; {result.defaults.get('steroid', '-')}", style="dim"))
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("site", overflow="fold")
+    for name in ("dry", "anesthetic", "steroid"):
+        table.add_column(name, overflow="fold")
+    table.add_column(f"mg left ({result.reference}-eq)", justify="right")
+    for row in result.rows:
+        cells = []
+        for category in ("dry", "anesthetic", "steroid"):
+            day = row.earliest[category]
+            held = row.held_by[category]
+            if day == result.on:
+                cells.append(Text("today", style="green"))
+            else:
+                text = Text(iso(day) or "blocked", style="yellow" if day is not None else "red")
+                if held:
+                    text.append(f"\n{held[0]}", style="dim")
+                cells.append(text)
+        left = mg_text(row.mg_remaining, result.ref_scale) if row.mg_remaining is not None else "no limit"
+        label = row.site.name if row.side is None else f"{row.side} {row.site.name}"
+        table.add_row(Text(label), *cells, Text(left))
+    target.print(table)
+    target.print(Text(DISCLAIMER, style="dim"))
+
+
+def print_totals(result: TotalsResult, out: Console | None = None) -> None:
+    target = out or console()
+    window = f"in the {result.window} up to" if result.window else "up to"
+    target.print(Text(f"Corticosteroid totals {window} {iso(result.on)} (all time: up to {iso(result.on)})",
+                      style="bold"))
+    ref = result.reference
+    assert ref.equivalent_mg is not None
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for name, justify in (("patient", "left"), ("site", "left"), ("side", "left"), ("inj.", "right"),
+                          (f"mg {ref.name}-eq", "right"), ("mg by drug", "left"), ("all-time inj.", "right"),
+                          ("all-time mg-eq", "right")):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in [*result.rows, *result.patients]:
+        by_drug = "; ".join(f"{name} {mg_text(value, 10**9)}" for name, value in sorted(row.by_drug.items()))
+        site = row.site if row.site is not None else "all sites"
+        style = "bold" if row.site is None else ""
+        table.add_row(Text(str(row.patient_id or "-")), Text(site, style=style), Text(row.side or "-"),
+                      str(row.injections), mg_text(row.ref, result.ref_scale), Text(by_drug),
+                      str(row.all_time_injections), mg_text(row.all_time_ref, result.ref_scale))
+    target.print(table)
+    lines = [f"mg {ref.name}-eq = mg x {ref.equivalent_mg.decimal_text(3)} / the drug's equivalent mg:"]
+    for drug in result.drugs:
+        assert drug.equivalent_mg is not None
+        factor = (ref.equivalent_mg / drug.equivalent_mg).decimal_text(4)
+        lines.append(f"  {drug.name}: {drug.equivalent_mg.decimal_text(3)} mg = {ref.equivalent_mg.decimal_text(3)} mg "
+                     f"{ref.name} (x {factor})")
+    target.print(Text("\n".join(lines), style="dim"))
+    target.print(Text(DISCLAIMER, style="dim"))
+
+
+def print_sites(rules: Rules, out: Console | None = None) -> None:
+    target = out or console()
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for name in ("site", "region", "sides", "aliases", "SNOMED CT"):
+        table.add_column(name, overflow="fold")
+    for site in rules.sites.values():
+        table.add_row(Text(site.name), Text(site.region), "left/right" if site.lateral else "none",
+                      Text(", ".join(site.aliases)), Text(site.snomed or "-"))
+    target.print(table)
+
+
+def print_rules(rules: Rules, profiles: frozenset[str], out: Console | None = None) -> None:
+    target = out or console()
+    chosen = ", ".join(sorted(profiles)) if profiles else "none"
+    target.print(Text(f"{rules.path}: reference steroid {rules.reference_steroid.name}; profiles chosen: {chosen}",
+                      style="bold"))
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True)
+    table.add_column("active", no_wrap=True)
+    table.add_column("rule", overflow="fold", ratio=2)
+    table.add_column("applies, scope, limit", overflow="fold", ratio=3)
+    table.add_column("source", overflow="fold", ratio=4)
+    for rule in rules.rules:
+        active = rule.active(profiles)
+        name = Text(rule.id)
+        name.append(f"\n{rule_group(rule.profiles, rule.severity)}", style="dim")
+        applies = "any" if len(rule.applies_to) == 4 else ", ".join(sorted(rule.applies_to))
+        limit = Text(f"{rule.kind}: {applies}; {rule.scope}; {rule.limit_text()}")
+        if rule.grace is not None and not rule.grace.is_zero():
+            limit.append(f"; grace {rule.grace}")
+        if rule.effective is not None or rule.until is not None:
+            limit.append(f"\nin force {iso(rule.effective) or '...'} to {iso(rule.until) or '...'}", style="dim")
+        table.add_row(Text("yes" if active else "no", style="green" if active else "dim"), name, limit,
+                      Text(rule.source or "(no source given)"))
+    target.print(table)

@@ -1,0 +1,711 @@
+"""The rules file (``rules.yaml``): drugs, sites, rules and the defaults that ``tpi next`` proposes.
+
+:func:`load_rules` reads a file, validates every field's type and value after loading (YAML 1.1
+reads ``no`` as false and ``2024-01-05`` as a date) and returns a :class:`Rules`, or raises
+:class:`~tpi_cli.errors.RulesError` listing every problem as ``PATH:LINE: message``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from math import gcd
+from typing import Any
+
+from tpi_cli import names
+from tpi_cli.dates import Duration, check_date_range, parse_date
+from tpi_cli.errors import RulesError, TpiError, did_you_mean
+from tpi_cli.quantity import PG_PER_MG, Amount, Ratio, parse_decimal, parse_dose, to_units
+from tpi_cli.yamlnodes import YList, YMap, YNumber
+
+STEROID, ANESTHETIC, OTHER, DRY = "steroid", "anesthetic", "other", "dry"
+CATEGORIES = (STEROID, ANESTHETIC, OTHER, DRY)
+CORTICOSTEROID = "corticosteroid"
+DRUG_CLASSES = (CORTICOSTEROID, ANESTHETIC, OTHER)
+
+MIN_INTERVAL, MAX_COUNT, MAX_STEROID_DOSE = "min-interval", "max-count", "max-steroid-dose"
+ANESTHETIC_DOSE, MAX_POINTS, MAX_REGIONS = "anesthetic-dose", "max-points", "max-regions"
+KINDS = (MIN_INTERVAL, MAX_COUNT, MAX_STEROID_DOSE, ANESTHETIC_DOSE, MAX_POINTS, MAX_REGIONS)
+SESSION_KINDS = (ANESTHETIC_DOSE, MAX_POINTS, MAX_REGIONS)
+SITE, REGION, PATIENT, SESSION = "site", "region", "patient", "session"
+SCOPES = (SITE, REGION, PATIENT, SESSION)
+INJECTION = "injection"
+BLOCK, WARN = "block", "warn"
+
+DEFAULT_RULES_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "rules.yaml")
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "rules.schema.json")
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}\Z")
+_SNOMED = re.compile(r"\d{6,18}\Z")
+MAX_RULES = 10_000
+
+
+class Drug:
+    __slots__ = ("aliases", "drug_class", "equivalent_mg", "line", "max_mg", "max_mg_per_kg", "name",
+                 "ref_factor", "source")
+
+    def __init__(self, name: str, drug_class: str, aliases: tuple[str, ...], equivalent_mg: Ratio | None,
+                 max_mg: Ratio | None, max_mg_per_kg: Ratio | None, source: str | None, line: int) -> None:
+        self.name = name
+        self.drug_class = drug_class
+        self.aliases = aliases
+        self.equivalent_mg = equivalent_mg
+        self.max_mg = max_mg
+        self.max_mg_per_kg = max_mg_per_kg
+        self.source = source
+        self.line = line
+        # mg_ref of 1 pg of this drug, in the Rules' reference units (see Rules.ref_scale)
+        self.ref_factor = 0
+
+    @property
+    def is_steroid(self) -> bool:
+        return self.drug_class == CORTICOSTEROID
+
+    @property
+    def is_anesthetic(self) -> bool:
+        return self.drug_class == ANESTHETIC
+
+    def __repr__(self) -> str:
+        return f"Drug({self.name!r})"
+
+
+class Site:
+    __slots__ = ("aliases", "lateral", "line", "name", "region", "snomed", "source")
+
+    def __init__(self, name: str, region: str, lateral: bool, aliases: tuple[str, ...], snomed: str | None,
+                 source: str | None, line: int) -> None:
+        self.name = name
+        self.region = region
+        self.lateral = lateral
+        self.aliases = aliases
+        self.snomed = snomed
+        self.source = source
+        self.line = line
+
+    def __repr__(self) -> str:
+        return f"Site({self.name!r})"
+
+
+class Rule:
+    __slots__ = ("applies_to", "counts", "description", "effective", "grace", "id", "interval", "kind", "line",
+                 "max", "max_mg", "max_ref", "profiles", "scope", "severity", "source", "strict", "unit", "until",
+                 "window")
+
+    def __init__(self, **values: Any) -> None:
+        self.id: str = values["id"]
+        self.kind: str = values["kind"]
+        self.applies_to: frozenset[str] = values["applies_to"]
+        self.counts: frozenset[str] = values["counts"]
+        self.scope: str = values["scope"]
+        self.unit: str = values.get("unit") or INJECTION
+        self.interval: Duration | None = values.get("interval")
+        self.grace: Duration | None = values.get("grace")
+        self.window: Duration | None = values.get("window")
+        self.max: int | None = values.get("max")
+        self.max_mg: Ratio | None = values.get("max_mg")
+        self.severity: str = values.get("severity") or BLOCK
+        self.profiles: frozenset[str] = values.get("profiles") or frozenset()
+        self.effective: int | None = values.get("effective")
+        self.until: int | None = values.get("until")
+        self.source: str | None = values.get("source")
+        self.description: str | None = values.get("description")
+        self.line: int = values.get("line", 0)
+        self.max_ref = 0
+        # The duration whose end starts the grace period (interval or window shortened by grace).
+        self.strict: Duration | None = None
+        base = self.interval if self.kind == MIN_INTERVAL else self.window
+        if base is not None and self.grace is not None and not self.grace.is_zero():
+            self.strict = base.minus(self.grace)
+
+    def active(self, profiles: frozenset[str]) -> bool:
+        return not self.profiles or not self.profiles.isdisjoint(profiles)
+
+    def in_force(self, day: int) -> bool:
+        return (self.effective is None or day >= self.effective) and (self.until is None or day <= self.until)
+
+    def limit_text(self) -> str:
+        if self.kind == MIN_INTERVAL:
+            return f"interval {self.interval}"
+        within = f" in {self.window}" if self.window is not None else " all time"
+        if self.kind == MAX_COUNT:
+            unit = "sessions" if self.unit == SESSION else "injections"
+            return f"max {self.max} {unit}{within}"
+        if self.kind == MAX_STEROID_DOSE:
+            assert self.max_mg is not None
+            return f"max {self.max_mg.decimal_text(3)} mg{within}"
+        if self.kind == MAX_POINTS:
+            return f"max {self.max} points"
+        if self.kind == MAX_REGIONS:
+            return f"max {self.max} regions"
+        return "local anesthetic total <= 100% of maximum"
+
+    def __repr__(self) -> str:
+        return f"Rule({self.id!r})"
+
+
+class Rules:
+    """A validated rules file, with name lookups ready."""
+
+    def __init__(self, path: str, reference_steroid: Drug, drugs: dict[str, Drug], sites: dict[str, Site],
+                 rules: list[Rule], defaults: dict[str, list[tuple[Drug, Amount]]],
+                 default_texts: dict[str, str]) -> None:
+        self.path = path
+        self.reference_steroid = reference_steroid
+        self.drugs = drugs
+        self.sites = sites
+        self.rules = rules
+        self.defaults = defaults
+        self.default_texts = default_texts
+        self.drug_lookup: dict[str, Drug] = {}
+        for drug in drugs.values():
+            for name in (drug.name, *drug.aliases):
+                self.drug_lookup[names.normalize(name)] = drug
+        self.site_lookup: dict[str, Site] = {}
+        for site in sites.values():
+            for name in (site.name, *site.aliases):
+                self.site_lookup[names.normalize(name)] = site
+        # Exact mg_ref in integers: mg_ref(pg of drug) = pg * eq_ref / eq_drug. With L the lcm of
+        # the reduced denominators of eq_ref / eq_drug, pg * (eq_ref / eq_drug) * L is an int:
+        # ``ref_factor``. One mg of the reference steroid is then ``ref_scale`` units.
+        ratios = {}
+        denominator = 1
+        ref_eq = reference_steroid.equivalent_mg
+        assert ref_eq is not None
+        for drug in drugs.values():
+            if drug.is_steroid and drug.equivalent_mg is not None:
+                ratio = ref_eq / drug.equivalent_mg
+                ratios[drug.name] = ratio
+                denominator = denominator * ratio.den // gcd(denominator, ratio.den)
+        for drug in drugs.values():
+            ratio = ratios.get(drug.name)
+            drug.ref_factor = ratio.num * (denominator // ratio.den) if ratio is not None else 0
+        self.ref_scale = PG_PER_MG * denominator
+        for rule in rules:
+            if rule.max_mg is not None:
+                rule.max_ref = to_units(rule.max_mg, self.ref_scale, f"max_mg of rule {rule.id}")
+        self.profiles = frozenset(p for rule in rules for p in rule.profiles)
+
+    def mg_ref(self, units: int) -> Ratio:
+        """Reference-equivalent mg of a number of reference units, exact."""
+        return Ratio(units, self.ref_scale)
+
+    def find_drug(self, text: str) -> Drug:
+        drug = self.drug_lookup.get(names.normalize(text))
+        if drug is None:
+            raise TpiError(f"unknown drug {text.strip()!r}", field="drug",
+                           suggestions=self._suggest(text, self.drug_lookup, [d.name for d in self.drugs.values()]))
+        return drug
+
+    def find_site(self, text: str) -> tuple[Site, str | None]:
+        """The site a text names and the side word it carries (None if none)."""
+        try:
+            key, side = names.split_site_side(text)
+        except ValueError as exc:
+            raise TpiError(str(exc), field="site") from None
+        site = self.site_lookup.get(key)
+        if site is None:
+            if not key:
+                raise TpiError(f"no site named in {text.strip()!r}", field="site")
+            raise TpiError(f"unknown site {text.strip()!r}", field="site",
+                           suggestions=self._suggest(key, self.site_lookup, list(self.sites)))
+        return site, side
+
+    @staticmethod
+    def _suggest(text: str, lookup: dict[str, Any], canonical: list[str]) -> list[str]:
+        key = names.normalize(text)
+        found = did_you_mean(key, lookup)
+        result: list[str] = []
+        for match in found:
+            target = lookup[match]
+            name = target.name
+            if name not in result:
+                result.append(name)
+        if not result:
+            result = did_you_mean(key.replace(" ", "-"), canonical)
+        return result
+
+    def check_profiles(self, profiles: frozenset[str]) -> None:
+        for profile in sorted(profiles):
+            if profile not in self.profiles:
+                known = ", ".join(sorted(self.profiles)) or "none"
+                raise TpiError(f"unknown profile {profile!r} (this rules file has: {known})", field="--profile",
+                               suggestions=did_you_mean(profile, self.profiles))
+
+
+# --- loading and validation -------------------------------------------------------------------
+
+_TOP_KEYS = {"version", "reference_steroid", "defaults", "drugs", "sites", "rules", "description", "source"}
+_DRUG_KEYS = {"class", "aliases", "equivalent_mg", "max_mg", "max_mg_per_kg", "source", "description"}
+_SITE_KEYS = {"region", "lateral", "aliases", "snomed", "source", "description"}
+_COMMON_RULE_KEYS = {"id", "kind", "applies_to", "counts", "scope", "grace", "severity", "profiles", "effective",
+                     "until", "source", "description"}
+_KIND_KEYS = {
+    MIN_INTERVAL: {"interval"},
+    MAX_COUNT: {"window", "max", "unit"},
+    MAX_STEROID_DOSE: {"window", "max_mg"},
+    ANESTHETIC_DOSE: set(),
+    MAX_POINTS: {"max"},
+    MAX_REGIONS: {"max"},
+}
+_KIND_REQUIRED = {MIN_INTERVAL: ("interval",), MAX_COUNT: ("max",), MAX_STEROID_DOSE: ("max_mg",),
+                  ANESTHETIC_DOSE: (), MAX_POINTS: ("max",), MAX_REGIONS: ("max",)}
+_DEFAULT_CATEGORIES = (STEROID, ANESTHETIC)
+
+
+def _type_name(value: object) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()}; quote it if you meant text)"
+    if isinstance(value, dt.date):
+        return f"a date ({value.isoformat()})"
+    if isinstance(value, YNumber | int):
+        return f"a number ({value})"
+    if value is None:
+        return "empty"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"a text ({str(value)[:40]!r})"
+
+
+class _Validator:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.errors: list[TpiError] = []
+
+    def error(self, line: int, message: str, suggestions: list[str] | None = None) -> None:
+        self.errors.append(TpiError(message, file=self.path, line=line, suggestions=suggestions or ()))
+
+    @staticmethod
+    def line_of(mapping: YMap, key: str) -> int:
+        return mapping.key_lines.get(key, mapping.line)
+
+    def keys(self, mapping: YMap, allowed: set[str], where: str) -> None:
+        for key in mapping:
+            if key not in allowed:
+                self.error(self.line_of(mapping, key), f"{where}: unknown key {key!r}",
+                           did_you_mean(key, allowed))
+
+    def mapping(self, value: Any, line: int, where: str) -> YMap | None:
+        if isinstance(value, YMap):
+            return value
+        self.error(line, f"{where}: expected a mapping, got {_type_name(value)}")
+        return None
+
+    def text(self, mapping: YMap, key: str, where: str, required: bool = False) -> str | None:
+        if key not in mapping or mapping[key] is None:
+            if required:
+                self.error(mapping.line, f"{where}: missing {key!r}")
+            return None
+        value = mapping[key]
+        if isinstance(value, bool) or not isinstance(value, str) or isinstance(value, YNumber):
+            self.error(self.line_of(mapping, key), f"{where}: {key} must be a text, got {_type_name(value)}")
+            return None
+        if not value.strip():
+            self.error(self.line_of(mapping, key), f"{where}: {key} is empty")
+            return None
+        return value.strip()
+
+    def texts(self, mapping: YMap, key: str, where: str) -> tuple[str, ...]:
+        value = mapping.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, YList):
+            self.error(self.line_of(mapping, key), f"{where}: {key} must be a list, got {_type_name(value)}")
+            return ()
+        result = []
+        for item, line in zip(value, value.item_lines):
+            if isinstance(item, bool) or not isinstance(item, str) or isinstance(item, YNumber) or not item.strip():
+                self.error(line, f"{where}: {key} items must be texts, got {_type_name(item)}")
+            else:
+                result.append(item.strip())
+        return tuple(result)
+
+    def number(self, mapping: YMap, key: str, where: str, positive: bool = True) -> Ratio | None:
+        if key not in mapping or mapping[key] is None:
+            return None
+        value = mapping[key]
+        line = self.line_of(mapping, key)
+        if isinstance(value, bool) or not isinstance(value, int | YNumber):
+            self.error(line, f"{where}: {key} must be a number, got {_type_name(value)}")
+            return None
+        try:
+            number = parse_decimal(str(value))
+        except ValueError as exc:
+            self.error(line, f"{where}: {key}: {exc}")
+            return None
+        if positive and number.num == 0:
+            self.error(line, f"{where}: {key} must be more than 0")
+            return None
+        return number
+
+    def integer(self, mapping: YMap, key: str, where: str) -> int | None:
+        if key not in mapping or mapping[key] is None:
+            return None
+        value = mapping[key]
+        if isinstance(value, bool) or not isinstance(value, int) or isinstance(value, YNumber):
+            self.error(self.line_of(mapping, key), f"{where}: {key} must be a whole number, got {_type_name(value)}")
+            return None
+        if value < 0:
+            self.error(self.line_of(mapping, key), f"{where}: {key} must not be negative")
+            return None
+        return value
+
+    def duration(self, mapping: YMap, key: str, where: str, positive: bool) -> Duration | None:
+        if key not in mapping or mapping[key] is None:
+            return None
+        value = mapping[key]
+        line = self.line_of(mapping, key)
+        if isinstance(value, int | YNumber) and not isinstance(value, bool):
+            self.error(line, f"{where}: {key} needs a unit, e.g. '{value} days' or '{value} weeks'")
+            return None
+        if not isinstance(value, str) or isinstance(value, bool):
+            self.error(line, f"{where}: {key} must be a duration such as '6 weeks', got {_type_name(value)}")
+            return None
+        try:
+            duration = Duration.parse(value)
+        except ValueError as exc:
+            self.error(line, f"{where}: {key}: {exc}")
+            return None
+        if positive and duration.is_zero():
+            self.error(line, f"{where}: {key} must be longer than 0 days")
+            return None
+        return duration
+
+    def day(self, mapping: YMap, key: str, where: str) -> int | None:
+        if key not in mapping or mapping[key] is None:
+            return None
+        value = mapping[key]
+        line = self.line_of(mapping, key)
+        try:
+            if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+                return check_date_range(value).toordinal()
+            if isinstance(value, str) and not isinstance(value, YNumber):
+                return parse_date(value).toordinal()
+        except ValueError as exc:
+            self.error(line, f"{where}: {key}: {exc}")
+            return None
+        self.error(line, f"{where}: {key} must be a date (YYYY-MM-DD), got {_type_name(value)}")
+        return None
+
+    def categories(self, mapping: YMap, key: str, where: str) -> frozenset[str] | None:
+        value = mapping.get(key)
+        line = self.line_of(mapping, key)
+        if value is None:
+            return None
+        if isinstance(value, str) and not isinstance(value, YNumber):
+            value = YList([value])
+            value.item_lines = [line]
+        if not isinstance(value, YList) or not value:
+            self.error(line, f"{where}: {key} must be 'any' or a list of {', '.join(CATEGORIES)}")
+            return None
+        result: set[str] = set()
+        for item, item_line in zip(value, value.item_lines):
+            if item == "any":
+                result.update(CATEGORIES)
+            elif item in CATEGORIES:
+                result.add(item)
+            else:
+                self.error(item_line, f"{where}: {key}: unknown category {_type_name(item)}",
+                           did_you_mean(str(item), (*CATEGORIES, "any")))
+        return frozenset(result)
+
+    def choice(self, mapping: YMap, key: str, where: str, options: tuple[str, ...]) -> str | None:
+        value = mapping.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or isinstance(value, YNumber) or value not in options:
+            self.error(self.line_of(mapping, key),
+                       f"{where}: {key} must be one of {', '.join(options)}, got {_type_name(value)}",
+                       did_you_mean(str(value), options))
+            return None
+        return value
+
+
+def load_rules(path: str | None = None) -> Rules:
+    """Read and validate a rules file (the packaged default when ``path`` is None)."""
+    from tpi_cli.yamlnodes import load
+
+    shown = path if path is not None else "rules.yaml (packaged default)"
+    real = path if path is not None else DEFAULT_RULES_PATH
+    try:
+        with open(real, encoding="utf-8-sig") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise TpiError("no such rules file", file=shown, field="--rules") from None
+    except UnicodeDecodeError as exc:
+        raise TpiError(f"not UTF-8 text (byte {exc.start})", file=shown) from None
+    except OSError as exc:
+        raise TpiError(f"cannot read: {exc.strerror}", file=shown) from None
+    return parse_rules(text, shown)
+
+
+def parse_rules(text: str, path: str) -> Rules:
+    from tpi_cli.yamlnodes import load
+
+    document = load(text, path)
+    check = _Validator(path)
+    rules = _build(document, check)
+    if check.errors or rules is None:
+        check.errors.sort(key=lambda e: e.line or 0)
+        raise RulesError(check.errors or [TpiError("not a rules file", file=path)])
+    return rules
+
+
+def _build(document: Any, check: _Validator) -> Rules | None:
+    top = check.mapping(document, 1, "rules file")
+    if top is None:
+        return None
+    check.keys(top, _TOP_KEYS, "rules file")
+    version = top.get("version")
+    if version is None:
+        check.error(top.line, "rules file: missing 'version' (write 'version: 1')")
+    elif version != 1 or isinstance(version, bool):
+        check.error(check.line_of(top, "version"), f"rules file: unsupported version {_type_name(version)} (expected 1)")
+
+    drugs = _build_drugs(top, check)
+    sites = _build_sites(top, check)
+
+    reference: Drug | None = None
+    ref_name = check.text(top, "reference_steroid", "rules file", required=True)
+    if ref_name is not None:
+        reference = drugs.get(ref_name)
+        if reference is None:
+            check.error(check.line_of(top, "reference_steroid"), f"reference_steroid: unknown drug {ref_name!r}",
+                        did_you_mean(ref_name, drugs))
+        elif not reference.is_steroid:
+            check.error(check.line_of(top, "reference_steroid"), f"reference_steroid: {ref_name} is not a corticosteroid")
+            reference = None
+
+    lookup = {names.normalize(n): d for d in drugs.values() for n in (d.name, *d.aliases)}
+    defaults, default_texts = _build_defaults(top, check, lookup)
+    rule_list = _build_rule_list(top, check)
+    if check.errors or reference is None:
+        return None
+    try:
+        return Rules(check.path, reference, drugs, sites, rule_list, defaults, default_texts)
+    except ValueError as exc:
+        check.error(top.line, str(exc))
+        return None
+
+
+def _build_drugs(top: YMap, check: _Validator) -> dict[str, Drug]:
+    drugs: dict[str, Drug] = {}
+    section = check.mapping(top.get("drugs"), check.line_of(top, "drugs"), "drugs")
+    if section is None:
+        return drugs
+    if not section:
+        check.error(section.line, "drugs: no drugs defined")
+    seen: dict[str, str] = {}
+    for name, body in section.items():
+        line = section.key_lines[name]
+        where = f"drug {name!r}"
+        entry = check.mapping(body, line, where)
+        if entry is None:
+            continue
+        check.keys(entry, _DRUG_KEYS, where)
+        drug_class = check.choice(entry, "class", where, DRUG_CLASSES)
+        if "class" not in entry:
+            check.error(line, f"{where}: missing 'class' ({', '.join(DRUG_CLASSES)})")
+        aliases = check.texts(entry, "aliases", where)
+        equivalent = check.number(entry, "equivalent_mg", where)
+        max_mg = check.number(entry, "max_mg", where)
+        per_kg = check.number(entry, "max_mg_per_kg", where)
+        source = check.text(entry, "source", where)
+        if drug_class == CORTICOSTEROID and equivalent is None:
+            check.error(line, f"{where}: a corticosteroid needs equivalent_mg (its potency-equivalent dose)")
+        if drug_class != CORTICOSTEROID and "equivalent_mg" in entry:
+            check.error(check.line_of(entry, "equivalent_mg"), f"{where}: equivalent_mg is only for corticosteroids")
+        if drug_class == ANESTHETIC and max_mg is None and per_kg is None:
+            check.error(line, f"{where}: a local anesthetic needs max_mg or max_mg_per_kg")
+        if drug_class != ANESTHETIC:
+            for key in ("max_mg", "max_mg_per_kg"):
+                if key in entry:
+                    check.error(check.line_of(entry, key), f"{where}: {key} is only for local anesthetics")
+        _claim_names(check, seen, name, aliases, line, "drug")
+        if drug_class is not None:
+            drugs[name] = Drug(name, drug_class, aliases, equivalent, max_mg, per_kg, source, line)
+    return drugs
+
+
+def _claim_names(check: _Validator, seen: dict[str, str], name: str, aliases: tuple[str, ...], line: int,
+                 what: str) -> None:
+    for label in (name, *aliases):
+        key = names.normalize(label)
+        if not key:
+            check.error(line, f"{what} {name!r}: name {label!r} has no letters or digits")
+            continue
+        if any(word in names.SIDE_WORDS for word in key.split()):
+            check.error(line, f"{what} {name!r}: name {label!r} contains a side word")
+            continue
+        owner = seen.get(key)
+        if owner is not None and owner != name:
+            check.error(line, f"{what} {name!r}: name {label!r} is already used by {owner!r}")
+        seen[key] = name
+
+
+def _build_sites(top: YMap, check: _Validator) -> dict[str, Site]:
+    sites: dict[str, Site] = {}
+    section = check.mapping(top.get("sites"), check.line_of(top, "sites"), "sites")
+    if section is None:
+        return sites
+    if not section:
+        check.error(section.line, "sites: no sites defined")
+    seen: dict[str, str] = {}
+    for name, body in section.items():
+        line = section.key_lines[name]
+        where = f"site {name!r}"
+        entry = check.mapping(body, line, where)
+        if entry is None:
+            continue
+        check.keys(entry, _SITE_KEYS, where)
+        region = check.text(entry, "region", where, required=True)
+        lateral = entry.get("lateral", True)
+        if not isinstance(lateral, bool):
+            check.error(check.line_of(entry, "lateral"), f"{where}: lateral must be true or false, got {_type_name(lateral)}")
+            lateral = True
+        aliases = check.texts(entry, "aliases", where)
+        snomed_value = entry.get("snomed")
+        snomed: str | None = None
+        if snomed_value is not None:
+            snomed = str(snomed_value) if not isinstance(snomed_value, bool) else ""
+            if not _SNOMED.match(snomed):
+                check.error(check.line_of(entry, "snomed"), f"{where}: snomed must be a SNOMED CT code (digits), got {_type_name(snomed_value)}")
+                snomed = None
+        source = check.text(entry, "source", where)
+        _claim_names(check, seen, name, aliases, line, "site")
+        if region is not None:
+            sites[name] = Site(name, region, lateral, aliases, snomed, source, line)
+    return sites
+
+
+def _build_defaults(top: YMap, check: _Validator, lookup: dict[str, Drug]
+                    ) -> tuple[dict[str, list[tuple[Drug, Amount]]], dict[str, str]]:
+    defaults: dict[str, list[tuple[Drug, Amount]]] = {}
+    texts: dict[str, str] = {}
+    if top.get("defaults") is None:
+        return defaults, texts
+    section = check.mapping(top["defaults"], check.line_of(top, "defaults"), "defaults")
+    if section is None:
+        return defaults, texts
+    check.keys(section, {*_DEFAULT_CATEGORIES, "source", "description"}, "defaults")
+    for category in _DEFAULT_CATEGORIES:
+        if category not in section:
+            continue
+        line = section.key_lines[category]
+        value = section[category]
+        items = value if isinstance(value, YList) else [value]
+        lines = value.item_lines if isinstance(value, YList) else [line]
+        proposal: list[tuple[Drug, Amount]] = []
+        for item, item_line in zip(items, lines):
+            where = f"defaults.{category}"
+            entry = check.mapping(item, item_line, where)
+            if entry is None:
+                continue
+            check.keys(entry, {"drug", "dose", "source", "description"}, where)
+            drug_name = check.text(entry, "drug", where, required=True)
+            dose = check.text(entry, "dose", where, required=True)
+            if drug_name is None or dose is None:
+                continue
+            drug = lookup.get(names.normalize(drug_name))
+            if drug is None:
+                check.error(entry.line, f"{where}: unknown drug {drug_name!r}", did_you_mean(drug_name, lookup))
+                continue
+            try:
+                amount = parse_dose(dose, mass_only=drug.drug_class != OTHER)
+            except ValueError as exc:
+                check.error(check.line_of(entry, "dose"), f"{where}: dose: {exc}")
+                continue
+            proposal.append((drug, amount))
+        classes = {drug.drug_class for drug, _ in proposal}
+        if category == STEROID and proposal and CORTICOSTEROID not in classes:
+            check.error(line, "defaults.steroid must include a corticosteroid")
+        if category == ANESTHETIC and proposal and (CORTICOSTEROID in classes or ANESTHETIC not in classes):
+            check.error(line, "defaults.anesthetic must include a local anesthetic and no corticosteroid")
+        defaults[category] = proposal
+        texts[category] = " + ".join(f"{drug.name} {amount.text()}" for drug, amount in proposal)
+    return defaults, texts
+
+
+def _build_rule_list(top: YMap, check: _Validator) -> list[Rule]:
+    result: list[Rule] = []
+    value = top.get("rules")
+    if value is None:
+        check.error(top.line, "rules file: missing 'rules' (a list; it may be empty: 'rules: []')")
+        return result
+    if not isinstance(value, YList):
+        check.error(check.line_of(top, "rules"), f"rules: expected a list, got {_type_name(value)}")
+        return result
+    if len(value) > MAX_RULES:
+        check.error(value.line, f"rules: more than {MAX_RULES} rules")
+        return result
+    ids: dict[str, int] = {}
+    for item, line in zip(value, value.item_lines):
+        rule = _build_rule(item, line, check)
+        if rule is None:
+            continue
+        if rule.id in ids:
+            check.error(rule.line, f"rule {rule.id!r}: duplicate id (first on line {ids[rule.id]})")
+            continue
+        ids[rule.id] = rule.line
+        result.append(rule)
+    return result
+
+
+def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
+    entry = check.mapping(item, line, "rule")
+    if entry is None:
+        return None
+    before = len(check.errors)
+    rule_id = check.text(entry, "id", "rule", required=True)
+    if rule_id is not None and not _ID.match(rule_id):
+        check.error(check.line_of(entry, "id"), f"rule id {rule_id!r} must be a slug (letters, digits, '-', '.', '_')")
+    where = f"rule {rule_id!r}" if rule_id else "rule"
+    kind = entry.get("kind")
+    if kind is None:
+        check.error(entry.line, f"{where}: missing 'kind' ({', '.join(KINDS)})")
+        return None
+    if kind not in KINDS:
+        check.error(check.line_of(entry, "kind"), f"{where}: unknown kind {_type_name(kind)}",
+                    did_you_mean(str(kind), KINDS))
+        return None
+    check.keys(entry, _COMMON_RULE_KEYS | _KIND_KEYS[kind], f"{where} ({kind})")
+    for key in _KIND_REQUIRED[kind]:
+        if entry.get(key) is None:
+            check.error(entry.line, f"{where}: a {kind} rule needs {key!r}")
+    applies_to = check.categories(entry, "applies_to", where)
+    if "applies_to" not in entry:
+        check.error(entry.line, f"{where}: missing 'applies_to' (categories, or 'any')")
+    counts = check.categories(entry, "counts", where)
+    scope = check.choice(entry, "scope", where, SCOPES)
+    if kind in SESSION_KINDS:
+        if scope not in (None, SESSION) or (scope is None and "scope" in entry):
+            check.error(check.line_of(entry, "scope"), f"{where}: a {kind} rule works per session (scope: session)")
+        scope = SESSION
+    elif "scope" not in entry:
+        check.error(entry.line, f"{where}: missing 'scope' ({', '.join(SCOPES)})")
+    unit = check.choice(entry, "unit", where, (INJECTION, SESSION))
+    severity = check.choice(entry, "severity", where, (BLOCK, WARN))
+    profiles = check.texts(entry, "profiles", where)
+    if "profiles" in entry and isinstance(entry["profiles"], YList) and not entry["profiles"]:
+        check.error(check.line_of(entry, "profiles"), f"{where}: profiles is empty (leave it out to make the rule always active)")
+    effective = check.day(entry, "effective", where)
+    until = check.day(entry, "until", where)
+    if effective is not None and until is not None and until < effective:
+        check.error(check.line_of(entry, "until"), f"{where}: until is before effective")
+    values: dict[str, Any] = {
+        "id": rule_id, "kind": kind, "applies_to": applies_to,
+        "counts": counts if counts is not None else applies_to,
+        "scope": scope, "unit": unit, "severity": severity, "profiles": frozenset(profiles),
+        "effective": effective, "until": until, "line": entry.line,
+        "source": check.text(entry, "source", where), "description": check.text(entry, "description", where),
+        "interval": check.duration(entry, "interval", where, positive=True),
+        "window": check.duration(entry, "window", where, positive=True),
+        "grace": check.duration(entry, "grace", where, positive=False),
+        "max": check.integer(entry, "max", where),
+        "max_mg": check.number(entry, "max_mg", where, positive=False),
+    }
+    if len(check.errors) > before or rule_id is None or applies_to is None or scope is None:
+        return None
+    return Rule(**values)

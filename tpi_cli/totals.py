@@ -1,0 +1,59 @@
+"""``tpi totals``: corticosteroid counts for pharmacists, per patient, site and side."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tpi_cli.dates import Duration
+from tpi_cli.model import PatientHistory
+from tpi_cli.results import TotalsResult, TotalsRow
+from tpi_cli.rules import MAX_COUNT, MAX_STEROID_DOSE, STEROID, Rules
+
+
+def default_window(rules: Rules, profiles: frozenset[str]) -> Duration | None:
+    """The longest window of the active rules that count corticosteroid injections."""
+    windows = [rule.window for rule in rules.rules
+               if rule.active(profiles) and rule.kind in (MAX_COUNT, MAX_STEROID_DOSE)
+               and STEROID in rule.applies_to | rule.counts and rule.window is not None]
+    chosen: Duration | None = None
+    for window in windows:
+        if window is not None and (chosen is None or window.max_days() > chosen.max_days()):
+            chosen = window
+    return chosen
+
+
+def totals(rules: Rules, patients: Iterable[PatientHistory], on: int, window: Duration | None) -> TotalsResult:
+    """Steroid injections, reference-equivalent mg and mg per drug: in the window ending on ``on``
+    (``p <= on < p + window``) and all time up to ``on``."""
+    steroids = [drug for drug in rules.drugs.values() if drug.is_steroid]
+    result = TotalsResult(on, window.text if window is not None else None, rules.reference_steroid,
+                          rules.ref_scale, steroids)
+    first_day = window.first_start_after(on) if window is not None else None
+    for history in patients:
+        rows: dict[tuple[str, str | None], TotalsRow] = {}
+        patient = TotalsRow(history.patient_id, None, None)
+        for injection in history.injections:
+            if injection.category != STEROID or injection.day > on:
+                continue
+            key = (injection.site.name, injection.side)
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = TotalsRow(history.patient_id, injection.site.name, injection.side)
+            inside = first_day is None or injection.day >= first_day
+            for target in (row, patient):
+                target.all_time_injections += 1
+                target.all_time_ref += injection.ref
+                if inside:
+                    target.injections += 1
+                    target.ref += injection.ref
+                    for drug, amount in injection.drugs.items():
+                        if drug.is_steroid:
+                            target.by_drug[drug.name] = target.by_drug.get(drug.name, 0) + amount.value
+        if rows:
+            result.rows.extend(rows[key] for key in sorted(rows, key=lambda k: (k[0], _side_order(k[1]))))
+            result.patients.append(patient)
+    return result
+
+
+def _side_order(side: str | None) -> int:
+    return {"left": 0, "right": 1, "bilateral": 2}.get(side or "", 3)

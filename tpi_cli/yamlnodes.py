@@ -1,0 +1,145 @@
+"""Safe YAML with line numbers.
+
+The document is *composed* (parsed to nodes, with libyaml where installed), never constructed by
+PyYAML: so no tag can build a Python object. Each node is turned into plain data here: mappings
+become :class:`YMap` (a dict that knows the line of each key), sequences :class:`YList`, scalars
+``str``, ``int``, ``bool``, ``None``, :class:`datetime.date` or :class:`YNumber` (a decimal kept as
+its text, so ``0.75`` stays exact). YAML 1.1 surprises survive as what YAML made of them (``no`` is
+``False``); the rules validator then refuses a wrong type with the line. Aliases are shared, not
+copied, so a "billion laughs" document stays small.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import yaml
+
+from tpi_cli.errors import TpiError
+
+MAX_DEPTH = 40
+MAX_BYTES = 16 * 1024 * 1024
+
+_TAG = "tag:yaml.org,2002:"
+
+
+class YNumber(str):
+    """A YAML float scalar, kept as its text for exact arithmetic."""
+
+    __slots__ = ()
+
+
+class YMap(dict[str, Any]):
+    line: int
+    key_lines: dict[str, int]
+
+
+class YList(list[Any]):
+    line: int
+    item_lines: list[int]
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+class _Converter:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.memo: dict[int, Any] = {}
+        self.errors: list[TpiError] = []
+        self.flattener = yaml.SafeLoader("")
+
+    def fail(self, node: yaml.Node, message: str) -> TpiError:
+        return TpiError(message, file=self.path, line=_line(node))
+
+    def convert(self, node: yaml.Node, depth: int = 0) -> Any:
+        if depth > MAX_DEPTH:
+            raise self.fail(node, f"nested more than {MAX_DEPTH} levels deep")
+        known = self.memo.get(id(node))
+        if known is not None:
+            return known
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, depth)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _TAG + "seq":
+                raise self.fail(node, f"unsupported YAML tag {node.tag!r}")
+            items = YList()
+            items.line = _line(node)
+            items.item_lines = []
+            self.memo[id(node)] = items
+            for child in node.value:
+                items.append(self.convert(child, depth + 1))
+                items.item_lines.append(_line(child))
+            return items
+        return self._scalar(node)
+
+    def _mapping(self, node: yaml.MappingNode, depth: int) -> YMap:
+        if node.tag != _TAG + "map":
+            raise self.fail(node, f"unsupported YAML tag {node.tag!r}")
+        try:
+            self.flattener.flatten_mapping(node)  # resolves `<<` merge keys, nothing else
+        except yaml.YAMLError as exc:
+            raise self.fail(node, f"bad merge key: {getattr(exc, 'problem', exc)}") from None
+        result = YMap()
+        result.line = _line(node)
+        result.key_lines = {}
+        self.memo[id(node)] = result
+        for key_node, value_node in node.value:
+            key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                raise self.fail(key_node, "a key must be a text (quote it)")
+            if key in result:
+                raise self.fail(key_node, f"duplicate key {key!r}")
+            result[key] = self.convert(value_node, depth + 1)
+            result.key_lines[key] = _line(key_node)
+        return result
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        tag = node.tag
+        text = node.value
+        if tag == _TAG + "str":
+            return text
+        if tag == _TAG + "null":
+            return None
+        if tag == _TAG + "bool":
+            return text.lower() in {"yes", "true", "on", "y"}
+        if tag == _TAG + "int":
+            if "_" in text or ":" in text or text.lower().startswith(("0x", "0o", "0b", "-0", "+")) or (
+                    len(text) > 1 and text.startswith("0")):
+                return YNumber(text)  # octal, hex, sexagesimal: left for the validator to refuse
+            if len(text) > 18:
+                raise self.fail(node, f"number {text[:20]!r}... is too long")
+            return int(text)
+        if tag == _TAG + "float":
+            return YNumber(text)
+        if tag == _TAG + "timestamp":
+            try:
+                return dt.date.fromisoformat(text[:10]) if len(text) >= 10 else YNumber(text)
+            except ValueError:
+                return text
+        raise self.fail(node, f"unsupported YAML tag {tag!r}")
+
+
+def load(text: str, path: str) -> Any:
+    """Parse a YAML document to plain located data; raise TpiError with the line on any problem."""
+    if len(text) > MAX_BYTES:
+        raise TpiError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB", file=path)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        node = yaml.compose(text, Loader=loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = int(mark.line) + 1 if mark is not None else None
+        raise TpiError(f"not valid YAML: {exc.problem or exc.context}", file=path, line=line) from None
+    except yaml.YAMLError as exc:
+        raise TpiError(f"not valid YAML: {exc}", file=path) from None
+    except RecursionError:
+        raise TpiError("nested too deeply", file=path) from None
+    if node is None:
+        raise TpiError("the file is empty", file=path, line=1)
+    try:
+        return _Converter(path).convert(node)
+    except RecursionError:
+        raise TpiError("nested too deeply", file=path) from None
