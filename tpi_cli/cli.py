@@ -38,7 +38,7 @@ class BadInput(click.ClickException):
         click.echo(f"tpi: error: {self.format_message()}", err=True)
 
 
-class IsoDate(click.ParamType):
+class IsoDate(click.ParamType):  # type: ignore[type-arg]
     name = "DATE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
@@ -52,7 +52,7 @@ class IsoDate(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-class DrugDose(click.ParamType):
+class DrugDose(click.ParamType):  # type: ignore[type-arg]
     """``NAME=DOSE``: the name is looked up once the rules are loaded."""
 
     name = "NAME=DOSE"
@@ -66,7 +66,7 @@ class DrugDose(click.ParamType):
         return name.strip(), dose.strip()
 
 
-class DurationType(click.ParamType):
+class DurationType(click.ParamType):  # type: ignore[type-arg]
     name = "DURATION"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -83,7 +83,7 @@ class DurationType(click.ParamType):
         return duration
 
 
-class Weight(click.ParamType):
+class Weight(click.ParamType):  # type: ignore[type-arg]
     name = "KG"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -124,9 +124,8 @@ def handles_errors(command: F) -> F:
 def rules_options(command: F) -> F:
     command = click.option("--profile", "profiles", multiple=True, envvar="TPI_PROFILE", metavar="NAME",
                            help="Activate the payer rules of a profile (repeatable; else $TPI_PROFILE).")(command)
-    command = click.option("--rules", "rules_path", type=click.Path(dir_okay=False), envvar="TPI_RULES",
+    return click.option("--rules", "rules_path", type=click.Path(dir_okay=False), envvar="TPI_RULES",
                            metavar="PATH", help="Rules file (else $TPI_RULES, else the packaged default).")(command)
-    return command
 
 
 def _profiles(values: tuple[str, ...]) -> frozenset[str]:
@@ -379,7 +378,7 @@ def totals(history: str, on: date | None, window: Any, patient: str | None, rule
     day = _today(on)
     chosen = window if window is not None else default_window(rules, active_profiles)
     seen: set[str | None] = set()
-    patients = []
+    patients: list[PatientHistory] = []
 
     def restart() -> None:
         patients.clear()

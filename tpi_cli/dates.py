@@ -80,7 +80,7 @@ class Duration:
         parts = {"years": 0, "months": 0, "weeks": 0, "days": 0}
         iso = _ISO_DURATION.match(value)
         if iso is not None and value.upper() != "P":
-            for name, number in zip(("years", "months", "weeks", "days"), iso.groups()):
+            for name, number in zip(("years", "months", "weeks", "days"), iso.groups(), strict=True):
                 parts[name] = int(number or 0)
         else:
             position = 0

@@ -57,7 +57,7 @@ CATEGORY_WORDS = {"steroid": "corticosteroid", "anesthetic": "local anesthetic",
 
 def sides_overlap(a: str | None, b: str | None) -> bool:
     """Equal sides, or either bilateral, or either unspecified (the safe reading)."""
-    return a == b or a is None or b is None or a == BILATERAL or b == BILATERAL
+    return a in (b, BILATERAL) or a is None or b is None or b == BILATERAL
 
 
 def in_scope(scope: str, a: Injection, b: Injection) -> bool:
@@ -434,7 +434,10 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
         return [latest.day], f"{what}, less than {rule.interval} before{grace}"
     if kind in (MAX_COUNT, MAX_STEROID_DOSE):
         chosen = _window_injections(index, rule, target, result, extra)
-        days = sorted({i.day for i in chosen}) if rule.unit == SESSION and kind == MAX_COUNT else [i.day for i in chosen]
+        if rule.unit == SESSION and kind == MAX_COUNT:
+            days = sorted({i.day for i in chosen})
+        else:
+            days = [i.day for i in chosen]
         over = status != PASS
         grace = " (inside the grace period)" if status == WARNED and rule.severity != WARN else ""
         if kind == MAX_COUNT:
@@ -460,7 +463,8 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
     if kind == MAX_REGIONS:
         regions = sorted({i.site.region for i in session} | {target.site.region})
         verb = "more than" if status != PASS else "at most"
-        return days, f"{result[1]} region{'s' if result[1] != 1 else ''} this session ({', '.join(regions)}), {verb} {rule.max}"
+        noun = "region" if result[1] == 1 else "regions"
+        return days, f"{result[1]} {noun} this session ({', '.join(regions)}), {verb} {rule.max}"
     return days, _anesthetic_text(index, session, target, result)
 
 

@@ -225,9 +225,11 @@ class _Builder:
     def build(self, seq: int, file: str) -> Injection:
         row = self.first
         if self.technique == "dry" and self.drugs:
-            raise TpiError("technique is dry but the injection has a drug", file=file, line=row.line, field="technique")
+            raise TpiError("technique is dry but the injection has a drug", file=file, line=row.line,
+                           field="technique")
         if self.technique == "wet" and not self.drugs:
-            raise TpiError("technique is wet but the injection has no drug", file=file, line=row.line, field="technique")
+            raise TpiError("technique is wet but the injection has no drug", file=file, line=row.line,
+                           field="technique")
         return Injection(row.patient_id, row.day, self.site, row.side, self.drugs, self.points, self.weight,
                          self.override, row.line, seq)
 
@@ -279,7 +281,7 @@ class Source:
         if self.path == "-":
             return sys.stdin.buffer
         try:
-            return open(self.path, "rb")  # noqa: SIM115 - closed by the caller
+            return open(self.path, "rb")
         except FileNotFoundError:
             raise TpiError("no such history file", file=self.name) from None
         except IsADirectoryError:
@@ -613,21 +615,25 @@ def _parse_positions(text: str) -> Any:
 
     decoder = json.JSONDecoder()
 
+    json_object: Any = getattr(json.decoder, "JSONObject")  # noqa: B009 - pure-Python parser, untyped
+    json_array: Any = getattr(json.decoder, "JSONArray")  # noqa: B009
+
     def parse_object(s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
-        value, end = json.decoder.JSONObject(s_and_end, *args)
+        value, end = json_object(s_and_end, *args)
         result = _PosDict(value)
         result.position = s_and_end[1] - 1
         return result, end
 
     def parse_array(s_and_end: tuple[str, int], scan_once: Any) -> tuple[Any, int]:
-        value, end = json.decoder.JSONArray(s_and_end, scan_once)
+        value, end = json_array(s_and_end, scan_once)
         result = _PosList(value)
         result.position = s_and_end[1] - 1
         return result, end
 
-    decoder.parse_object = parse_object  # type: ignore[assignment]
-    decoder.parse_array = parse_array  # type: ignore[assignment]
-    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
+    setattr(decoder, "parse_object", parse_object)  # noqa: B010 - the hooks the pure-Python scanner reads
+    setattr(decoder, "parse_array", parse_array)  # noqa: B010
+    make_scanner: Any = getattr(json.scanner, "py_make_scanner")  # noqa: B009 - untyped
+    setattr(decoder, "scan_once", make_scanner(decoder))  # noqa: B010
     try:
         return decoder.decode(text)
     except (ValueError, RecursionError):

@@ -176,7 +176,7 @@ def _parse_amount(value: str, mass_only: bool) -> Amount:
     if match:
         volume, strength, unit = parse_decimal(match.group(1)), parse_decimal(match.group(2)), match.group(3)
         if unit == "%":
-            if 100 < float(strength):
+            if float(strength) > 100:
                 raise ValueError(f"{value!r}: a strength above 100% is impossible")
             mg_per_ml = strength * Ratio(10)  # a percent is g/100 mL: 1% = 10 mg/mL
         else:

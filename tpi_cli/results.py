@@ -33,8 +33,22 @@ class DrugLine:
 
 
 class CheckResult:
-    __slots__ = ("category", "drugs", "earliest", "on", "patient_id", "profiles", "proposal", "reference",
-                 "ref_scale", "rules", "side", "site", "verdict", "warnings")
+    __slots__ = (
+        "category",
+        "drugs",
+        "earliest",
+        "on",
+        "patient_id",
+        "profiles",
+        "proposal",
+        "ref_scale",
+        "reference",
+        "rules",
+        "side",
+        "site",
+        "verdict",
+        "warnings",
+    )
 
     def __init__(self, *, proposal: Injection, on: int, profiles: list[str], drugs: list[DrugLine],
                  verdict: str, earliest: int | None, rules: list[RuleOutcome], warnings: list[str],

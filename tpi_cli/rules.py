@@ -168,9 +168,9 @@ class Rules:
         # Exact mg_ref in integers: mg_ref(pg of drug) = pg * eq_ref / eq_drug. With L the lcm of
         # the reduced denominators of eq_ref / eq_drug, pg * (eq_ref / eq_drug) * L is an int:
         # ``ref_factor``. One mg of the reference steroid is then ``ref_scale`` units.
-        ratios = {}
+        ratios: dict[str, Ratio] = {}
         denominator = 1
-        ref_eq = reference_steroid.equivalent_mg
+        ref_eq: Ratio | None = reference_steroid.equivalent_mg
         assert ref_eq is not None
         for drug in drugs.values():
             if drug.is_steroid and drug.equivalent_mg is not None:
@@ -178,8 +178,8 @@ class Rules:
                 ratios[drug.name] = ratio
                 denominator = denominator * ratio.den // gcd(denominator, ratio.den)
         for drug in drugs.values():
-            ratio = ratios.get(drug.name)
-            drug.ref_factor = ratio.num * (denominator // ratio.den) if ratio is not None else 0
+            found = ratios.get(drug.name)
+            drug.ref_factor = found.num * (denominator // found.den) if found is not None else 0
         self.ref_scale = PG_PER_MG * denominator
         for rule in rules:
             if rule.max_mg is not None:
@@ -315,7 +315,7 @@ class _Validator:
             self.error(self.line_of(mapping, key), f"{where}: {key} must be a list, got {_type_name(value)}")
             return ()
         result = []
-        for item, line in zip(value, value.item_lines):
+        for item, line in zip(value, value.item_lines, strict=True):
             if isinstance(item, bool) or not isinstance(item, str) or isinstance(item, YNumber) or not item.strip():
                 self.error(line, f"{where}: {key} items must be texts, got {_type_name(item)}")
             else:
@@ -401,7 +401,7 @@ class _Validator:
             self.error(line, f"{where}: {key} must be 'any' or a list of {', '.join(CATEGORIES)}")
             return None
         result: set[str] = set()
-        for item, item_line in zip(value, value.item_lines):
+        for item, item_line in zip(value, value.item_lines, strict=True):
             if item == "any":
                 result.update(CATEGORIES)
             elif item in CATEGORIES:
@@ -425,7 +425,6 @@ class _Validator:
 
 def load_rules(path: str | None = None) -> Rules:
     """Read and validate a rules file (the packaged default when ``path`` is None)."""
-    from tpi_cli.yamlnodes import load
 
     shown = path if path is not None else "rules.yaml (packaged default)"
     real = path if path is not None else DEFAULT_RULES_PATH
@@ -462,7 +461,8 @@ def _build(document: Any, check: _Validator) -> Rules | None:
     if version is None:
         check.error(top.line, "rules file: missing 'version' (write 'version: 1')")
     elif version != 1 or isinstance(version, bool):
-        check.error(check.line_of(top, "version"), f"rules file: unsupported version {_type_name(version)} (expected 1)")
+        check.error(check.line_of(top, "version"),
+                    f"rules file: unsupported version {_type_name(version)} (expected 1)")
 
     drugs = _build_drugs(top, check)
     sites = _build_sites(top, check)
@@ -475,7 +475,8 @@ def _build(document: Any, check: _Validator) -> Rules | None:
             check.error(check.line_of(top, "reference_steroid"), f"reference_steroid: unknown drug {ref_name!r}",
                         did_you_mean(ref_name, drugs))
         elif not reference.is_steroid:
-            check.error(check.line_of(top, "reference_steroid"), f"reference_steroid: {ref_name} is not a corticosteroid")
+            check.error(check.line_of(top, "reference_steroid"),
+                        f"reference_steroid: {ref_name} is not a corticosteroid")
             reference = None
 
     lookup = {names.normalize(n): d for d in drugs.values() for n in (d.name, *d.aliases)}
@@ -563,7 +564,8 @@ def _build_sites(top: YMap, check: _Validator) -> dict[str, Site]:
         region = check.text(entry, "region", where, required=True)
         lateral = entry.get("lateral", True)
         if not isinstance(lateral, bool):
-            check.error(check.line_of(entry, "lateral"), f"{where}: lateral must be true or false, got {_type_name(lateral)}")
+            check.error(check.line_of(entry, "lateral"),
+                        f"{where}: lateral must be true or false, got {_type_name(lateral)}")
             lateral = True
         aliases = check.texts(entry, "aliases", where)
         snomed_value = entry.get("snomed")
@@ -571,7 +573,8 @@ def _build_sites(top: YMap, check: _Validator) -> dict[str, Site]:
         if snomed_value is not None:
             snomed = str(snomed_value) if not isinstance(snomed_value, bool) else ""
             if not _SNOMED.match(snomed):
-                check.error(check.line_of(entry, "snomed"), f"{where}: snomed must be a SNOMED CT code (digits), got {_type_name(snomed_value)}")
+                check.error(check.line_of(entry, "snomed"),
+                            f"{where}: snomed must be a SNOMED CT code (digits), got {_type_name(snomed_value)}")
                 snomed = None
         source = check.text(entry, "source", where)
         _claim_names(check, seen, name, aliases, line, "site")
@@ -598,7 +601,7 @@ def _build_defaults(top: YMap, check: _Validator, lookup: dict[str, Drug]
         items = value if isinstance(value, YList) else [value]
         lines = value.item_lines if isinstance(value, YList) else [line]
         proposal: list[tuple[Drug, Amount]] = []
-        for item, item_line in zip(items, lines):
+        for item, item_line in zip(items, lines, strict=True):
             where = f"defaults.{category}"
             entry = check.mapping(item, item_line, where)
             if entry is None:
@@ -641,7 +644,7 @@ def _build_rule_list(top: YMap, check: _Validator) -> list[Rule]:
         check.error(value.line, f"rules: more than {MAX_RULES} rules")
         return result
     ids: dict[str, int] = {}
-    for item, line in zip(value, value.item_lines):
+    for item, line in zip(value, value.item_lines, strict=True):
         rule = _build_rule(item, line, check)
         if rule is None:
             continue
@@ -689,7 +692,8 @@ def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
     severity = check.choice(entry, "severity", where, (BLOCK, WARN))
     profiles = check.texts(entry, "profiles", where)
     if "profiles" in entry and isinstance(entry["profiles"], YList) and not entry["profiles"]:
-        check.error(check.line_of(entry, "profiles"), f"{where}: profiles is empty (leave it out to make the rule always active)")
+        check.error(check.line_of(entry, "profiles"),
+                    f"{where}: profiles is empty (leave it out to make the rule always active)")
     effective = check.day(entry, "effective", where)
     until = check.day(entry, "until", where)
     if effective is not None and until is not None and until < effective:

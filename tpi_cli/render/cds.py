@@ -44,12 +44,13 @@ def _card(result: CheckResult, outcome: RuleOutcome) -> dict[str, object]:
 
 
 def check_cds(result: CheckResult) -> str:
-    cards = []
+    cards: list[dict[str, object]] = []
     if result.verdict == ALLOWED:
         warned = sum(1 for outcome in result.rules if outcome.status == "warn")
         note = f" with {warned} warning(s)" if warned else ""
         cards.append({
-            "summary": _summary(f"Allowed on {iso(result.on)}{note}: {result.category} injection at {result.proposal.label}"),
+            "summary": _summary(f"Allowed on {iso(result.on)}{note}: {result.category} injection at "
+                                f"{result.proposal.label}"),
             "indicator": "info",
             "detail": "Every active rule passes. tpi supports, and does not replace, a clinician's judgement.",
             "source": {"label": "tpi rules"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from tpi_cli.quantity import PG_PER_MG
 from tpi_cli.render.common import iso, mg
@@ -24,7 +24,7 @@ def safe(value: object) -> str:
     return text
 
 
-def _table(header: list[str], rows: Iterable[list[object]]) -> str:
+def _table(header: list[str], rows: Iterable[Sequence[object]]) -> str:
     buffer = io.StringIO()
     out = csv.writer(buffer, lineterminator="\r\n")
     out.writerow(header)

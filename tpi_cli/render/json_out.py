@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tpi_cli.quantity import PG_PER_MG, MASS
+from tpi_cli.quantity import MASS, PG_PER_MG
 from tpi_cli.render.common import iso, mg
 from tpi_cli.results import CheckResult, ForecastResult, TotalsResult
 from tpi_cli.rules import Rule, Rules

@@ -51,11 +51,10 @@ def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str
             seen.clear()
 
         for history in read_patients(path, rules, on_restart=restart):
-            if patient is not None:
-                if history.patient_id != patient:
-                    if history.patient_id is not None and len(seen) < 100_000:
-                        seen.add(history.patient_id)
-                    continue
+            if patient is not None and history.patient_id != patient:
+                if history.patient_id is not None and len(seen) < 100_000:
+                    seen.add(history.patient_id)
+                continue
             counts.patients += 1
             counts.injections += len(history.injections)
             for violation in validate_patient(rules, active, history):

@@ -67,7 +67,8 @@ def check_renderable(result: CheckResult) -> list[Table | Text]:
         why = Text(outcome.message)
         notes = []
         if outcome.status != "pass":
-            notes.append(f"passes from {iso(outcome.earliest)}" if outcome.earliest is not None else "passes on no date")
+            notes.append(f"passes from {iso(outcome.earliest)}" if outcome.earliest is not None
+                         else "passes on no date")
         if outcome.counted:
             notes.append("counted " + ", ".join(iso(day) or "" for day in outcome.counted))
         if notes:

@@ -1,0 +1,18 @@
+"""The README's first command works on the bundled example with the packaged rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from click.testing import Result
+
+from tests.conftest import EXAMPLES, as_json
+
+
+def test_readme_check_on_example_is_not_yet(tpi: Callable[..., Result]) -> None:
+    result = tpi("check", str(EXAMPLES / "history.csv"), "--site", "left trapezius", "--drug", "triamcinolone=20mg",
+                 "--on", "2026-11-28", "--format", "json")
+    assert result.exit_code == 1, result.stderr
+    document = as_json(result)
+    assert document["verdict"] == "not-yet"
+    assert document["earliest_date"] == "2027-01-15"
