@@ -1,0 +1,268 @@
+"""`tpi check`: SPEC.md's JSON example key for key, the accepted site and dose forms, and every exit code."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from click.testing import Result
+
+from tests.conftest import EXAMPLES, HEADER, as_json
+
+Run = Callable[..., Result]
+
+# SPEC.md's `check` example: a steroid at the left trapezius on 20 Nov 2026; the proposal on 28 Nov.
+# 20 Nov + 6 weeks = 20 Nov + 42 days = 1 Jan 2027.
+SPEC_EXAMPLE_HISTORY = HEADER + "P001,2026-11-20,trapezius,left,triamcinolone,20 mg,,,\n"
+
+CHECK_KEYS = {"schema_version", "patient_id", "site", "side", "on", "category", "profiles", "drugs", "verdict",
+              "earliest_date", "rules", "warnings"}
+DRUG_KEYS = {"name", "dose_mg", "mg_ref"}
+RULE_KEYS = {"id", "kind", "severity", "status", "earliest_date", "message", "counted", "source"}
+
+
+@pytest.fixture
+def example(write: Callable[[str, str], str]) -> str:
+    return write("history.csv", SPEC_EXAMPLE_HISTORY)
+
+
+def spec_check(tpi: Run, spec_rules: str, history: str, *args: str) -> Result:
+    return tpi("check", history, "--rules", spec_rules, *args)
+
+
+def test_spec_json_example_key_for_key(tpi: Run, spec_rules: str, example: str) -> None:
+    result = spec_check(tpi, spec_rules, example, "--site", "left trapezius", "--drug", "triamcinolone=20mg",
+                        "--on", "2026-11-28", "--format", "json")
+    assert result.exit_code == 1
+    assert result.stderr == ""
+    document = as_json(result)
+    assert set(document) >= CHECK_KEYS
+    assert document["schema_version"] == 1
+    assert document["patient_id"] == "P001"
+    assert document["site"] == "trapezius"
+    assert document["side"] == "left"
+    assert document["on"] == "2026-11-28"
+    assert document["category"] == "steroid"
+    assert document["profiles"] == []
+    assert document["drugs"] == [{"name": "triamcinolone", "dose_mg": 20.0, "mg_ref": 20.0}]
+    assert document["verdict"] == "not-yet"
+    assert document["earliest_date"] == "2027-01-01"
+    assert document["warnings"] == []
+    for entry in document["rules"]:
+        assert set(entry) >= RULE_KEYS
+        assert entry["status"] in {"pass", "fail", "warn", "skip"}
+        assert entry["severity"] in {"block", "warn"}
+        assert isinstance(entry["counted"], list)
+    interval = next(entry for entry in document["rules"] if entry["id"] == "steroid-interval")
+    assert {key: interval[key] for key in RULE_KEYS} == {
+        "id": "steroid-interval", "kind": "min-interval", "severity": "block", "status": "fail",
+        "earliest_date": "2027-01-01",
+        "message": "corticosteroid injection at left trapezius on 2026-11-20, less than 6 weeks before",
+        "counted": ["2026-11-20"], "source": "test source"}
+    # every rule of the file is listed, in the file's order; the medicare one is inactive
+    assert [entry["id"] for entry in document["rules"]] == [
+        "steroid-interval", "steroid-count", "steroid-site-dose", "sessions", "anesthetic-dose", "points",
+        "one-region"]
+    statuses = {entry["id"]: entry["status"] for entry in document["rules"]}
+    assert statuses == {"steroid-interval": "fail", "steroid-count": "pass", "steroid-site-dose": "pass",
+                        "sessions": "pass", "anesthetic-dose": "pass", "points": "pass", "one-region": "skip"}
+
+
+def test_spec_example_allowed_on_the_earliest_date(tpi: Run, spec_rules: str, example: str) -> None:
+    result = spec_check(tpi, spec_rules, example, "--site", "left trapezius", "--drug", "triamcinolone=20mg",
+                        "--on", "2027-01-01", "--format", "json")
+    assert result.exit_code == 0
+    document = as_json(result)
+    assert document["verdict"] == "allowed"
+    assert document["earliest_date"] == "2027-01-01"  # equals `on` when allowed
+
+
+def test_readme_example_exit_code_and_table(tpi: Run) -> None:
+    result = tpi("check", str(EXAMPLES / "history.csv"), "--site", "left trapezius", "--drug", "triamcinolone=20mg",
+                 "--on", "2026-11-28")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0].startswith("NOT YET")
+    assert "2027-01-15" in result.stdout.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    "site_args",
+    [
+        ("--site", "left trapezius"),
+        ("--site", "Left Trapezius"),
+        ("--site", "L trap"),
+        ("--site", "trapezius (L)"),
+        ("--site", "trapezius", "--side", "left"),
+        ("--site", "trapezius", "--side", "L"),
+        ("--site", "upper trapezius", "--side", "left"),
+        ("--site", "trap left"),
+    ],
+)
+def test_site_forms(tpi: Run, spec_rules: str, example: str, site_args: tuple[str, ...]) -> None:
+    result = spec_check(tpi, spec_rules, example, *site_args, "--drug", "triamcinolone=20mg", "--on", "2026-11-28",
+                        "--format", "json")
+    assert result.exit_code == 1, result.stderr
+    document = as_json(result)
+    assert (document["site"], document["side"]) == ("trapezius", "left")
+    assert document["earliest_date"] == "2027-01-01"
+
+
+@pytest.mark.parametrize(
+    ("drug", "name", "dose_mg"),
+    [
+        ("triamcinolone=20mg", "triamcinolone", 20.0),
+        ("triamcinolone=20 mg", "triamcinolone", 20.0),
+        ("kenalog=20mg", "triamcinolone", 20.0),
+        ("dexamethasone=500 mcg", "dexamethasone", 0.5),
+        ("lidocaine=3mL@1%", "lidocaine", 30.0),  # 1% = 10 mg/mL: 3 x 10 = 30 mg
+        ("lidocaine=3 mL @ 1%", "lidocaine", 30.0),
+        ("lidocaine=3 mL @ 10 mg/mL", "lidocaine", 30.0),
+        ("xylocaine=2 mL @ 2%", "lidocaine", 40.0),  # 2 x 20
+        ("lidocaine=0.1 g", "lidocaine", 100.0),
+    ],
+)
+def test_dose_forms(tpi: Run, spec_rules: str, example: str, drug: str, name: str, dose_mg: float) -> None:
+    result = spec_check(tpi, spec_rules, example, "--site", "right trapezius", "--drug", drug, "--on", "2026-11-28",
+                        "--format", "json")
+    assert result.exit_code in (0, 1), result.stderr
+    (shown,) = as_json(result)["drugs"]
+    assert shown["name"] == name
+    assert shown["dose_mg"] == dose_mg
+
+
+def test_several_drugs_and_weight(tpi: Run, spec_rules: str, example: str) -> None:
+    # lidocaine 30 mg of min(300, 4.5 x 10 = 45) = 2/3; bupivacaine 10 mg of min(175, 25) = 2/5: 16/15 > 1
+    args = ("--site", "right trapezius", "--drug", "lidocaine=30mg", "--drug", "bupivacaine=10mg", "--on",
+            "2026-11-28", "--format", "json")
+    result = spec_check(tpi, spec_rules, example, *args, "--weight-kg", "10")
+    assert result.exit_code == 1
+    document = as_json(result)
+    assert [d["name"] for d in document["drugs"]] == ["lidocaine", "bupivacaine"]
+    assert document["category"] == "anesthetic"
+    assert next(r for r in document["rules"] if r["id"] == "anesthetic-dose")["status"] == "fail"
+    # bupivacaine 10 mg of min(175, 2.5 x 20 = 50) = 1/5 and 30 / min(300, 90) = 1/3: 8/15 <= 1
+    result = spec_check(tpi, spec_rules, example, *args, "--weight-kg", "20")
+    assert result.exit_code == 0
+    assert as_json(result)["verdict"] == "allowed"
+
+
+@pytest.mark.parametrize("points", ["8", "9"])
+def test_points_option(tpi: Run, spec_rules: str, example: str, points: str) -> None:
+    result = spec_check(tpi, spec_rules, example, "--site", "right trapezius", "--drug", "lidocaine=30mg",
+                        "--points", points, "--on", "2026-11-28", "--format", "json")
+    document = as_json(result)
+    entry = next(r for r in document["rules"] if r["id"] == "points")
+    # the spec rules' points rule is a warn rule with max 8
+    assert entry["status"] == ("pass" if points == "8" else "warn")
+    assert document["verdict"] == "allowed"
+    assert result.exit_code == 0
+
+
+def test_history_from_stdin_and_json(tpi: Run, spec_rules: str, write: Callable[[str, str], str]) -> None:
+    args = ("--site", "left trapezius", "--drug", "triamcinolone=20mg", "--on", "2026-11-28", "--format", "json")
+    from_stdin = tpi("check", "-", "--rules", spec_rules, *args, input=SPEC_EXAMPLE_HISTORY)
+    document = {"patient_id": "P001", "weight_kg": 70, "injections": [
+        {"date": "2026-11-20", "site": "trapezius", "side": "left",
+         "drugs": [{"name": "triamcinolone", "dose": "20 mg"}]}]}
+    from_json = tpi("check", write("history.json", json.dumps(document)), "--rules", spec_rules, *args)
+    for result in (from_stdin, from_json):
+        assert result.exit_code == 1, result.stderr
+        assert as_json(result)["earliest_date"] == "2027-01-01"
+
+
+def test_rules_from_environment(tpi: Run, spec_rules: str, example: str) -> None:
+    result = tpi("check", example, "--site", "left trapezius", "--drug", "triamcinolone=20mg", "--on", "2026-11-28",
+                 "--format", "json", env={"TPI_RULES": spec_rules})
+    assert result.exit_code == 1
+    assert next(r for r in as_json(result)["rules"] if r["id"] == "steroid-interval")["source"] == "test source"
+
+
+def test_empty_history_is_allowed(tpi: Run, spec_rules: str, write: Callable[[str, str], str]) -> None:
+    result = tpi("check", write("empty.csv", HEADER), "--rules", spec_rules, "--site", "left trapezius",
+                 "--drug", "triamcinolone=20mg", "--on", "2026-11-28", "--format", "json")
+    assert result.exit_code == 0
+    assert as_json(result)["verdict"] == "allowed"
+
+
+# --- exit 2: bad usage and bad input -------------------------------------------------------------------------
+
+TWO_PATIENTS = HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\nP2,2026-01-01,trapezius,left,,,,,\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--site", "left trapezius"), "--drug"),  # neither --drug nor --dry
+        (("--site", "left trapezius", "--dry", "--drug", "triamcinolone=20mg"), "--dry"),
+        (("--site", "left trapzius", "--dry"), "did you mean 'trapezius'"),
+        (("--site", "trapezius", "--dry"), "side"),  # a lateral site needs a side
+        (("--site", "left trapezius", "--side", "right", "--dry"), "contradicts"),
+        (("--site", "left trapezius", "--drug", "triamcinolon=20mg"), "did you mean 'triamcinolone'"),
+        (("--site", "left trapezius", "--drug", "triamcinolone=20"), "unit"),  # unitless dose
+        (("--site", "left trapezius", "--drug", "triamcinolone"), "NAME=DOSE"),
+        (("--site", "left trapezius", "--drug", "triamcinolone=-20mg"), "triamcinolone"),
+        (("--site", "left trapezius", "--drug", "triamcinolone=0mg"), "triamcinolone"),
+        (("--site", "left trapezius", "--drug", "triamcinolone=20 mL"), "triamcinolone"),  # a steroid needs a mass
+        (("--site", "left trapezius", "--dry", "--profile", "medicar"), "did you mean 'medicare'"),
+        (("--site", "left trapezius", "--dry", "--format", "csv"), "csv"),
+        (("--site", "left trapezius", "--dry", "--on", "03/04/2026"), "--on"),
+        (("--site", "left trapezius", "--dry", "--on", "2026-02-30"), "--on"),
+        (("--site", "left trapezius", "--dry", "--points", "0"), "--points"),
+        (("--site", "left trapezius", "--dry", "--weight-kg", "heavy"), "--weight-kg"),
+        (("--site", "interspinous-lumbar", "--side", "left", "--dry"), "interspinous-lumbar"),
+    ],
+)
+def test_bad_usage_exits_2(tpi: Run, spec_rules: str, example: str, args: tuple[str, ...], needle: str) -> None:
+    result = tpi("check", example, "--rules", spec_rules, *args,
+                 *(() if "--on" in args else ("--on", "2026-11-28")))
+    assert result.exit_code == 2
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_several_patients_need_patient(tpi: Run, spec_rules: str, write: Callable[[str, str], str]) -> None:
+    history = write("two.csv", TWO_PATIENTS)
+    args = ("--rules", spec_rules, "--site", "left trapezius", "--dry", "--on", "2026-11-28")
+    result = tpi("check", history, *args)
+    assert result.exit_code == 2
+    assert "--patient" in result.stderr
+    assert result.stdout == ""
+    result = tpi("check", history, *args, "--patient", "P3")
+    assert result.exit_code == 2
+    assert "P3" in result.stderr
+    assert result.stdout == ""
+    result = tpi("check", history, *args, "--patient", "P2", "--format", "json")
+    assert result.exit_code == 0
+    assert as_json(result)["patient_id"] == "P2"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "needle"),
+    [
+        ("bad-drug.csv", HEADER + "P1,2026-01-01,trapezius,left,triamcinolon,20 mg,,,\n", "bad-drug.csv:2"),
+        ("bad-site.csv", HEADER + "P1,2026-01-01,trapzius,left,triamcinolone,20 mg,,,\n", "bad-site.csv:2"),
+        ("bad-date.csv", HEADER + "P1,03/04/2026,trapezius,left,triamcinolone,20 mg,,,\n", "bad-date.csv:2"),
+        ("unitless.csv", HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20,,,\n", "unitless.csv:2"),
+    ],
+)
+def test_bad_history_exits_2_with_file_and_line(tpi: Run, spec_rules: str, write: Callable[[str, str], str],
+                                                name: str, text: str, needle: str) -> None:
+    result = tpi("check", write(name, text), "--rules", spec_rules, "--site", "left trapezius", "--dry",
+                 "--on", "2026-11-28")
+    assert result.exit_code == 2
+    assert needle in result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_files_exit_2(tpi: Run, spec_rules: str, example: str, tmp_path: Any) -> None:
+    args = ("--site", "left trapezius", "--dry", "--on", "2026-11-28")
+    result = tpi("check", str(tmp_path / "nope.csv"), "--rules", spec_rules, *args)
+    assert result.exit_code == 2
+    assert "nope.csv" in result.stderr
+    result = tpi("check", example, "--rules", str(tmp_path / "nope.yaml"), *args)
+    assert result.exit_code == 2
+    assert "nope.yaml" in result.stderr
+    assert result.stdout == ""

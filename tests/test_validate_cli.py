@@ -1,0 +1,177 @@
+"""`tpi validate`: the JSON document of SPEC.md key for key, CSV rows, the table, and exit codes 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+
+import pytest
+from click.testing import Result
+
+from tests.conftest import EXAMPLES, HEADER, as_json
+
+Run = Callable[..., Result]
+Write = Callable[[str, str], str]
+
+VALIDATE_KEYS = {"schema_version", "patients", "injections", "violations", "summary"}
+VIOLATION_KEYS = {"patient_id", "date", "site", "side", "rule", "severity", "message", "overridden"}
+
+# With the spec rules (steroid-interval 6 weeks, steroid-count 3 / 12 months, ...):
+#  P1: left trapezius steroid 1 Jan, again 15 Jan (< 12 Feb = 1 Jan + 42 days): steroid-interval, block.
+#      1 Mar: 15 Jan + 42 days = 26 Feb <= 1 Mar passes the interval; the third steroid and the third session in
+#      12 months (3 <= 3), 60 mg <= 120: no violation.
+#  P2: right trapezius 1 Jan, then 10 Jan with an override reason: steroid-interval, overridden.
+#  P3: 10 points on one day: points (warn, max 8).
+SCHEDULE = HEADER + """\
+P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,
+P1,2026-01-15,trapezius,left,triamcinolone,20 mg,,,
+P1,2026-03-01,trapezius,left,triamcinolone,20 mg,,,
+P2,2026-01-01,trapezius,right,triamcinolone,20 mg,,,
+P2,2026-01-10,trapezius,right,triamcinolone,20 mg,,,"flare, discussed with patient"
+P3,2026-01-05,infraspinatus,left,lidocaine,3 mL @ 1%,10,,
+"""
+
+
+@pytest.fixture
+def schedule(write: Write) -> str:
+    return write("schedule.csv", SCHEDULE)
+
+
+def test_json_key_for_key(tpi: Run, spec_rules: str, schedule: str) -> None:
+    result = tpi("validate", schedule, "--rules", spec_rules, "--format", "json")
+    assert result.exit_code == 1  # P1's violation is blocking and not overridden
+    document = as_json(result)
+    assert set(document) == VALIDATE_KEYS
+    assert document["schema_version"] == 1
+    assert document["patients"] == 3
+    assert document["injections"] == 6
+    for violation in document["violations"]:
+        assert set(violation) >= VIOLATION_KEYS
+    found = [(v["patient_id"], v["date"], v["site"], v["side"], v["rule"], v["severity"], v["overridden"])
+             for v in document["violations"]]
+    assert sorted(found) == [
+        ("P1", "2026-01-15", "trapezius", "left", "steroid-interval", "block", None),
+        ("P2", "2026-01-10", "trapezius", "right", "steroid-interval", "block", "flare, discussed with patient"),
+        ("P3", "2026-01-05", "infraspinatus", "left", "points", "warn", None),
+    ]
+    p1 = next(v for v in document["violations"] if v["patient_id"] == "P1")
+    assert p1["message"] == "corticosteroid injection at left trapezius on 2026-01-01, less than 6 weeks before"
+    assert document["summary"] == {"block": 1, "warn": 1, "overridden": 1}
+
+
+@pytest.mark.parametrize(
+    ("patient", "code", "summary"),
+    [
+        ("P1", 1, {"block": 1, "warn": 0, "overridden": 0}),
+        ("P2", 0, {"block": 0, "warn": 0, "overridden": 1}),  # only overridden: exit 0
+        ("P3", 0, {"block": 0, "warn": 1, "overridden": 0}),  # only a warning: exit 0
+    ],
+)
+def test_patient_option_and_exit_codes(tpi: Run, spec_rules: str, schedule: str, patient: str, code: int,
+                                       summary: dict[str, int]) -> None:
+    result = tpi("validate", schedule, "--rules", spec_rules, "--format", "json", "--patient", patient)
+    assert result.exit_code == code
+    document = as_json(result)
+    assert document["patients"] == 1
+    assert {v["patient_id"] for v in document["violations"]} == {patient}
+    assert document["summary"] == summary
+
+
+def test_clean_history_exits_0(tpi: Run, spec_rules: str, write: Write) -> None:
+    history = write("clean.csv", HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\n"
+                                          "P1,2026-02-12,trapezius,left,triamcinolone,20 mg,,,\n")
+    result = tpi("validate", history, "--rules", spec_rules, "--format", "json")
+    assert result.exit_code == 0
+    document = as_json(result)
+    assert document["violations"] == []
+    assert document["summary"] == {"block": 0, "warn": 0, "overridden": 0}
+
+
+def test_csv_one_row_per_violation(tpi: Run, spec_rules: str, schedule: str) -> None:
+    as_csv = tpi("validate", schedule, "--rules", spec_rules, "--format", "csv")
+    as_doc = tpi("validate", schedule, "--rules", spec_rules, "--format", "json")
+    assert as_csv.exit_code == as_doc.exit_code == 1
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert set(rows[0]) >= VIOLATION_KEYS
+    expected = as_json(as_doc)["violations"]
+    assert len(rows) == len(expected)
+    for got, want in zip(sorted(rows, key=lambda r: r["patient_id"]), sorted(expected, key=lambda v: v["patient_id"]),
+                         strict=True):
+        for key in ("patient_id", "date", "site", "side", "rule", "severity", "message"):
+            assert got[key] == want[key]
+        assert got["overridden"] == (want["overridden"] or "")
+
+
+def test_csv_with_no_violation_is_a_header(tpi: Run, spec_rules: str, write: Write) -> None:
+    result = tpi("validate", write("one.csv", HEADER + "P1,2026-01-01,trapezius,left,,,,,\n"), "--rules",
+                 spec_rules, "--format", "csv")
+    assert result.exit_code == 0
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert len(rows) == 1
+    assert set(rows[0]) >= VIOLATION_KEYS
+
+
+def test_table(tpi: Run, spec_rules: str, schedule: str) -> None:
+    result = tpi("validate", schedule, "--rules", spec_rules)
+    assert result.exit_code == 1
+    assert "2026-01-15" in result.stdout
+    assert "steroid-interval" in result.stdout
+    assert "flare, discussed with patient" in result.stdout
+    assert result.stderr == ""
+
+
+def test_stdin_and_json_history(tpi: Run, spec_rules: str, write: Write) -> None:
+    from_stdin = tpi("validate", "-", "--rules", spec_rules, "--format", "json", input=SCHEDULE)
+    assert from_stdin.exit_code == 1
+    assert as_json(from_stdin)["injections"] == 6
+    patients = [
+        {"patient_id": "P1", "injections": [
+            {"date": "2026-01-01", "site": "trapezius", "side": "left",
+             "drugs": [{"name": "triamcinolone", "dose": "20 mg"}]},
+            {"date": "2026-01-15", "site": "trapezius", "side": "left", "override": "flare",
+             "drugs": [{"name": "triamcinolone", "dose": "20 mg"}]}]},
+        {"patient_id": "P2", "injections": [{"date": "2026-01-15", "site": "trapezius", "side": "left",
+                                             "technique": "dry", "drugs": []}]},
+    ]
+    result = tpi("validate", write("history.json", json.dumps(patients)), "--rules", spec_rules, "--format", "json")
+    assert result.exit_code == 0
+    document = as_json(result)
+    assert document["patients"] == 2
+    assert document["injections"] == 3
+    assert [(v["patient_id"], v["rule"], v["overridden"]) for v in document["violations"]] == [
+        ("P1", "steroid-interval", "flare")]
+
+
+def test_default_rules_on_the_examples(tpi: Run) -> None:
+    for name in ("history.csv", "history.json", "clinic.csv"):
+        result = tpi("validate", str(EXAMPLES / name), "--format", "json")
+        assert result.exit_code in (0, 1), result.stderr
+        document = as_json(result)
+        assert result.exit_code == (1 if document["summary"]["block"] else 0)
+
+
+@pytest.mark.parametrize(
+    ("args", "text", "needle"),
+    [
+        (("--patient", "P9"), SCHEDULE, "P9"),
+        (("--profile", "nope"), SCHEDULE, "nope"),
+        (("--format", "cds-hooks"), SCHEDULE, "cds-hooks"),
+        ((), HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\nP1,2026-13-01,trapezius,left,,,,,\n",
+         "history.csv:3"),
+        ((), HEADER + "P1,2026-01-01,trapezius,sideways,,,,,\n", "history.csv:2"),
+        ((), "patient_id,date,site,side\nP1,2026-01-01,trapezius,left\n", "history.csv"),  # no drug/dose columns
+        # a bad row after many good ones: still nothing written to stdout
+        ((), SCHEDULE + "P9,2026-01-01,trapzius,left,,,,,\n", "did you mean 'trapezius'"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tpi: Run, spec_rules: str, write: Write, args: tuple[str, ...],
+                                              text: str, needle: str) -> None:
+    for fmt in ("json", "csv", "table"):
+        result = tpi("validate", write("history.csv", text), "--rules", spec_rules, "--format", fmt, *args)
+        assert result.exit_code == 2
+        assert needle in result.stderr
+        assert "Traceback" not in result.stderr
+        if "--format" not in args:
+            assert result.stdout == ""
