@@ -1,0 +1,261 @@
+"""Output formats: CSV (header, RFC 4180 quoting, formula cells neutralised), CDS Hooks cards, tables that print
+user text literally, and one golden table.
+
+The golden file tests/golden/check_table.txt is the `check` table of SPEC.md's README example at 80 columns
+without colour. To regenerate it after a deliberate change of the table, run
+
+    TPI_REGEN_GOLDEN=1 python -m pytest tests/test_formats.py -k golden
+
+and review the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+
+from tests.conftest import EXAMPLES, HEADER, as_json
+
+Run = Callable[..., Result]
+Write = Callable[[str, str], str]
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+PLAIN_80 = {"COLUMNS": "80", "NO_COLOR": "1", "TERM": "dumb"}
+
+FORMULA_IDS = ["=cmd()", "+1", "@x", "-1"]
+
+# Each patient: a left trapezius steroid on 1 Jan and again on 2 Jan (less than 6 weeks: one violation).
+FORMULA_HISTORY = HEADER + "".join(
+    f"{pid},2026-01-01,trapezius,left,triamcinolone,20 mg,,,\n{pid},2026-01-02,trapezius,left,triamcinolone,20 mg,,,"
+    f'"reason, with ""quotes"" and a comma"\n'
+    for pid in [*FORMULA_IDS, "plain"])
+
+
+def parse_csv(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+# --- CSV ------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("command", "args", "header"),
+    [
+        ("validate", (), ["patient_id", "date", "site", "side", "rule", "severity", "message", "overridden"]),
+        ("totals", ("--on", "2026-03-01"), ["patient_id", "site", "side", "steroid_injections", "mg_ref", "by_drug",
+                                            "all_time_injections", "all_time_mg_ref"]),
+    ],
+)
+def test_csv_neutralises_formula_cells(tpi: Run, spec_rules: str, write: Write, command: str, args: tuple[str, ...],
+                                       header: list[str]) -> None:
+    result = tpi(command, write("h.csv", FORMULA_HISTORY), "--rules", spec_rules, "--format", "csv", *args)
+    assert result.exit_code in (0, 1), result.stderr
+    rows = parse_csv(result.stdout)
+    assert rows[0][:len(header)] == header  # the header row comes first
+    width = len(rows[0])
+    assert all(len(row) == width for row in rows)
+    ids = {row[0] for row in rows[1:]}
+    assert {f"'{pid}" for pid in FORMULA_IDS} | {"plain"} <= ids
+    assert not any(cell[:1] in "=+-@" and cell for row in rows[1:] for cell in row)
+
+
+def test_csv_quoting_round_trips(tpi: Run, spec_rules: str, write: Write) -> None:
+    path = write("h.csv", FORMULA_HISTORY)
+    as_csv = tpi("validate", path, "--rules", spec_rules, "--format", "csv", "--patient", "plain")
+    as_doc = tpi("validate", path, "--rules", spec_rules, "--format", "json", "--patient", "plain")
+    (header, *rows) = parse_csv(as_csv.stdout)
+    (row,) = rows
+    record = dict(zip(header, row, strict=True))
+    (violation,) = as_json(as_doc)["violations"]
+    # a message with a comma and an override with quotes and a comma come back whole (RFC 4180)
+    assert record["message"] == violation["message"]
+    assert "," in record["message"]
+    assert record["overridden"] == 'reason, with "quotes" and a comma'
+    assert violation["overridden"] == 'reason, with "quotes" and a comma'
+    # quoted fields, doubled quotes, CRLF or LF line ends: the raw text is what RFC 4180 writes
+    assert '"reason, with ""quotes"" and a comma"' in as_csv.stdout
+
+
+@pytest.mark.parametrize("patient", FORMULA_IDS)
+def test_next_csv_neutralises_patient_id(tpi: Run, spec_rules: str, write: Write, patient: str) -> None:
+    result = tpi("next", write("h.csv", FORMULA_HISTORY), "--rules", spec_rules, "--on", "2026-03-01",
+                 "--patient", patient, "--format", "csv")
+    assert result.exit_code == 0, result.stderr
+    header, *rows = parse_csv(result.stdout)
+    assert {"site", "side", "dry", "anesthetic", "steroid", "steroid_mg_remaining"} <= set(header)
+    column = header.index("patient_id")
+    assert {row[column] for row in rows} == {f"'{patient}"}
+
+
+def test_sites_csv(tpi: Run, write: Write, spec_rules: str) -> None:
+    result = tpi("sites", "--rules", spec_rules, "--format", "csv")
+    assert result.exit_code == 0
+    header, *rows = parse_csv(result.stdout)
+    assert header[:2] == ["name", "region"]
+    by_name = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    assert set(by_name) == {"trapezius", "levator-scapulae", "infraspinatus", "interspinous-lumbar"}
+    assert by_name["trapezius"]["region"] == "cervical"
+    assert "upper trapezius" in by_name["trapezius"]["aliases"]
+    # user text from a rules file that a spreadsheet would read as a formula
+    rules = write("formula-rules.yaml", """\
+version: 1
+reference_steroid: triamcinolone
+drugs:
+  triamcinolone: {class: corticosteroid, equivalent_mg: 4}
+sites:
+  trapezius: {region: "@cervical", aliases: ["=HYPERLINK(x)", "-trap"]}
+rules:
+  - {id: iv, kind: min-interval, applies_to: any, scope: site, interval: 6 weeks}
+""")
+    result = tpi("sites", "--rules", rules, "--format", "csv")
+    header, (row,) = parse_csv(result.stdout)[0], parse_csv(result.stdout)[1:]
+    record = dict(zip(header, row, strict=True))
+    assert record["region"] == "'@cervical"
+    assert record["aliases"].startswith("'=HYPERLINK(x)")
+    assert not any(cell[:1] in "=+-@" and cell for cell in row)
+
+
+def test_default_sites_list(tpi: Run) -> None:
+    result = tpi("sites", "--format", "csv")
+    assert result.exit_code == 0
+    names = {row[0] for row in parse_csv(result.stdout)[1:]}
+    assert names >= {"trapezius", "levator-scapulae", "rhomboid", "infraspinatus", "supraspinatus",
+                     "sternocleidomastoid", "splenius-capitis", "erector-spinae", "quadratus-lumborum",
+                     "gluteus-medius", "piriformis", "interspinous-lumbar"}
+
+
+# --- CDS Hooks ----------------------------------------------------------------------------------------------------
+
+CDS_RULES = """\
+version: 1
+reference_steroid: triamcinolone
+drugs:
+  triamcinolone: {class: corticosteroid, equivalent_mg: 4}
+sites:
+  trapezius: {region: cervical}
+rules:
+  - id: iv-a-rather-long-identifier-for-a-rule-so-that-summaries-must-be-shortened-x
+    kind: min-interval
+    applies_to: [steroid]
+    scope: site
+    interval: 6 weeks
+    grace: 1 week
+    source: "Interval source: a long citation, with commas, that goes on and on well past the length of a summary"
+  - {id: pts, kind: max-points, applies_to: any, scope: session, max: 2, severity: warn, source: "Points source"}
+"""
+IV = "iv-a-rather-long-identifier-for-a-rule-so-that-summaries-must-be-shortened-x"
+
+
+@pytest.mark.parametrize(
+    ("on", "points", "code", "expected"),
+    [
+        # 1 Jan + 5 weeks = 5 Feb (grace starts), + 6 weeks = 12 Feb
+        ("2026-02-01", "1", 1, [("critical", IV)]),
+        ("2026-02-01", "3", 1, [("critical", IV), ("warning", "pts")]),
+        ("2026-02-05", "1", 0, [("info", None), ("warning", IV)]),  # inside the grace period: allowed, warns
+        ("2026-02-12", "3", 0, [("info", None), ("warning", "pts")]),
+        ("2026-02-12", "1", 0, [("info", None)]),  # allowed: one info card
+    ],
+)
+def test_cds_hooks_cards(tpi: Run, write: Write, on: str, points: str, code: int,
+                         expected: list[tuple[str, str | None]]) -> None:
+    history = write("h.csv", HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\n")
+    result = tpi("check", history, "--rules", write("rules.yaml", CDS_RULES), "--site", "left trapezius",
+                 "--drug", "triamcinolone=20mg", "--points", points, "--on", on, "--format", "cds-hooks")
+    assert result.exit_code == code
+    cards = as_json(result)["cards"]
+    assert [card["indicator"] for card in cards] == [indicator for indicator, _ in expected]
+    sources = {IV: "Interval source: a long citation, with commas, that goes on and on well past the length of a "
+                   "summary", "pts": "Points source"}
+    for card, (_, rule_id) in zip(cards, expected, strict=True):
+        assert set(card) >= {"summary", "indicator", "detail", "source"}
+        assert len(card["summary"]) < 140
+        assert card["summary"]
+        assert isinstance(card["detail"], str)
+        if rule_id is not None:
+            assert card["source"]["label"] == sources[rule_id]
+        else:
+            assert card["source"]["label"]
+
+
+def test_cds_hooks_on_the_readme_example(tpi: Run) -> None:
+    result = tpi("check", str(EXAMPLES / "history.csv"), "--site", "left trapezius", "--drug", "triamcinolone=20mg",
+                 "--on", "2026-11-28", "--format", "cds-hooks")
+    assert result.exit_code == 1
+    cards = as_json(result)["cards"]
+    json_rules = as_json(tpi("check", str(EXAMPLES / "history.csv"), "--site", "left trapezius", "--drug",
+                             "triamcinolone=20mg", "--on", "2026-11-28", "--format", "json"))["rules"]
+    failed = [r for r in json_rules if r["status"] == "fail"]
+    warned = [r for r in json_rules if r["status"] == "warn"]
+    assert sorted(card["indicator"] for card in cards) == sorted(["critical"] * len(failed) + ["warning"] * len(warned))
+    # a long source may be shortened for the label (the full text is in the detail): a prefix of the rule's source
+    for card, rule in zip(cards, failed + warned, strict=True):
+        label = card["source"]["label"]
+        assert rule["source"].startswith(label.removesuffix("…"))
+        assert rule["source"] in card["detail"].replace("\\", "")
+    assert all(len(card["summary"]) < 140 for card in cards)
+
+
+# --- tables: user text printed as typed ------------------------------------------------------------------------------
+
+MARKUP_HISTORY = HEADER + (
+    "[bold]x,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\n"
+    "[bold]x,2026-01-02,trapezius,left,triamcinolone,20 mg,,,[red]flare[/red]\n")
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "needles"),
+    [
+        ("check", ("--site", "left trapezius", "--dry", "--on", "2026-03-01"), ["[bold]x"]),
+        ("validate", (), ["[bold]x", "[red]flare[/red]"]),
+        ("next", ("--on", "2026-03-01"), ["[bold]x"]),
+        ("totals", ("--on", "2026-03-01"), ["[bold]x"]),
+    ],
+)
+def test_table_prints_user_text_literally(tpi: Run, spec_rules: str, write: Write, command: str,
+                                          args: tuple[str, ...], needles: list[str]) -> None:
+    result = tpi(command, write("h.csv", MARKUP_HISTORY), "--rules", spec_rules, *args,
+                 env={**PLAIN_80, "COLUMNS": "200"})
+    assert result.exit_code in (0, 1), result.stderr
+    for needle in needles:
+        assert needle in result.stdout
+
+
+def test_table_prints_rule_source_literally(tpi: Run, write: Write) -> None:
+    rules = write("rules.yaml", CDS_RULES.replace("Points source", "[bold]Points[/bold] source"))
+    history = write("h.csv", HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\n")
+    result = tpi("check", history, "--rules", rules, "--site", "left trapezius", "--drug", "triamcinolone=20mg",
+                 "--on", "2026-03-01", env={**PLAIN_80, "COLUMNS": "200"})
+    assert "[bold]Points[/bold] source" in result.stdout
+
+
+def test_table_is_plain_when_not_a_terminal(tpi: Run) -> None:
+    result = tpi("check", str(EXAMPLES / "history.csv"), "--site", "left trapezius", "--drug", "triamcinolone=20mg",
+                 "--on", "2026-11-28", env={"COLUMNS": "80"})
+    assert "\x1b[" not in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+
+
+# --- golden ---------------------------------------------------------------------------------------------------------
+
+def test_golden_check_table(tpi: Run) -> None:
+    result = tpi("check", "examples/history.csv", "--site", "left trapezius", "--drug", "triamcinolone=20mg",
+                 "--on", "2026-11-28", env=PLAIN_80)
+    assert result.exit_code == 1, result.stderr
+    golden = GOLDEN / "check_table.txt"
+    if os.environ.get("TPI_REGEN_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(result.stdout, encoding="utf-8")
+    assert result.stdout == golden.read_text(encoding="utf-8")
+
+
+@pytest.fixture(autouse=True)
+def _in_repository(monkeypatch: Any) -> None:
+    # the golden command names examples/history.csv relative to the repository, as the README does
+    monkeypatch.chdir(EXAMPLES.parent)
