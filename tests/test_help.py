@@ -1,0 +1,70 @@
+"""Every command documents itself with an example; `tpi --version` prints the version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from click.testing import Result
+
+from tpi_cli import __version__
+
+Run = Callable[..., Result]
+
+# every command that does something; the `rules` group only lists its subcommands
+COMMANDS = [("check",), ("next",), ("validate",), ("totals",), ("rules", "check"), ("rules", "show"),
+            ("rules", "schema"), ("sites",)]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_has_an_example(tpi: Run, command: tuple[str, ...], flag: str) -> None:
+    result = tpi(*command, flag)
+    assert result.exit_code == 0
+    assert result.stderr == ""
+    assert "Example" in result.stdout
+    assert f"tpi {' '.join(command)}" in result.stdout
+
+
+def test_top_level_help_lists_every_command(tpi: Run) -> None:
+    result = tpi("--help")
+    assert result.exit_code == 0
+    assert "Example" in result.stdout
+    for command in ("check", "next", "validate", "totals", "rules", "sites"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("check", ["--site", "--side", "--on", "--drug", "--dry", "--points", "--weight-kg", "--patient", "--rules",
+                   "--profile", "--format"]),
+        ("next", ["--site", "--on", "--patient", "--rules", "--profile", "--format"]),
+        ("validate", ["--patient", "--rules", "--profile", "--format"]),
+        ("totals", ["--on", "--window", "--patient", "--rules", "--profile", "--format"]),
+    ],
+)
+def test_help_names_the_options_of_the_spec(tpi: Run, command: str, options: list[str]) -> None:
+    text = tpi(command, "--help").stdout
+    for option in options:
+        assert option in text
+
+
+def test_rules_group_lists_its_subcommands(tpi: Run) -> None:
+    result = tpi("rules", "--help")
+    assert result.exit_code == 0
+    for command in ("check", "show", "schema"):
+        assert command in result.stdout
+
+
+def test_version(tpi: Run) -> None:
+    result = tpi("--version")
+    assert result.exit_code == 0
+    assert __version__ in result.stdout
+    assert result.stdout.startswith("tpi")
+
+
+def test_unknown_command_exits_2(tpi: Run) -> None:
+    result = tpi("chek")
+    assert result.exit_code == 2
+    assert result.stdout == ""
