@@ -259,3 +259,29 @@ def test_golden_check_table(tpi: Run) -> None:
 def _in_repository(monkeypatch: Any) -> None:
     # the golden command names examples/history.csv relative to the repository, as the README does
     monkeypatch.chdir(EXAMPLES.parent)
+
+
+# --- rules show and sites: every format exits 0 -------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_rules_show_and_sites_formats(tpi: Run, spec_rules: str, fmt: str) -> None:
+    for command in (("rules", "show", spec_rules), ("sites", "--rules", spec_rules)):
+        result = tpi(*command, "--format", fmt, env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout
+
+
+@pytest.mark.parametrize(("profiles", "active"), [((), False), (("--profile", "medicare"), True)])
+def test_rules_show_marks_profile_rules(tpi: Run, spec_rules: str, profiles: tuple[str, ...], active: bool) -> None:
+    result = tpi("rules", "show", spec_rules, "--format", "csv", *profiles)
+    records = {row["id"]: row for row in csv.DictReader(io.StringIO(result.stdout))}
+    assert records["one-region"]["active"] == str(active).lower()
+    assert records["steroid-interval"]["active"] == "true"
+    assert records["steroid-interval"]["source"] == "test source"
+
+
+def test_rules_show_unknown_profile_exits_2(tpi: Run, spec_rules: str) -> None:
+    result = tpi("rules", "show", spec_rules, "--profile", "medicar")
+    assert result.exit_code == 2
+    assert "did you mean 'medicare'" in result.stderr
+    assert result.stdout == ""
