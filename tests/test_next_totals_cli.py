@@ -290,3 +290,17 @@ def test_next_and_totals_exit_0(tpi: Run, spec_rules: str, write: Write) -> None
             result = tpi(command, path, "--rules", spec_rules, "--on", "2026-03-10", "--format", fmt, *extra)
             assert result.exit_code == 0, (command, fmt, result.stderr)
             assert result.stdout
+
+
+def test_next_unspecified_side_feeds_both_rows_and_a_site_not_in_history(tpi: Run, spec_rules: str,
+                                                                         write: Write) -> None:
+    path = write("h.csv", HEADER + "P1,2026-03-01,trapezius,,triamcinolone,50 mg,,,\n")
+    document = as_json(tpi("next", path, "--rules", spec_rules, "--on", "2026-03-10", "--format", "json"))
+    # the unspecified-side steroid counts against both sides: 1 Mar + 42 days = 12 Apr; 120 - 50 = 70 left
+    assert [(r["site"], r["side"], r["steroid"], r["steroid_mg_remaining"]) for r in document["sites"]] == [
+        ("trapezius", "left", "2026-04-12", 70.0), ("trapezius", "right", "2026-04-12", 70.0)]
+    # a site given with --site that the history never names: nothing counts there
+    document = as_json(tpi("next", path, "--rules", spec_rules, "--on", "2026-03-10", "--site", "right infraspinatus",
+                           "--format", "json"))
+    assert [(r["site"], r["side"], r["dry"], r["steroid"], r["steroid_mg_remaining"]) for r in document["sites"]] == [
+        ("infraspinatus", "right", "2026-03-10", "2026-03-10", 120.0)]

@@ -868,3 +868,94 @@ def test_check_chooses_a_patient(check: Any) -> None:
                            "--drug", "triamcinolone=20mg", "--on", "2026-01-15")
     assert document["patient_id"] == "P2"
     assert_verdict(code, document, "not-yet", "2026-02-21")
+
+
+@pytest.mark.parametrize(
+    ("dose", "verdict", "earliest"),
+    [
+        # planned 100 mg on 1 Jun 2026, max 120 mg in 12 months: a proposal on 10 Mar counts in its window, so
+        # at most 20 mg now. More: on or after 1 Jun the planned 100 mg counts against the proposal until 1 Jun 2027.
+        ("triamcinolone=20mg", "allowed", "2026-03-10"),
+        ("triamcinolone=20.01mg", "not-yet", "2027-06-01"),
+    ],
+)
+def test_check_protects_a_planned_dose(check: Any, dose: str, verdict: str, earliest: str) -> None:
+    code, document = check(steroid_dose_rule("120"), [row("2026-06-01", dose="100 mg")], "--site", "left trapezius",
+                           "--drug", dose, "--on", "2026-03-10")
+    assert_verdict(code, document, verdict, earliest)
+
+
+@pytest.mark.parametrize(
+    ("on", "status", "verdict", "earliest"),
+    [
+        # 60 mg (side unspecified) on 20 Feb 2026 and 20 mg left on 5 Mar; max 100 mg in 12 months, grace 1 month.
+        # A 30 mg proposal: 110 > 100 while 20 Feb is in the window (until 20 Feb 2027); with the window 1 month
+        # shorter, 20 Feb drops out on 20 Jan 2027: warn from then.
+        ("2027-01-19", "fail", "not-yet", "2027-01-20"),
+        ("2027-01-20", "warn", "allowed", "2027-01-20"),
+        ("2027-02-19", "warn", "allowed", "2027-02-19"),
+        ("2027-02-20", "pass", "allowed", "2027-02-20"),
+    ],
+)
+def test_max_steroid_dose_grace(check: Any, on: str, status: str, verdict: str, earliest: str) -> None:
+    rules = rules_with("{id: dose, kind: max-steroid-dose, applies_to: [steroid], scope: site, window: 12 months, "
+                       "max_mg: 100, grace: 1 month}")
+    rows = [row("2026-02-20", side="", dose="60 mg"), row("2026-03-05", dose="20 mg")]
+    code, document = check(rules, rows, "--site", "left trapezius", "--drug", "triamcinolone=30mg", "--on", on)
+    dose = rule(document, "dose")
+    assert dose["status"] == status
+    assert dose["earliest_date"] == "2027-02-20"
+    assert_verdict(code, document, verdict, earliest)
+
+
+def test_effective_rule_counts_earlier_injections(validate: Any) -> None:
+    # in force for injections on or after 1 Mar; the 20 Feb one is not checked, but it is counted for 5 Mar
+    # (20 Feb + 42 days = 3 Apr > 5 Mar)
+    code, report = validate(steroid_interval("6 weeks", ", effective: 2026-03-01"),
+                            [row("2026-02-10"), row("2026-02-20"), row("2026-03-05")])
+    assert [v["date"] for v in report["violations"]] == ["2026-03-05"]
+    assert code == 1
+
+
+def test_a_warn_rule_that_never_passes_has_no_earliest_date_but_allows(check: Any) -> None:
+    rules = rules_with("{id: pts, kind: max-points, applies_to: any, scope: session, max: 8, severity: warn}")
+    code, document = check(rules, [row("2025-01-01")], "--site", "left trapezius", "--dry", "--points", "9",
+                           "--on", "2026-01-01")
+    assert rule(document, "pts")["status"] == "warn"
+    assert rule(document, "pts")["earliest_date"] is None
+    assert_verdict(code, document, "allowed", "2026-01-01")
+    assert len(document["warnings"]) == 1
+
+
+def test_weight_option_wins_over_the_history(check: Any) -> None:
+    # history weight 100 kg (limit 300 mg); --weight-kg 40: limit min(300, 180) = 180 < 200 mg
+    rows = [row("2026-01-01", site="infraspinatus", drug="saline", dose="1 mL", weight="100")]
+    _, document = check(ANESTHETIC, rows, "--site", "left trapezius", "--drug", "lidocaine=200mg", "--on", "2026-02-01",
+                        "--weight-kg", "40")
+    assert rule(document, "ad")["status"] == "fail"
+
+
+def test_per_kg_only_anesthetic_without_weight_fails(check: Any) -> None:
+    # README choice 13: only max_mg_per_kg and no weight: its limit is unknown
+    rules = RULES_HEAD.replace("  saline:", "  ropivacaine: {class: anesthetic, max_mg_per_kg: 3}\n  saline:") + \
+        "  - {id: ad, kind: anesthetic-dose, applies_to: any, scope: session}\n"
+    code, document = check(rules, [row("2025-01-01")], "--site", "left trapezius", "--drug", "ropivacaine=30mg",
+                           "--on", "2026-01-01")
+    assert rule(document, "ad")["status"] == "fail"
+    assert code == 1
+    # 10 kg: 3 x 10 = 30 mg: exactly the limit
+    code, document = check(rules, [row("2025-01-01")], "--site", "left trapezius", "--drug", "ropivacaine=30mg",
+                           "--on", "2026-01-01", "--weight-kg", "10")
+    assert rule(document, "ad")["status"] == "pass"
+    assert code == 0
+
+
+def test_rows_of_one_injection_merge_even_when_apart(validate: Any) -> None:
+    # P1's two left trapezius rows of 1 Jan are one injection of 40 mg although other rows come between them
+    rules = steroid_dose_rule("50")
+    rows = [row("2026-01-01", dose="30 mg"), row("2026-01-01", patient="P2"),
+            row("2026-01-01", site="infraspinatus", drug="lidocaine", dose="30 mg"), row("2026-01-01", dose="30 mg")]
+    code, report = validate(rules, rows)
+    assert report["injections"] == 3
+    assert [(v["patient_id"], v["date"], v["rule"]) for v in report["violations"]] == [("P1", "2026-01-01", "dose")]
+    assert code == 1
