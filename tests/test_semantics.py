@@ -959,3 +959,44 @@ def test_rows_of_one_injection_merge_even_when_apart(validate: Any) -> None:
     assert report["injections"] == 3
     assert [(v["patient_id"], v["date"], v["rule"]) for v in report["violations"]] == [("P1", "2026-01-01", "dose")]
     assert code == 1
+
+
+@pytest.mark.parametrize(
+    ("on", "verdict", "earliest", "status"),
+    [
+        # right trapezius 20 Jan; bilateral planned 1 Mar already warns (20 Jan + 35 days = 24 Feb <= 1 Mar < 3 Mar).
+        # A left proposal does not see the right one. On 25 Jan: 25 Jan + 35 days = 1 Mar: the planned one still
+        # only warns (not worse): pass. On 26 Jan: 2 Mar > 1 Mar: warn -> fail, worse: the proposal fails.
+        # From 1 Mar on it comes after the planned one: warns from 1 Mar + 35 days = 5 Apr, passes from 12 Apr.
+        ("2026-01-25", "allowed", "2026-01-25", "pass"),
+        ("2026-01-26", "not-yet", "2026-04-05", "fail"),
+    ],
+)
+def test_a_planned_injection_going_from_warn_to_fail_holds_back(check: Any, on: str, verdict: str, earliest: str,
+                                                                status: str) -> None:
+    rows = [row("2026-01-20", side="right"), row("2026-03-01", side="bilateral")]
+    code, document = check(steroid_interval("6 weeks", ", grace: 1 week"), rows, "--site", "left trapezius",
+                           "--drug", "triamcinolone=20mg", "--on", on)
+    assert_verdict(code, document, verdict, earliest)
+    iv = rule(document, "iv")
+    assert iv["status"] == status
+    if status == "fail":
+        assert iv["earliest_date"] == "2026-04-12"
+        assert "2026-03-01" in iv["message"]
+
+
+@pytest.mark.parametrize(
+    ("on", "verdict", "earliest"),
+    [
+        # a bilateral proposal must respect both sides: after left 1 Jan (>= 12 Feb) and before the planned right
+        # 1 Apr (d + 42 days <= 1 Apr: d <= 18 Feb); otherwise after 1 Apr + 42 days = 13 May
+        ("2026-02-11", "not-yet", "2026-02-12"),
+        ("2026-02-18", "allowed", "2026-02-18"),
+        ("2026-02-19", "not-yet", "2026-05-13"),
+    ],
+)
+def test_bilateral_proposal_respects_both_sides(check: Any, on: str, verdict: str, earliest: str) -> None:
+    rows = [row("2026-01-01", side="left"), row("2026-04-01", side="right")]
+    code, document = check(steroid_interval("6 weeks"), rows, "--site", "bilateral trapezius", "--drug",
+                           "triamcinolone=20mg", "--on", on)
+    assert_verdict(code, document, verdict, earliest)
