@@ -234,8 +234,6 @@ def test_totals_window_option_and_patient(tpi: Run, spec_rules: str, write: Writ
         "P1": 1, "P2": 1}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: totals omits the patients entry of a patient with no steroid "
-                                       "injection up to --on (README choice 16: every patient has one)")
 @pytest.mark.parametrize("patient_args", [(), ("--patient", "P3")])
 def test_totals_every_patient_has_an_entry(tpi: Run, spec_rules: str, write: Write,
                                            patient_args: tuple[str, ...]) -> None:

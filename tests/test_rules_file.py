@@ -319,8 +319,6 @@ def test_merge_keys_work() -> None:
     assert (drug.drug_class, drug.equivalent_mg, drug.source) == ("corticosteroid", Ratio(4), "merged")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a key given next to a `<<` merge key is refused as a duplicate "
-                                       "instead of overriding the merged value (YAML merge semantics)")
 def test_merge_key_values_can_be_overridden() -> None:
     text = with_rule("&base {id: a, kind: max-count, applies_to: [steroid], scope: site, window: 12 months, max: 3}\n"
                      "  - {<<: *base, id: b, max: 2}")

@@ -408,7 +408,14 @@ def totals(history: str, on: date | None, window: Any, patient: str | None, rule
 
 @cli.group()
 def rules() -> None:
-    """Check, show and document rules files."""
+    """Check, show and document rules files.
+
+    \b
+    Examples:
+      tpi rules check my-rules.yaml
+      tpi rules show --profile medicare
+      tpi rules schema > rules.schema.json
+    """
 
 
 @rules.command(name="check")

@@ -22,7 +22,8 @@ MAX_DATE = date(2999, 12, 31)
 MAX_DURATION_YEARS = 100
 
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](.*))?\Z")
-_TIME = re.compile(r"\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?(?:Z|z|[+-]\d{2}(?::?\d{2})?)?\Z")
+_TIME = re.compile(r"([01]\d|2[0-3])(?::[0-5]\d(?::[0-5]\d(?:[.,]\d{1,9})?)?)?"
+                   r"(?:Z|z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?\Z")
 
 
 def parse_date(text: str) -> date:
@@ -62,7 +63,7 @@ _ISO_DURATION = re.compile(r"P(?:(\d{1,6})Y)?(?:(\d{1,6})M)?(?:(\d{1,6})W)?(?:(\
 class Duration:
     """A calendar duration: years and months (applied first, with month-end clamping), then days."""
 
-    __slots__ = ("_after", "days", "months", "text", "years")
+    __slots__ = ("_after", "_start_after", "days", "months", "text", "years")
 
     def __init__(self, years: int = 0, months: int = 0, days: int = 0, text: str = "") -> None:
         self.years = years
@@ -70,6 +71,7 @@ class Duration:
         self.days = days
         self.text = text or self._describe()
         self._after: dict[int, int] = {}
+        self._start_after: dict[int, int] = {}
 
     @classmethod
     def parse(cls, text: str) -> Duration:
@@ -134,12 +136,15 @@ class Duration:
 
     def first_start_after(self, day: int) -> int:
         """The first start ``s`` with ``s + self > day``: an injection on ``s`` or later is still
-        inside a window of this length on ``day`` (``s + self`` is non-decreasing in ``s``)."""
-        start = (date.fromordinal(day) - self.delta()).toordinal()
-        while self.add(start - 1) > day:
-            start -= 1
-        while self.add(start) <= day:
-            start += 1
+        inside a window of this length on ``day`` (``s + self`` is non-decreasing in ``s``). Cached."""
+        start = self._start_after.get(day)
+        if start is None:
+            start = (date.fromordinal(day) - self.delta()).toordinal()
+            while self.add(start - 1) > day:
+                start -= 1
+            while self.add(start) <= day:
+                start += 1
+            self._start_after[day] = start
         return start
 
     def __repr__(self) -> str:

@@ -112,21 +112,6 @@ def _scope_keys(scope: str, injection: Injection) -> tuple[object, ...]:
     return ((),)
 
 
-def _query_key(scope: str, injection: Injection) -> object:
-    if scope == SITE:
-        name = injection.site.name
-        if not injection.site.lateral:
-            return (name, "A")
-        if injection.side == LEFT:
-            return (name, "L")
-        if injection.side == RIGHT:
-            return (name, "R")
-        return (name, "A")
-    if scope == REGION:
-        return injection.site.region
-    return ()
-
-
 class PatientIndex:
     """One patient's injections, in evaluation order, indexed for the given rules."""
 
@@ -139,8 +124,7 @@ class PatientIndex:
         self.weight_override = weight
         self._weight_days = [w[0] for w in history.weights]
         self._lists: dict[tuple[frozenset[str], str], dict[object, ScopeList]] = {}
-        for rule in active:
-            self._build(rule.counts, SESSION if rule.scope == SESSION else rule.scope)
+        self._by_rule: dict[int, dict[object, ScopeList]] = {}
 
     def _build(self, counted: frozenset[str], scope: str) -> dict[object, ScopeList]:
         signature = (counted, PATIENT if scope == SESSION else scope)
@@ -158,9 +142,21 @@ class PatientIndex:
         return lists
 
     def scope_list(self, rule: Rule, target: Injection) -> ScopeList | None:
-        scope = PATIENT if rule.scope == SESSION else rule.scope
-        lists = self._build(rule.counts, scope)
-        return lists.get(_query_key(scope, target))
+        """The list of what ``rule`` counts in ``target``'s scope (built on first use)."""
+        lists = self._by_rule.get(id(rule))
+        if lists is None:
+            lists = self._by_rule[id(rule)] = self._build(rule.counts, rule.scope)
+        scope = rule.scope
+        if scope == SITE:
+            site = target.site
+            side = target.side
+            key: object = (site.name, "L" if side == LEFT and site.lateral else
+                           "R" if side == RIGHT and site.lateral else "A")
+        elif scope == REGION:
+            key = target.site.region
+        else:
+            key = ()
+        return lists.get(key)
 
     def position_after(self, day: int) -> int:
         """The position of an injection inserted after every injection of ``day``."""

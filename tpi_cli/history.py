@@ -11,12 +11,15 @@ memory; from stdin, which cannot be read twice, it groups in memory from the sta
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from operator import attrgetter, itemgetter
+from typing import IO, Any, cast
 
 from tpi_cli.dates import parse_date
 from tpi_cli.errors import TpiError, did_you_mean, quote
@@ -61,119 +64,137 @@ class _Row:
 
 
 class RowParser:
-    """Turns raw field texts into a :class:`_Row`, caching what repeats (dates, sites, doses)."""
+    """Turns raw field texts into parsed values, caching what repeats: dates, the shape of a row
+    (site, side, drug, dose, technique, points) and weights. A cached text was valid."""
 
     def __init__(self, rules: Rules, file: str) -> None:
         self.rules = rules
         self.file = file
-        self._dates: dict[str, int] = {}
+        self.dates: dict[str, int] = {}
+        self.shapes: dict[tuple[str, str, str, str, str, str], Shape] = {}
+        self.weights: dict[str, Ratio | None] = {"": None}
         self._sites: dict[str, tuple[Site, str | None]] = {}
-        self._sides: dict[str, str | None] = {}
         self._drugs: dict[str, Drug] = {}
         self._doses: dict[tuple[Drug, str], Amount] = {}
-        self._points: dict[str, int] = {}
-        self._weights: dict[str, Ratio] = {}
 
     def error(self, line: int, field: str, message: str, suggestions: list[str] | None = None) -> TpiError:
         return TpiError(message, file=self.file, line=line, field=field, suggestions=suggestions or ())
 
-    def parse(self, fields: list[str], line: int) -> _Row:
-        for index, text in enumerate(fields):
-            if len(text) > MAX_FIELD:
-                raise self.error(line, COLUMNS[index], f"longer than {MAX_FIELD} characters")
-            if "\x00" in text:
-                raise self.error(line, COLUMNS[index], "contains a NUL byte")
-        patient_id = fields[PID].strip() or None
+    def _plain(self, raw: str, line: int, field: str) -> None:
+        if len(raw) > MAX_FIELD:
+            raise self.error(line, field, f"longer than {MAX_FIELD} characters")
+        if "\x00" in raw:
+            raise self.error(line, field, "contains a NUL byte")
 
-        raw = fields[DATE]
-        day = self._dates.get(raw)
+    def text(self, raw: str, line: int, field: str) -> str | None:
+        """A free-text field (patient_id, override): stripped, None when empty."""
+        self._plain(raw, line, field)
+        return raw.strip() or None
+
+    def day(self, raw: str, line: int) -> int:
+        day = self.dates.get(raw)
         if day is None:
+            self._plain(raw, line, "date")
             try:
                 day = parse_date(raw).toordinal()
             except ValueError as exc:
                 raise self.error(line, "date", str(exc) if raw.strip() else "missing date") from None
-            self._dates[raw] = day
+            self.dates[raw] = day
+        return day
 
-        raw = fields[SITE]
-        found = self._sites.get(raw)
+    def weight(self, raw: str, line: int) -> Ratio | None:
+        if raw in self.weights:
+            return self.weights[raw]
+        self._plain(raw, line, "weight_kg")
+        text = raw.strip()
+        weight = parse_weight(text, lambda message: self.error(line, "weight_kg", message)) if text else None
+        self.weights[raw] = weight
+        return weight
+
+    def shape(self, site_raw: str, side_raw: str, drug_raw: str, dose_raw: str, technique_raw: str,
+              points_raw: str, line: int) -> Shape:
+        key = (site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw)
+        found = self.shapes.get(key)
         if found is None:
-            if not raw.strip():
+            found = self._shape(site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw, line)
+            self.shapes[key] = found
+        return found
+
+    def _shape(self, site_raw: str, side_raw: str, drug_raw: str, dose_raw: str, technique_raw: str,
+               points_raw: str, line: int) -> Shape:
+        for raw, field in ((site_raw, "site"), (side_raw, "side"), (drug_raw, "drug"), (dose_raw, "dose"),
+                           (technique_raw, "technique"), (points_raw, "points")):
+            self._plain(raw, line, field)
+        found = self._sites.get(site_raw)
+        if found is None:
+            if not site_raw.strip():
                 raise self.error(line, "site", "missing site")
             try:
-                found = self.rules.find_site(raw)
+                found = self.rules.find_site(site_raw)
             except TpiError as exc:
                 raise exc.located(self.file, line) from None
-            self._sites[raw] = found
+            self._sites[site_raw] = found
         site, site_side = found
-
-        raw = fields[SIDE]
-        if raw in self._sides:
-            side = self._sides[raw]
-        else:
-            try:
-                side = parse_side(raw)
-            except ValueError as exc:
-                raise self.error(line, "side", str(exc)) from None
-            self._sides[raw] = side
+        try:
+            side = parse_side(side_raw)
+        except ValueError as exc:
+            raise self.error(line, "side", str(exc)) from None
         if site_side is not None:
             if side is not None and side != site_side:
-                raise self.error(line, "side", f"{side} contradicts the site text {quote(fields[SITE].strip())}")
+                raise self.error(line, "side", f"{side} contradicts the site text {quote(site_raw.strip())}")
             side = site_side
         if not site.lateral and side is not None:
             raise self.error(line, "side", f"{site.name} has no sides (lateral: false); leave side empty")
 
         drug: Drug | None = None
         amount: Amount | None = None
-        raw = fields[DRUG]
-        dose_text = fields[DOSE]
-        if raw.strip():
-            drug = self._drugs.get(raw)
+        if drug_raw.strip():
+            drug = self._drugs.get(drug_raw)
             if drug is None:
                 try:
-                    drug = self.rules.find_drug(raw)
+                    drug = self.rules.find_drug(drug_raw)
                 except TpiError as exc:
                     raise exc.located(self.file, line) from None
-                self._drugs[raw] = drug
-            key = (drug, dose_text)
-            amount = self._doses.get(key)
-            if amount is None:
-                if not dose_text.strip() and drug.drug_class == OTHER:
-                    amount = None
-                else:
+                self._drugs[drug_raw] = drug
+            if dose_raw.strip() or drug.drug_class != OTHER:
+                amount = self._doses.get((drug, dose_raw))
+                if amount is None:
                     try:
-                        amount = parse_dose(dose_text, mass_only=drug.drug_class != OTHER)
+                        amount = parse_dose(dose_raw, mass_only=drug.drug_class != OTHER)
                     except ValueError as exc:
                         raise self.error(line, "dose", str(exc)) from None
-                    self._doses[key] = amount
-        elif dose_text.strip():
-            raise self.error(line, "dose", f"a dose {quote(dose_text.strip())} without a drug")
+                    self._doses[(drug, dose_raw)] = amount
+            else:
+                amount = Amount(0, UNITS)  # an `other` drug given without a dose
+        elif dose_raw.strip():
+            raise self.error(line, "dose", f"a dose {quote(dose_raw.strip())} without a drug")
 
-        technique = fields[TECHNIQUE].strip().lower() or None
+        technique = technique_raw.strip().lower() or None
         if technique not in (None, "wet", "dry"):
-            raise self.error(line, "technique", f"{quote(fields[TECHNIQUE].strip())} is not wet or dry")
+            raise self.error(line, "technique", f"{quote(technique_raw.strip())} is not wet or dry")
 
         points: int | None = None
-        raw = fields[POINTS].strip()
+        raw = points_raw.strip()
         if raw:
-            points = self._points.get(raw)
-            if points is None:
-                if not raw.isdigit() or not raw.isascii() or len(raw) > 6:
-                    raise self.error(line, "points", f"{quote(raw)} is not a whole number of trigger points")
-                points = int(raw)
-                if not 1 <= points <= MAX_POINTS_PER_INJECTION:
-                    raise self.error(line, "points", f"{points} is not between 1 and {MAX_POINTS_PER_INJECTION}")
-                self._points[raw] = points
+            if not raw.isdigit() or not raw.isascii() or len(raw) > 6:
+                raise self.error(line, "points", f"{quote(raw)} is not a whole number of trigger points")
+            points = int(raw)
+            if not 1 <= points <= MAX_POINTS_PER_INJECTION:
+                raise self.error(line, "points", f"{points} is not between 1 and {MAX_POINTS_PER_INJECTION}")
+        return (site, side, drug, amount, technique, points)
 
-        weight: Ratio | None = None
-        raw = fields[WEIGHT].strip()
-        if raw:
-            weight = self._weights.get(raw)
-            if weight is None:
-                weight = parse_weight(raw, lambda message: self.error(line, "weight_kg", message))
-                self._weights[raw] = weight
-
-        override = fields[OVERRIDE].strip() or None
+    def parse(self, fields: list[str], line: int) -> _Row:
+        """A whole row (the JSON reader's way in; the CSV reader inlines the same steps)."""
+        patient_id = self.text(fields[PID], line, "patient_id")
+        day = self.day(fields[DATE], line)
+        site, side, drug, amount, technique, points = self.shape(
+            fields[SITE], fields[SIDE], fields[DRUG], fields[DOSE], fields[TECHNIQUE], fields[POINTS], line)
+        weight = self.weight(fields[WEIGHT], line)
+        override = self.text(fields[OVERRIDE], line, "override")
         return _Row(patient_id, day, site, side, drug, amount, technique, points, weight, override, line)
+
+
+Shape = tuple[Site, "str | None", "Drug | None", "Amount | None", "str | None", "int | None"]
 
 
 def parse_weight(raw: str, fail: Callable[[str], Exception]) -> Ratio:
@@ -186,81 +207,81 @@ def parse_weight(raw: str, fail: Callable[[str], Exception]) -> Ratio:
     return weight
 
 
-class _Builder:
-    """An injection being assembled from its rows."""
-
-    __slots__ = ("drugs", "first", "override", "points", "site", "technique", "weight")
-
-    def __init__(self, row: _Row) -> None:
-        self.first = row
-        self.site = row.site
-        self.drugs: dict[Drug, Amount] = {}
-        self.points = row.points
-        self.weight = row.weight
-        self.override = row.override
-        self.technique = row.technique
-
-    def add(self, row: _Row, file: str) -> None:
-        if row.drug is not None and row.amount is not None:
-            known = self.drugs.get(row.drug)
+def merge(injection: Injection, drug: Drug | None, amount: Amount | None, technique: str | None,
+          points: int | None, weight: Ratio | None, override: str | None, line: int, file: str) -> None:
+    """Add one row to its injection: drugs summed per drug; points, weight_kg, override and
+    technique given once or repeated, never contradicted. (The CSV reader inlines the common case.)"""
+    if drug is not None and amount is not None:
+        drugs = injection.drugs
+        known = drugs.get(drug)
+        if known is None or not known.value:
+            drugs[drug] = amount
+        elif amount.value:
             try:
-                self.drugs[row.drug] = row.amount if known is None else known.plus(row.amount)
+                drugs[drug] = known.plus(amount)
             except ValueError as exc:
-                raise TpiError(str(exc), file=file, line=row.line, field="dose") from None
-        elif row.drug is not None:
-            self.drugs.setdefault(row.drug, Amount(0, UNITS))  # an `other` drug given without a dose
-        for name in ("points", "weight", "override", "technique"):
-            value = getattr(row, name)
-            if value is None:
-                continue
-            mine = getattr(self, name)
-            if mine is None:
-                setattr(self, name, value)
-            elif mine != value:
-                field = {"weight": "weight_kg"}.get(name, name)
-                raise TpiError(f"differs from line {self.first.line} of the same injection "
-                               f"(one patient, date, site and side): rows must repeat it or leave it empty",
-                               file=file, line=row.line, field=field)
+                raise TpiError(str(exc), file=file, line=line, field="dose") from None
+    if points is not None and injection.points != points:
+        if injection.points is not None:
+            raise _conflict(injection, "points", line, file)
+        injection.points = points
+    if weight is not None and injection.weight != weight:
+        if injection.weight is not None:
+            raise _conflict(injection, "weight_kg", line, file)
+        injection.weight = weight
+    if override is not None and injection.override != override:
+        if injection.override is not None:
+            raise _conflict(injection, "override", line, file)
+        injection.override = override
+    if technique is not None and injection.technique != technique:
+        if injection.technique is not None:
+            raise _conflict(injection, "technique", line, file)
+        injection.technique = technique
 
-    def build(self, seq: int, file: str) -> Injection:
-        row = self.first
-        if self.technique == "dry" and self.drugs:
-            raise TpiError("technique is dry but the injection has a drug", file=file, line=row.line,
-                           field="technique")
-        if self.technique == "wet" and not self.drugs:
-            raise TpiError("technique is wet but the injection has no drug", file=file, line=row.line,
-                           field="technique")
-        return Injection(row.patient_id, row.day, self.site, row.side, self.drugs, self.points, self.weight,
-                         self.override, row.line, seq)
+
+def _conflict(injection: Injection, field: str, line: int, file: str) -> TpiError:
+    first = f" (line {injection.line})" if injection.line > 0 else ""
+    return TpiError(f"differs from an earlier row of the same injection{first} (one patient, date, site and side): "
+                    "rows must repeat it or leave it empty", file=file, line=line, field=field)
 
 
 class _PatientRows:
     """The rows of one patient, merged into injections as they come."""
 
-    __slots__ = ("builders", "order", "patient_id", "weights")
+    __slots__ = ("by_key", "patient_id")
 
     def __init__(self, patient_id: str | None) -> None:
         self.patient_id = patient_id
-        self.builders: dict[tuple[int, str, str | None], _Builder] = {}
-        self.weights: list[tuple[int, int, Ratio]] = []
-        self.order = 0
+        self.by_key: dict[tuple[int, Site, str | None], Injection] = {}
+
+    def injection(self, day: int, site: Site, side: str | None, line: int) -> Injection:
+        key = (day, site, side)
+        found = self.by_key.get(key)
+        if found is None:
+            found = self.by_key[key] = Injection(self.patient_id, day, site, side, {}, line=line, seq=len(self.by_key))
+        return found
 
     def add(self, row: _Row, file: str) -> None:
-        key = (row.day, row.site.name, row.side)
-        builder = self.builders.get(key)
-        if builder is None:
-            builder = _Builder(row)
-            self.builders[key] = builder
-        builder.add(row, file)
-        if row.weight is not None:
-            self.weights.append((row.day, self.order, row.weight))
-        self.order += 1
+        merge(self.injection(row.day, row.site, row.side, row.line), row.drug, row.amount, row.technique,
+              row.points, row.weight, row.override, row.line, file)
 
     def finish(self, file: str) -> PatientHistory:
-        injections = [builder.build(seq, file) for seq, builder in enumerate(self.builders.values())]
-        injections.sort(key=lambda injection: injection.day)  # stable: ties keep first appearance
-        self.weights.sort(key=lambda weight: weight[:2])
-        return PatientHistory(self.patient_id, injections, self.weights)
+        injections = list(self.by_key.values())
+        for injection in injections:
+            if injection.technique is not None:
+                if injection.technique == "dry" and injection.drugs:
+                    raise TpiError("technique is dry but the injection has a drug", file=file, line=injection.line,
+                                   field="technique")
+                if injection.technique == "wet" and not injection.drugs:
+                    raise TpiError("technique is wet but the injection has no drug", file=file,
+                                   line=injection.line, field="technique")
+            if injection.drugs:
+                injection.seal()
+        injections.sort(key=_DAY)  # stable: ties keep first appearance
+        return PatientHistory(self.patient_id, injections)
+
+
+_DAY = attrgetter("day")
 
 
 # --- sources ---------------------------------------------------------------------------------
@@ -337,15 +358,15 @@ def read_patients(path: str, rules: Rules, *, patient: str | None = None,
     try:
         kind, head = _sniff(handle)
         if kind == "json":
-            data = head + handle.read()
-            yield from _group(_json_rows(data, source.name, rules), source.name, patient)
+            rows = _JsonRows(head + handle.read(), source.name, rules)
+            try:
+                yield from _group(iter(rows), source.name, patient)
+            except TpiError as exc:
+                raise rows.relocate(exc) from None
             return
-        rows = _csv_rows(io.BufferedReader(_Prefixed(head, handle), buffer_size=1 << 16), source.name, rules)
-        if not source.rereadable:
-            yield from _group(rows, source.name, patient)
-            return
+        binary = io.BufferedReader(_Prefixed(head, handle), buffer_size=1 << 16)
         try:
-            yield from _stream(rows, source.name, patient)
+            yield from _csv_patients(binary, source.name, rules, patient, grouped=not source.rereadable)
             return
         except NotContiguous:
             pass
@@ -355,35 +376,157 @@ def read_patients(path: str, rules: Rules, *, patient: str | None = None,
     if on_restart is not None:
         on_restart()
     with source.open() as handle:
-        rows = _csv_rows(handle, source.name, rules)
-        yield from _group(rows, source.name, patient)
+        yield from _csv_patients(handle, source.name, rules, patient, grouped=True)
 
 
-def _mixed_anonymous(row: _Row, file: str) -> TpiError:
-    if row.patient_id is None:
+def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | None,
+                  grouped: bool) -> Iterator[PatientHistory]:
+    """The CSV reader: rows parsed (through caches) and merged into patients as they are read.
+
+    Streaming (``grouped`` false), a patient is given as soon as the next one starts, and a patient
+    seen again raises NotContiguous. Grouped, every patient is kept until the end."""
+    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    lines = iter(text)
+    number = 0  # lines read so far
+    try:
+        header: list[str] | None = None
+        for first in lines:
+            number += 1
+            header, extra = _record(first, lines)
+            number += extra
+            if header and (len(header) > 1 or header[0].strip()):
+                break  # blank lines before the header are skipped
+            header = None
+        if header is None:
+            raise TpiError("empty history: expected a header row (date,site,drug,dose,...)", file=file, line=1)
+        columns = _columns(header, file)
+        width = len(header)
+        pad = any(index < 0 for index in columns)
+        fields = itemgetter(*[index if index >= 0 else width for index in columns])
+        parser = RowParser(rules, file)
+        dates, shapes, weights = parser.dates, parser.shapes, parser.weights
+        groups: dict[str | None, _PatientRows] = {}
+        done: set[str | None] = set()
+        current: _PatientRows | None = None
+        current_raw: str | None = None
+        last_group: _PatientRows | None = None
+        last_day, last_site, last_side = -1, None, None
+        injection = cast(Injection, None)  # set with the first row
+        for text_line in lines:
+            number += 1
+            start = number
+            if '"' in text_line:
+                raw, extra = _record(text_line, lines)
+                number += extra
+            else:  # no quote: the fields are exactly the comma-separated parts (RFC 4180)
+                raw = text_line.rstrip("\r\n").split(",")
+            if len(raw) != width:
+                if not raw or (len(raw) == 1 and not raw[0].strip()):
+                    continue  # a blank line
+                raise TpiError(f"{len(raw)} fields, but the header has {width}", file=file, line=start)
+            if pad:
+                raw.append("")
+            pid_raw, date_raw, site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw, weight_raw, \
+                override_raw = fields(raw)
+            if pid_raw != current_raw or current is None:
+                patient_id = parser.text(pid_raw, start, "patient_id")
+                if current is not None and (patient_id is None) != (current.patient_id is None):
+                    raise _mixed_anonymous(patient_id, file, start)
+                if current is None or patient_id != current.patient_id:
+                    if grouped:
+                        found = groups.get(patient_id)
+                        if found is None:
+                            found = groups[patient_id] = _PatientRows(patient_id)
+                        current = found
+                    else:
+                        if patient_id in done:
+                            raise NotContiguous
+                        if current is not None:
+                            done.add(current.patient_id)
+                            if patient is None or current.patient_id == patient:
+                                yield current.finish(file)
+                        current = _PatientRows(patient_id)
+                current_raw = pid_raw
+            day = dates.get(date_raw)
+            if day is None:
+                day = parser.day(date_raw, start)
+            shape = shapes.get((site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw))
+            if shape is None:
+                shape = parser.shape(site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw, start)
+            weight = weights[weight_raw] if weight_raw in weights else parser.weight(weight_raw, start)
+            override = parser.text(override_raw, start, "override") if override_raw else None
+            if patient is not None and current.patient_id != patient:
+                continue
+            site, side, drug, amount, technique, points = shape
+            # The common cases inline: the first row of an injection, or one more drug for the
+            # injection of the previous row. `merge` handles the rest (and every conflict).
+            if day != last_day or site is not last_site or side != last_side or current is not last_group:
+                key = (day, site, side)
+                by_key = current.by_key
+                injection = by_key.get(key)  # type: ignore[assignment]
+                last_day, last_site, last_side, last_group = day, site, side, current
+                if injection is None:
+                    injection = by_key[key] = Injection(
+                        current.patient_id, day, site, side, {drug: amount} if drug is not None and
+                        amount is not None else {}, points, weight, override, start, len(by_key), technique)
+                    continue
+            if technique is None and drug is not None and amount is not None and drug not in injection.drugs:
+                injection.drugs[drug] = amount
+                drug = None
+            if drug is not None or technique is not None or (points is not None and injection.points != points) or \
+                    (weight is not injection.weight and weight is not None) or \
+                    (override is not None and injection.override != override):
+                merge(injection, drug, amount, technique, points, weight, override, start, file)
+        if grouped:
+            for patient_id, group in groups.items():
+                if patient is None or patient_id == patient:
+                    yield group.finish(file)
+        elif current is not None and (patient is None or current.patient_id == patient):
+            yield current.finish(file)
+    except UnicodeDecodeError as exc:
+        line = _bad_utf8_line(file) if file != "<stdin>" else None
+        raise TpiError(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})", file=file,
+                       line=line or number + 1) from None
+    except csv.Error as exc:
+        raise TpiError(f"not valid CSV: {exc}", file=file, line=number) from None
+
+
+def _bad_utf8_line(path: str) -> int | None:
+    """The line of the first byte that is not UTF-8 (the decoder only says which chunk)."""
+    try:
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, 1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return number
+    except OSError:
+        return None
+    return None
+
+
+def _record(first: str, lines: Iterator[str]) -> tuple[list[str], int]:
+    """One CSV record that starts with ``first``, read by the csv module (quotes, and newlines
+    inside quotes); returns the fields and how many more lines it took."""
+    taken = 0
+
+    def source() -> Iterator[str]:
+        nonlocal taken
+        yield first
+        for more in lines:
+            taken += 1
+            yield more
+
+    fields = next(csv.reader(source(), strict=True), [])
+    return fields, taken
+
+
+def _mixed_anonymous(patient_id: str | None, file: str, line: int) -> TpiError:
+    if patient_id is None:
         message = "empty, but other rows name patients: give every row a patient_id"
     else:
         message = "names a patient, but earlier rows leave patient_id empty: give every row a patient_id"
-    return TpiError(message, file=file, line=row.line, field="patient_id")
-
-
-def _stream(rows: Iterator[_Row], file: str, patient: str | None) -> Iterator[PatientHistory]:
-    done: set[str | None] = set()
-    current: _PatientRows | None = None
-    for row in rows:
-        if current is None or row.patient_id != current.patient_id:
-            if row.patient_id in done:
-                raise NotContiguous
-            if current is not None:
-                if (row.patient_id is None) != (current.patient_id is None):
-                    raise _mixed_anonymous(row, file)
-                done.add(current.patient_id)
-                if patient is None or current.patient_id == patient:
-                    yield current.finish(file)
-            current = _PatientRows(row.patient_id)
-        current.add(row, file)
-    if current is not None and (patient is None or current.patient_id == patient):
-        yield current.finish(file)
+    return TpiError(message, file=file, line=line, field="patient_id")
 
 
 def _group(rows: Iterator[_Row], file: str, patient: str | None) -> Iterator[PatientHistory]:
@@ -392,7 +535,7 @@ def _group(rows: Iterator[_Row], file: str, patient: str | None) -> Iterator[Pat
         group = patients.get(row.patient_id)
         if group is None:
             if patients and (row.patient_id is None or None in patients):
-                raise _mixed_anonymous(row, file)
+                raise _mixed_anonymous(row.patient_id, file, row.line)
             group = _PatientRows(row.patient_id)
             patients[row.patient_id] = group
         if patient is None or row.patient_id == patient:
@@ -400,34 +543,6 @@ def _group(rows: Iterator[_Row], file: str, patient: str | None) -> Iterator[Pat
     for patient_id, group in patients.items():
         if patient is None or patient_id == patient:
             yield group.finish(file)
-
-
-def _csv_rows(binary: IO[bytes], file: str, rules: Rules) -> Iterator[_Row]:
-    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text, strict=True)
-    line = 0
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise TpiError("empty history: expected a header row (date,site,drug,dose,...)", file=file, line=1)
-        columns = _columns(header, file)
-        width = len(header)
-        parser = RowParser(rules, file)
-        parse = parser.parse
-        line = reader.line_num
-        for raw in reader:
-            start = line + 1
-            line = reader.line_num
-            if len(raw) != width:
-                if not raw or (len(raw) == 1 and not raw[0].strip()):
-                    continue  # a blank line
-                raise TpiError(f"{len(raw)} fields, but the header has {width}", file=file, line=start)
-            yield parse([raw[i] if i >= 0 else "" for i in columns], start)
-    except UnicodeDecodeError as exc:
-        raise TpiError(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})", file=file,
-                       line=reader.line_num + 1) from None
-    except csv.Error as exc:
-        raise TpiError(f"not valid CSV: {exc}", file=file, line=reader.line_num) from None
 
 
 def _columns(header: list[str], file: str) -> list[int]:
@@ -441,10 +556,10 @@ def _columns(header: list[str], file: str) -> list[int]:
     for required in REQUIRED_COLUMNS:
         if required not in found:
             extra = [n for n in names if n not in COLUMNS]
-            raise TpiError(f"missing column {required!r} (header: {', '.join(names)[:120]})", file=file, line=1,
-                           suggestions=did_you_mean(required, extra))
+            raise TpiError(f"missing column (header: {', '.join(names)[:120]})", file=file, line=1,
+                           field=required, suggestions=did_you_mean(required, extra))
     if "dose" not in found:
-        raise TpiError("missing column 'dose' (a drug needs a dose)", file=file, line=1)
+        raise TpiError("missing column (a drug needs a dose)", file=file, line=1, field="dose")
     return [found.get(name, -1) for name in COLUMNS]
 
 
@@ -453,38 +568,59 @@ def _columns(header: list[str], file: str) -> list[int]:
 Fail = Callable[[tuple[int | str, ...], "str | None", str], TpiError]
 
 
-def _json_rows(data: bytes, file: str, rules: Rules) -> Iterator[_Row]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise TpiError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", file=file, line=line) from None
-    document = _json_load(text, file)
-    parser = RowParser(rules, file)
-    locate = _Locator(text)
+class _JsonRows:
+    """The rows of a JSON history. A row's ``line`` is a negative id until an error needs the
+    real line (finding it re-parses the text, slowly, once)."""
 
-    def fail(path: tuple[int | str, ...], field: str | None, message: str) -> TpiError:
-        return TpiError(message, file=file, line=locate.line(path), field=field)
+    def __init__(self, data: bytes, file: str, rules: Rules) -> None:
+        try:
+            self.text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise TpiError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", file=file, line=line) from None
+        self.file = file
+        self.rules = rules
+        self.paths: list[tuple[int | str, ...]] = []
+        self.locate = _Locator(self.text)
 
-    if isinstance(document, list):
-        items: list[tuple[tuple[int | str, ...], Any]] = [((index,), item) for index, item in enumerate(document)]
-    else:
-        items = [((), document)]
-    for path, item in items:
-        if not isinstance(item, dict):
-            raise fail(path, None, "expected an object (a history row or a patient with injections)")
-        if "injections" in item:
-            yield from _json_patient(item, path, parser, fail)
+    def line(self, path: tuple[int | str, ...]) -> int | None:
+        return self.locate.line(path)
+
+    def relocate(self, exc: TpiError) -> TpiError:
+        if exc.line is not None and exc.line < 0:
+            exc.line = self.locate.line(self.paths[-exc.line - 1])
+        return exc
+
+    def __iter__(self) -> Iterator[_Row]:
+        document = _json_load(self.text, self.file)
+        parser = RowParser(self.rules, self.file)
+
+        def fail(path: tuple[int | str, ...], field: str | None, message: str) -> TpiError:
+            return TpiError(message, file=self.file, line=self.locate.line(path), field=field)
+
+        def row(item: dict[str, Any], path: tuple[int | str, ...]) -> _Row:
+            self.paths.append(path)
+            return _json_row(item, path, parser, fail, -len(self.paths))
+
+        if isinstance(document, list):
+            items: list[tuple[tuple[int | str, ...], Any]] = [((i,), item) for i, item in enumerate(document)]
         else:
-            yield _json_row(item, path, parser, fail)
+            items = [((), document)]
+        for path, item in items:
+            if not isinstance(item, dict):
+                raise fail(path, None, "expected an object (a history row or a patient with injections)")
+            if "injections" in item:
+                yield from _json_patient(item, path, row, fail)
+            else:
+                yield row(item, path)
 
 
 _PATIENT_KEYS = {"patient_id", "weight_kg", "injections"}
 _INJECTION_KEYS = {"date", "site", "side", "technique", "points", "override", "drugs", "weight_kg"}
 
 
-def _json_patient(item: dict[str, Any], path: tuple[int | str, ...], parser: RowParser,
-                  fail: Fail) -> Iterator[_Row]:
+def _json_patient(item: dict[str, Any], path: tuple[int | str, ...],
+                  row: Callable[[dict[str, Any], tuple[int | str, ...]], _Row], fail: Fail) -> Iterator[_Row]:
     for key in item:
         if key not in _PATIENT_KEYS:
             raise fail(path, key, f"unknown key (a patient has {', '.join(sorted(_PATIENT_KEYS))})")
@@ -506,7 +642,7 @@ def _json_patient(item: dict[str, Any], path: tuple[int | str, ...], parser: Row
             raise fail(here, "drugs", "expected a list of {name, dose}")
         fields = {**shared, **{k: v for k, v in injection.items() if k != "drugs"}}
         if not drugs:
-            yield _json_row(fields, here, parser, fail)
+            yield row(fields, here)
         for k, drug in enumerate(drugs):
             there = (*here, "drugs", k)
             if not isinstance(drug, dict):
@@ -516,15 +652,13 @@ def _json_patient(item: dict[str, Any], path: tuple[int | str, ...], parser: Row
                     raise fail(there, key, "unknown key (a drug has name and dose)")
             if drug.get("name") is None:
                 raise fail(there, "name", "missing drug name")
-            yield _json_row({**fields, "drug": drug.get("name"), "dose": drug.get("dose")}, there, parser, fail)
+            yield row({**fields, "drug": drug.get("name"), "dose": drug.get("dose")}, there)
 
 
-def _json_row(item: dict[str, Any], path: tuple[int | str, ...], parser: RowParser, fail: Fail) -> _Row:
+def _json_row(item: dict[str, Any], path: tuple[int | str, ...], parser: RowParser, fail: Fail, ref: int) -> _Row:
+    """One row from a JSON object (extra keys are ignored, like extra CSV columns)."""
     from decimal import Decimal
 
-    for key in item:
-        if key not in COLUMNS:
-            continue  # extra keys are ignored, like extra CSV columns
     fields = []
     for name in COLUMNS:
         value = item.get(name)
@@ -547,7 +681,7 @@ def _json_row(item: dict[str, Any], path: tuple[int | str, ...], parser: RowPars
         if item.get(name) is None:
             raise fail(path, name, f"missing {name!r}")
     try:
-        return parser.parse(fields, 0)
+        return parser.parse(fields, ref)
     except TpiError as exc:
         exc.line = fail(path, None, "").line
         raise
@@ -561,8 +695,50 @@ def _json_load(text: str, file: str) -> Any:
                           object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
         raise TpiError(f"not valid JSON: {exc.msg}", file=file, line=exc.lineno) from None
-    except (ValueError, RecursionError) as exc:
-        raise TpiError(f"not valid JSON: {exc}", file=file) from None
+    except RecursionError:
+        raise TpiError("not valid JSON: nested too deeply", file=file) from None
+    except ValueError as exc:
+        raise TpiError(f"not valid JSON: {exc}", file=file, line=_json_error_line(text)) from None
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')
+
+
+def _json_error_line(text: str) -> int | None:
+    """The line of a duplicate key or a NaN/Infinity, which json.loads reports without one."""
+    for match in _JSON_TOKEN.finditer(text):
+        if match.group(1) is not None:
+            return text.count("\n", 0, match.start()) + 1
+    position = _duplicate_position(text)
+    return None if position is None else text.count("\n", 0, position) + 1
+
+
+def _duplicate_position(text: str) -> int | None:
+    import json.decoder
+    import json.scanner
+
+    decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+    json_object: Any = getattr(json.decoder, "JSONObject")  # noqa: B009 - pure-Python parser, untyped
+    found: list[int] = []
+
+    def parse_object(s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
+        try:
+            return json_object(s_and_end, *args)  # type: ignore[no-any-return]
+        except ValueError as exc:
+            if not found and "duplicate key" in str(exc):
+                key = str(exc).split("duplicate key ", 1)[1]
+                quoted = json.dumps(key[1:-1] if key[:1] in "'\"" else key)
+                first = s_and_end[0].find(quoted, s_and_end[1])
+                second = s_and_end[0].find(quoted, first + 1) if first >= 0 else -1
+                found.append(second if second >= 0 else s_and_end[1] - 1)
+            raise
+
+    setattr(decoder, "parse_object", parse_object)  # noqa: B010
+    make_scanner: Any = getattr(json.scanner, "py_make_scanner")  # noqa: B009
+    setattr(decoder, "scan_once", make_scanner(decoder))  # noqa: B010
+    with contextlib.suppress(ValueError, RecursionError):
+        decoder.decode(text)
+    return found[0] if found else None
 
 
 def _refuse_constant(name: str) -> Any:

@@ -17,11 +17,11 @@ class Injection:
     """
 
     __slots__ = ("category", "day", "drugs", "line", "override", "patient_id", "points", "ref", "seq", "side",
-                 "site", "weight")
+                 "site", "technique", "weight")
 
     def __init__(self, patient_id: str | None, day: int, site: Site, side: str | None,
                  drugs: dict[Drug, Amount], points: int | None = None, weight: Ratio | None = None,
-                 override: str | None = None, line: int = 0, seq: int = 0) -> None:
+                 override: str | None = None, line: int = 0, seq: int = 0, technique: str | None = None) -> None:
         self.patient_id = patient_id
         self.day = day
         self.site = site
@@ -32,8 +32,24 @@ class Injection:
         self.override = override
         self.line = line
         self.seq = seq
-        self.category = category_of(drugs)
-        self.ref = sum(amount.value * drug.ref_factor for drug, amount in drugs.items() if drug.ref_factor)
+        self.technique = technique
+        self.category = DRY
+        self.ref = 0
+        if drugs:
+            self.seal()
+
+    def seal(self) -> None:
+        """Derive the category and the corticosteroid load from the drugs (after the last row)."""
+        steroid = anesthetic = False
+        ref = 0
+        for drug, amount in self.drugs.items():
+            if drug.drug_class == "corticosteroid":
+                steroid = True
+                ref += amount.value * drug.ref_factor
+            elif drug.drug_class == ANESTHETIC:
+                anesthetic = True
+        self.category = STEROID if steroid else ANESTHETIC if anesthetic else OTHER if self.drugs else DRY
+        self.ref = ref  # corticosteroid load in the rules' exact reference units
 
     @property
     def date(self) -> date:
@@ -51,30 +67,23 @@ class Injection:
         return f"Injection({self.patient_id!r}, {self.date}, {self.label}, [{drugs}])"
 
 
-def category_of(drugs: dict[Drug, Amount]) -> str:
-    """``steroid`` if any drug is a corticosteroid; else ``anesthetic`` if any is a local
-    anesthetic; else ``other`` if it has drugs; else ``dry``."""
-    if not drugs:
-        return DRY
-    classes = {drug.drug_class for drug in drugs}
-    if "corticosteroid" in classes:
-        return STEROID
-    if ANESTHETIC in classes:
-        return ANESTHETIC
-    return OTHER
-
-
 class PatientHistory:
     """One patient's injections in evaluation order (date, then first appearance), and the
     weights recorded for them as ``(day, seq, weight in kg)`` in the same order."""
 
-    __slots__ = ("injections", "patient_id", "weights")
+    __slots__ = ("_weights", "injections", "patient_id")
 
     def __init__(self, patient_id: str | None, injections: list[Injection],
-                 weights: list[tuple[int, int, Ratio]]) -> None:
+                 weights: list[tuple[int, int, Ratio]] | None = None) -> None:
         self.patient_id = patient_id
         self.injections = injections
-        self.weights = weights
+        self._weights = weights
+
+    @property
+    def weights(self) -> list[tuple[int, int, Ratio]]:
+        if self._weights is None:
+            self._weights = [(i.day, i.seq, i.weight) for i in self.injections if i.weight is not None]
+        return self._weights
 
     def __repr__(self) -> str:
         return f"PatientHistory({self.patient_id!r}, {len(self.injections)} injections)"

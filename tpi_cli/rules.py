@@ -507,7 +507,7 @@ def _build_drugs(top: YMap, check: _Validator) -> dict[str, Drug]:
             continue
         check.keys(entry, _DRUG_KEYS, where)
         drug_class = check.choice(entry, "class", where, DRUG_CLASSES)
-        if "class" not in entry:
+        if entry.get("class") is None:
             check.error(line, f"{where}: missing 'class' ({', '.join(DRUG_CLASSES)})")
         aliases = check.texts(entry, "aliases", where)
         equivalent = check.number(entry, "equivalent_mg", where)
@@ -670,27 +670,32 @@ def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
         check.error(entry.line, f"{where}: missing 'kind' ({', '.join(KINDS)})")
         return None
     if kind not in KINDS:
-        check.error(check.line_of(entry, "kind"), f"{where}: unknown kind {_type_name(kind)}",
+        check.error(check.line_of(entry, "kind"), f"{where}: unknown kind {kind!r}",
                     did_you_mean(str(kind), KINDS))
         return None
     check.keys(entry, _COMMON_RULE_KEYS | _KIND_KEYS[kind], f"{where} ({kind})")
     for key in _KIND_REQUIRED[kind]:
         if entry.get(key) is None:
-            check.error(entry.line, f"{where}: a {kind} rule needs {key!r}")
+            check.error(entry.line, f"{where}: {'an' if kind[0] in 'aeiou' else 'a'} {kind} rule needs {key!r}")
     applies_to = check.categories(entry, "applies_to", where)
-    if "applies_to" not in entry:
+    if entry.get("applies_to") is None:
         check.error(entry.line, f"{where}: missing 'applies_to' (categories, or 'any')")
     counts = check.categories(entry, "counts", where)
     scope = check.choice(entry, "scope", where, SCOPES)
     if kind in SESSION_KINDS:
         if scope not in (None, SESSION) or (scope is None and "scope" in entry):
-            check.error(check.line_of(entry, "scope"), f"{where}: a {kind} rule works per session (scope: session)")
+            check.error(check.line_of(entry, "scope"),
+                        f"{where}: {kind} rules work per session (scope: session)")
         scope = SESSION
-    elif "scope" not in entry:
+    elif entry.get("scope") is None:
         check.error(entry.line, f"{where}: missing 'scope' ({', '.join(SCOPES)})")
     unit = check.choice(entry, "unit", where, (INJECTION, SESSION))
     severity = check.choice(entry, "severity", where, (BLOCK, WARN))
     profiles = check.texts(entry, "profiles", where)
+    for profile in profiles:
+        if not _ID.match(profile):
+            check.error(check.line_of(entry, "profiles"),
+                        f"{where}: profile {profile!r} must be one word (letters, digits, '-', '.', '_')")
     if "profiles" in entry and isinstance(entry["profiles"], YList) and not entry["profiles"]:
         check.error(check.line_of(entry, "profiles"),
                     f"{where}: profiles is empty (leave it out to make the rule always active)")

@@ -49,9 +49,8 @@ def totals(rules: Rules, patients: Iterable[PatientHistory], on: int, window: Du
                     for drug, amount in injection.drugs.items():
                         if drug.is_steroid:
                             target.by_drug[drug.name] = target.by_drug.get(drug.name, 0) + amount.value
-        if rows:
-            result.rows.extend(rows[key] for key in sorted(rows, key=lambda k: (k[0], _side_order(k[1]))))
-            result.patients.append(patient)
+        result.rows.extend(rows[key] for key in sorted(rows, key=lambda k: (k[0], _side_order(k[1]))))
+        result.patients.append(patient)
     return result
 
 

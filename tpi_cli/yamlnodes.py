@@ -78,8 +78,18 @@ class _Converter:
     def _mapping(self, node: yaml.MappingNode, depth: int) -> YMap:
         if node.tag != _TAG + "map":
             raise self.fail(node, f"unsupported YAML tag {node.tag!r}")
+        own: set[str] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _TAG + "merge":
+                continue
+            key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                raise self.fail(key_node, "a key must be a text (quote it)")
+            if key in own:
+                raise self.fail(key_node, f"duplicate key {key!r}")
+            own.add(key)
         try:
-            self.flattener.flatten_mapping(node)  # resolves `<<` merge keys, nothing else
+            self.flattener.flatten_mapping(node)  # resolves `<<` merge keys (merged first, own keys after)
         except yaml.YAMLError as exc:
             raise self.fail(node, f"bad merge key: {getattr(exc, 'problem', exc)}") from None
         result = YMap()
@@ -90,9 +100,7 @@ class _Converter:
             key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
                 raise self.fail(key_node, "a key must be a text (quote it)")
-            if key in result:
-                raise self.fail(key_node, f"duplicate key {key!r}")
-            result[key] = self.convert(value_node, depth + 1)
+            result[key] = self.convert(value_node, depth + 1)  # an own key overrides a merged one
             result.key_lines[key] = _line(key_node)
         return result
 

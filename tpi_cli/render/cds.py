@@ -48,11 +48,12 @@ def check_cds(result: CheckResult) -> str:
     if result.verdict == ALLOWED:
         warned = sum(1 for outcome in result.rules if outcome.status == "warn")
         note = f" with {warned} warning(s)" if warned else ""
+        passes = "No active rule fails" + ("; see the warnings" if warned else "")
         cards.append({
             "summary": _summary(f"Allowed on {iso(result.on)}{note}: {result.category} injection at "
                                 f"{result.proposal.label}"),
             "indicator": "info",
-            "detail": "Every active rule passes. tpi supports, and does not replace, a clinician's judgement.",
+            "detail": f"{passes}. tpi supports, and does not replace, a clinician's judgement.",
             "source": {"label": "tpi rules"},
         })
     for outcome in result.rules:

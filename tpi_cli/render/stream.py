@@ -20,7 +20,7 @@ from tpi_cli.render.common import iso
 from tpi_cli.render.csv_out import VIOLATION_HEADER, violation_row
 from tpi_cli.results import Violation
 from tpi_cli.rules import BLOCK, Rules
-from tpi_cli.validate import validate_patient
+from tpi_cli.validate import Validator
 
 SPOOL_IN_MEMORY = 64 * 1024 * 1024
 
@@ -37,7 +37,7 @@ class _Counts:
 def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str | None, fmt: str,
                  out: IO[str]) -> int:
     """Validate a history and write the report; returns the number of blocking violations."""
-    active = [rule for rule in rules.rules if rule.active(profiles)]
+    validator = Validator(rules, [rule for rule in rules.rules if rule.active(profiles)])
     counts = _Counts()
     seen: set[str] = set()
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+", encoding="utf-8", newline="") as spool:
@@ -57,7 +57,7 @@ def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str
                 continue
             counts.patients += 1
             counts.injections += len(history.injections)
-            for violation in validate_patient(rules, active, history):
+            for violation in validator.patient(history):
                 if violation.overridden is not None:
                     counts.overridden += 1
                 elif violation.severity == BLOCK:
