@@ -175,3 +175,29 @@ def test_bad_input_exits_2_and_writes_nothing(tpi: Run, spec_rules: str, write: 
         assert "Traceback" not in result.stderr
         if "--format" not in args:
             assert result.stdout == ""
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+def test_validate_output_is_whole_when_the_reader_starts_over(tpi: Run, write: Write, spec_rules: str,
+                                                              fmt: str) -> None:
+    # P2's violation is found while streaming; P1's rows then come back, so the file is read
+    # again grouped in memory. The report must hold each violation once, in valid JSON/CSV.
+    history = write("h.csv", HEADER
+                    + "P2,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\n"
+                    + "P2,2026-01-10,trapezius,left,triamcinolone,20 mg,,,\n"
+                    + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\n"
+                    + "P3,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\n"
+                    + "P1,2026-01-10,trapezius,left,triamcinolone,20 mg,,,\n")
+    result = tpi("validate", history, "--rules", spec_rules, "--format", fmt)
+    assert result.exit_code == 1, result.stderr
+    if fmt == "json":
+        document = json.loads(result.stdout)
+        assert [(v["patient_id"], v["rule"]) for v in document["violations"]] == [
+            ("P2", "steroid-interval"), ("P1", "steroid-interval")]
+        assert document["patients"] == 3
+        assert document["summary"]["block"] == 2
+    elif fmt == "csv":
+        rows = list(csv.reader(io.StringIO(result.stdout)))
+        assert [row[0] for row in rows[1:]] == ["P2", "P1"]
+    else:
+        assert result.stdout.count("steroid-interval") == 2

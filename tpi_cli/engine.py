@@ -24,6 +24,7 @@ uses it to ask whether a proposal would make a later (planned) injection newly i
 from __future__ import annotations
 
 from bisect import bisect_left
+from typing import cast
 
 from tpi_cli.dates import Duration, iso
 from tpi_cli.model import Injection, PatientHistory
@@ -44,6 +45,7 @@ from tpi_cli.rules import (
     Drug,
     Rule,
     Rules,
+    Site,
 )
 
 SKIP, PASS, WARNED, FAIL = -1, 0, 1, 2
@@ -77,43 +79,70 @@ def counts(rule: Rule, target: Injection, other: Injection) -> bool:
 
 
 class ScopeList:
-    """The injections one rule counts in one scope: positions (ascending), their days
-    (non-decreasing), prefix sums of corticosteroid load and of first-of-their-day flags."""
+    """The injections one rule counts in one scope: their positions (ascending) and days
+    (non-decreasing); prefix sums of corticosteroid load and of first-of-their-day flags are made
+    on first use."""
 
-    __slots__ = ("days", "firsts", "pos", "refs")
+    __slots__ = ("_firsts", "_refs", "days", "injections", "pos")
 
-    def __init__(self) -> None:
-        self.pos: list[int] = []
-        self.days: list[int] = []
-        self.refs: list[int] = [0]
-        self.firsts: list[int] = [0]
+    def __init__(self, injections: list[Injection], positions: list[int]) -> None:
+        self.injections = injections
+        self.pos = positions
+        self.days = [injections[p].day for p in positions]
+        self._refs: list[int] | None = None
+        self._firsts: list[int] | None = None
 
-    def append(self, position: int, injection: Injection) -> None:
-        new_day = not self.days or self.days[-1] != injection.day
-        self.pos.append(position)
-        self.days.append(injection.day)
-        self.refs.append(self.refs[-1] + injection.ref)
-        self.firsts.append(self.firsts[-1] + new_day)
+    @property
+    def refs(self) -> list[int]:
+        if self._refs is None:
+            total = 0
+            self._refs = [0]
+            for position in self.pos:
+                total += self.injections[position].ref
+                self._refs.append(total)
+        return self._refs
+
+    @property
+    def firsts(self) -> list[int]:
+        if self._firsts is None:
+            count = 0
+            previous = None
+            self._firsts = [0]
+            for day in self.days:
+                count += day != previous
+                previous = day
+                self._firsts.append(count)
+        return self._firsts
 
 
-def _scope_keys(scope: str, injection: Injection) -> tuple[object, ...]:
-    """The lists an injection is filed in, so that each query reads one list."""
+def _query_key(scope: str, injection: Injection) -> object:
+    """The scope list a target reads: for a site, its sides' list (``L``, ``R``, or ``A``, all
+    sides, for a bilateral or unspecified side or a site without sides)."""
     if scope == SITE:
-        name = injection.site.name
-        if not injection.site.lateral:
-            return ((name, "A"),)
-        if injection.side == LEFT:
-            return ((name, "L"), (name, "A"))
-        if injection.side == RIGHT:
-            return ((name, "R"), (name, "A"))
-        return ((name, "L"), (name, "R"), (name, "A"))  # bilateral or unspecified: both sides
+        site = injection.site
+        side = injection.side
+        return (site, "L" if side == LEFT and site.lateral else "R" if side == RIGHT and site.lateral else "A")
     if scope == REGION:
-        return (injection.site.region,)
-    return ((),)
+        return injection.site.region
+    return None
+
+
+def _in_list(scope: str, key: object, injection: Injection) -> bool:
+    """Whether an injection belongs to a scope list: a left injection is in the left and the
+    all-sides lists, a bilateral or unspecified one in all three."""
+    if scope == SITE:
+        site, sides = cast(tuple[Site, str], key)
+        if injection.site is not site:
+            return False
+        return sides == "A" or injection.side is None or injection.side == BILATERAL or \
+            injection.side == (LEFT if sides == "L" else RIGHT)
+    if scope == REGION:
+        return injection.site.region == key
+    return True
 
 
 class PatientIndex:
-    """One patient's injections, in evaluation order, indexed for the given rules."""
+    """One patient's injections, in evaluation order, with the scope lists rules read."""
 
     def __init__(self, rules: Rules, active: list[Rule], history: PatientHistory,
                  weight: Ratio | None = None) -> None:
@@ -123,40 +152,23 @@ class PatientIndex:
         self.days = [injection.day for injection in self.injections]
         self.weight_override = weight
         self._weight_days = [w[0] for w in history.weights]
-        self._lists: dict[tuple[frozenset[str], str], dict[object, ScopeList]] = {}
-        self._by_rule: dict[int, dict[object, ScopeList]] = {}
-
-    def _build(self, counted: frozenset[str], scope: str) -> dict[object, ScopeList]:
-        signature = (counted, PATIENT if scope == SESSION else scope)
-        lists = self._lists.get(signature)
-        if lists is None:
-            lists = {}
-            for position, injection in enumerate(self.injections):
-                if injection.category in counted:
-                    for key in _scope_keys(signature[1], injection):
-                        found = lists.get(key)
-                        if found is None:
-                            found = lists[key] = ScopeList()
-                        found.append(position, injection)
-            self._lists[signature] = lists
-        return lists
+        self._lists: dict[tuple[frozenset[str], str, object], ScopeList | None] = {}
 
     def scope_list(self, rule: Rule, target: Injection) -> ScopeList | None:
-        """The list of what ``rule`` counts in ``target``'s scope (built on first use)."""
-        lists = self._by_rule.get(id(rule))
-        if lists is None:
-            lists = self._by_rule[id(rule)] = self._build(rule.counts, rule.scope)
-        scope = rule.scope
-        if scope == SITE:
-            site = target.site
-            side = target.side
-            key: object = (site.name, "L" if side == LEFT and site.lateral else
-                           "R" if side == RIGHT and site.lateral else "A")
-        elif scope == REGION:
-            key = target.site.region
-        else:
-            key = ()
-        return lists.get(key)
+        """What ``rule`` counts in ``target``'s scope, all positions (made on first use)."""
+        scope = PATIENT if rule.scope == SESSION else rule.scope
+        key = _query_key(scope, target)
+        signature = (rule.counts, scope, key)
+        try:
+            return self._lists[signature]
+        except KeyError:
+            pass
+        counted = rule.counts
+        positions = [position for position, injection in enumerate(self.injections)
+                     if injection.category in counted and _in_list(scope, key, injection)]
+        found = ScopeList(self.injections, positions) if positions else None
+        self._lists[signature] = found
+        return found
 
     def position_after(self, day: int) -> int:
         """The position of an injection inserted after every injection of ``day``."""

@@ -37,8 +37,17 @@ MAX_FIELD = 1000
 csv.field_size_limit(1 << 20)
 
 
-class NotContiguous(Exception):
-    """A patient's rows came back after another patient's: streaming must start over."""
+SORTED, CONTIGUOUS, GROUPED = "sorted", "contiguous", "grouped"
+
+
+class Restart(Exception):
+    """Streaming must start over in a more general mode: the patient IDs stopped increasing
+    (``CONTIGUOUS`` next: remember every finished patient) or a patient's rows came back after
+    another patient's (``GROUPED``: keep every patient in memory)."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__(mode)
+        self.mode = mode
 
 
 class _Row:
@@ -112,7 +121,7 @@ class RowParser:
         return weight
 
     def shape(self, site_raw: str, side_raw: str, drug_raw: str, dose_raw: str, technique_raw: str,
-              points_raw: str, line: int) -> Shape:
+              points_raw: str, *, line: int) -> Shape:
         key = (site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw)
         found = self.shapes.get(key)
         if found is None:
@@ -188,13 +197,14 @@ class RowParser:
         patient_id = self.text(fields[PID], line, "patient_id")
         day = self.day(fields[DATE], line)
         site, side, drug, amount, technique, points = self.shape(
-            fields[SITE], fields[SIDE], fields[DRUG], fields[DOSE], fields[TECHNIQUE], fields[POINTS], line)
+            fields[SITE], fields[SIDE], fields[DRUG], fields[DOSE], fields[TECHNIQUE], fields[POINTS], line=line)
         weight = self.weight(fields[WEIGHT], line)
         override = self.text(fields[OVERRIDE], line, "override")
         return _Row(patient_id, day, site, side, drug, amount, technique, points, weight, override, line)
 
 
 Shape = tuple[Site, "str | None", "Drug | None", "Amount | None", "str | None", "int | None"]
+_SHAPE_COLUMNS = (SITE, SIDE, DRUG, DOSE, TECHNIQUE, POINTS)
 
 
 def parse_weight(raw: str, fail: Callable[[str], Exception]) -> Ratio:
@@ -350,41 +360,51 @@ def read_patients(path: str, rules: Rules, *, patient: str | None = None,
     """Every patient of a history, one at a time (only ``patient`` if given).
 
     Raises TpiError on the first bad row: the caller must not act on what it was given before
-    (``tpi`` writes nothing until the whole history has been read). If a file's patients turn out
-    not to be contiguous, ``on_restart`` is called and every patient is given again from the start,
-    this time grouped in memory."""
+    (``tpi`` writes nothing until the whole history has been read).
+
+    A CSV file is streamed: while the patient IDs increase nothing is kept of finished patients;
+    when they stop increasing, the file is read again remembering every finished patient's ID;
+    when a patient's rows come back after another's, it is read again keeping every patient in
+    memory. Each time, ``on_restart`` is called first and every patient is given again from the
+    start. Stdin, which cannot be read twice, and JSON are grouped in memory from the start."""
     source = Source(path)
-    handle = source.open()
-    try:
-        kind, head = _sniff(handle)
-        if kind == "json":
-            rows = _JsonRows(head + handle.read(), source.name, rules)
-            try:
-                yield from _group(iter(rows), source.name, patient)
-            except TpiError as exc:
-                raise rows.relocate(exc) from None
-            return
-        binary = io.BufferedReader(_Prefixed(head, handle), buffer_size=1 << 16)
+    mode = SORTED if source.rereadable else GROUPED
+    while True:
+        handle = source.open()
         try:
-            yield from _csv_patients(binary, source.name, rules, patient, grouped=not source.rereadable)
+            if mode == SORTED or not source.rereadable:
+                kind, head = _sniff(handle)
+                if kind == "json":
+                    rows = _JsonRows(head + handle.read(), source.name, rules)
+                    try:
+                        yield from _group(iter(rows), source.name, patient)
+                    except TpiError as exc:
+                        raise rows.relocate(exc) from None
+                    return
+                binary: IO[bytes] = io.BufferedReader(_Prefixed(head, handle), buffer_size=1 << 16)
+            else:
+                binary = handle
+            yield from _csv_patients(binary, source.name, rules, patient, mode)
             return
-        except NotContiguous:
-            pass
-    finally:
-        if handle is not sys.stdin.buffer:
-            handle.close()
-    if on_restart is not None:
-        on_restart()
-    with source.open() as handle:
-        yield from _csv_patients(handle, source.name, rules, patient, grouped=True)
+        except Restart as restart:
+            mode = restart.mode
+        finally:
+            if handle is not sys.stdin.buffer:
+                handle.close()
+        if on_restart is not None:
+            on_restart()
 
 
 def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | None,
-                  grouped: bool) -> Iterator[PatientHistory]:
+                  mode: str) -> Iterator[PatientHistory]:
     """The CSV reader: rows parsed (through caches) and merged into patients as they are read.
 
-    Streaming (``grouped`` false), a patient is given as soon as the next one starts, and a patient
-    seen again raises NotContiguous. Grouped, every patient is kept until the end."""
+    ``SORTED`` and ``CONTIGUOUS`` stream: a patient is given as soon as the next one starts;
+    ``SORTED`` raises Restart(CONTIGUOUS) when an ID is not greater than the one before, and
+    ``CONTIGUOUS`` raises Restart(GROUPED) when a finished patient comes back. ``GROUPED`` keeps
+    every patient until the end."""
+    grouped = mode == GROUPED
+    remember = mode == CONTIGUOUS
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
     lines = iter(text)
     number = 0  # lines read so far
@@ -405,6 +425,12 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
         fields = itemgetter(*[index if index >= 0 else width for index in columns])
         parser = RowParser(rules, file)
         dates, shapes, weights = parser.dates, parser.shapes, parser.weights
+        # The usual layout, `patient_id,date,...,weight_kg,override`: a quote-free row is cut in
+        # three C calls, and its middle part (site, side, drug, dose, ...) is looked up as one text.
+        fast = (columns[PID], columns[DATE], columns[WEIGHT], columns[OVERRIDE]) == (0, 1, width - 2, width - 1)
+        middle = itemgetter(*[columns[c] - 2 if columns[c] >= 0 else width - 4 for c in _SHAPE_COLUMNS])
+        middles: dict[str, Shape] = {}
+        commas = width - 1
         groups: dict[str | None, _PatientRows] = {}
         done: set[str | None] = set()
         current: _PatientRows | None = None
@@ -415,19 +441,40 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
         for text_line in lines:
             number += 1
             start = number
-            if '"' in text_line:
-                raw, extra = _record(text_line, lines)
-                number += extra
-            else:  # no quote: the fields are exactly the comma-separated parts (RFC 4180)
-                raw = text_line.rstrip("\r\n").split(",")
-            if len(raw) != width:
-                if not raw or (len(raw) == 1 and not raw[0].strip()):
-                    continue  # a blank line
-                raise TpiError(f"{len(raw)} fields, but the header has {width}", file=file, line=start)
-            if pad:
-                raw.append("")
-            pid_raw, date_raw, site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw, weight_raw, \
-                override_raw = fields(raw)
+            if fast and '"' not in text_line:
+                text_line = text_line.rstrip("\r\n")
+                if text_line.count(",") != commas:
+                    if not text_line.strip():
+                        continue  # a blank line
+                    raise TpiError(f"{text_line.count(',') + 1} fields, but the header has {width}", file=file,
+                                   line=start)
+                pid_raw, date_raw, rest = text_line.split(",", 2)
+                middle_raw, weight_raw, override_raw = rest.rsplit(",", 2)
+                shape = middles.get(middle_raw)
+                if shape is None:
+                    parts = middle_raw.split(",")
+                    parts.append("")
+                    parser.day(date_raw, start)  # a bad date is reported before a bad site
+                    shape = middles[middle_raw] = parser.shape(*middle(parts), line=start)
+            else:
+                if '"' in text_line:
+                    raw, extra = _record(text_line, lines)
+                    number += extra
+                else:  # no quote: the fields are exactly the comma-separated parts (RFC 4180)
+                    raw = text_line.rstrip("\r\n").split(",")
+                if len(raw) != width:
+                    if not raw or (len(raw) == 1 and not raw[0].strip()):
+                        continue  # a blank line
+                    raise TpiError(f"{len(raw)} fields, but the header has {width}", file=file, line=start)
+                if pad:
+                    raw.append("")
+                pid_raw, date_raw, site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw, weight_raw, \
+                    override_raw = fields(raw)
+                shape = shapes.get((site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw))
+                if shape is None:
+                    parser.day(date_raw, start)
+                    shape = parser.shape(site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw,
+                                         line=start)
             if pid_raw != current_raw or current is None:
                 patient_id = parser.text(pid_raw, start, "patient_id")
                 if current is not None and (patient_id is None) != (current.patient_id is None):
@@ -439,20 +486,21 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
                             found = groups[patient_id] = _PatientRows(patient_id)
                         current = found
                     else:
-                        if patient_id in done:
-                            raise NotContiguous
                         if current is not None:
-                            done.add(current.patient_id)
-                            if patient is None or current.patient_id == patient:
-                                yield current.finish(file)
+                            if remember:
+                                done.add(current.patient_id)
+                            elif patient_id is None or current.patient_id is None or \
+                                    patient_id <= current.patient_id:
+                                raise Restart(CONTIGUOUS)
+                        if patient_id in done:
+                            raise Restart(GROUPED)
+                        if current is not None and (patient is None or current.patient_id == patient):
+                            yield current.finish(file)
                         current = _PatientRows(patient_id)
                 current_raw = pid_raw
             day = dates.get(date_raw)
             if day is None:
                 day = parser.day(date_raw, start)
-            shape = shapes.get((site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw))
-            if shape is None:
-                shape = parser.shape(site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw, start)
             weight = weights[weight_raw] if weight_raw in weights else parser.weight(weight_raw, start)
             override = parser.text(override_raw, start, "override") if override_raw else None
             if patient is not None and current.patient_id != patient:
@@ -466,9 +514,10 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
                 injection = by_key.get(key)  # type: ignore[assignment]
                 last_day, last_site, last_side, last_group = day, site, side, current
                 if injection is None:
-                    injection = by_key[key] = Injection(
-                        current.patient_id, day, site, side, {drug: amount} if drug is not None and
-                        amount is not None else {}, points, weight, override, start, len(by_key), technique)
+                    injection = by_key[key] = Injection(current.patient_id, day, site, side, {}, points, weight,
+                                                        override, start, len(by_key), technique)
+                    if drug is not None and amount is not None:
+                        injection.drugs[drug] = amount  # sealed (category, load) when the patient is done
                     continue
             if technique is None and drug is not None and amount is not None and drug not in injection.drugs:
                 injection.drugs[drug] = amount

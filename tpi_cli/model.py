@@ -43,10 +43,10 @@ class Injection:
         steroid = anesthetic = False
         ref = 0
         for drug, amount in self.drugs.items():
-            if drug.drug_class == "corticosteroid":
+            if drug.is_steroid:
                 steroid = True
                 ref += amount.value * drug.ref_factor
-            elif drug.drug_class == ANESTHETIC:
+            elif drug.is_anesthetic:
                 anesthetic = True
         self.category = STEROID if steroid else ANESTHETIC if anesthetic else OTHER if self.drugs else DRY
         self.ref = ref  # corticosteroid load in the rules' exact reference units

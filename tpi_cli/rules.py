@@ -42,8 +42,8 @@ MAX_RULES = 10_000
 
 
 class Drug:
-    __slots__ = ("aliases", "drug_class", "equivalent_mg", "line", "max_mg", "max_mg_per_kg", "name",
-                 "ref_factor", "source")
+    __slots__ = ("aliases", "drug_class", "equivalent_mg", "is_anesthetic", "is_steroid", "line", "max_mg",
+                 "max_mg_per_kg", "name", "ref_factor", "source")
 
     def __init__(self, name: str, drug_class: str, aliases: tuple[str, ...], equivalent_mg: Ratio | None,
                  max_mg: Ratio | None, max_mg_per_kg: Ratio | None, source: str | None, line: int) -> None:
@@ -55,16 +55,10 @@ class Drug:
         self.max_mg_per_kg = max_mg_per_kg
         self.source = source
         self.line = line
+        self.is_steroid = drug_class == CORTICOSTEROID
+        self.is_anesthetic = drug_class == ANESTHETIC
         # mg_ref of 1 pg of this drug, in the Rules' reference units (see Rules.ref_scale)
         self.ref_factor = 0
-
-    @property
-    def is_steroid(self) -> bool:
-        return self.drug_class == CORTICOSTEROID
-
-    @property
-    def is_anesthetic(self) -> bool:
-        return self.drug_class == ANESTHETIC
 
     def __repr__(self) -> str:
         return f"Drug({self.name!r})"

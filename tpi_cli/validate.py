@@ -2,24 +2,30 @@
 
 The rule semantics live in :func:`tpi_cli.engine.measure` alone. Most injections break no rule,
 so before measuring, each rule *screens* the patient with a conservative bound that can only say
-"cannot fail": a count or dose summed over a span of days at least as long as the window, an
-interval compared in days with its longest possible length, a session's totals. Only the
-injections a screen cannot clear are measured exactly. A screen may let through an injection that
-passes (it is then measured and passes); it never clears one that fails.
+"cannot fail":
+
+* a whole patient: the count or corticosteroid load of every injection the rule involves, all
+  time, is within the limit;
+* an interval rule: the injection's last counted injection in the same scope (sides ignored) is
+  at least as many days before as the interval can ever be long;
+* a window rule: the count or load of the counted injections of the same scope (sides ignored)
+  fewer days before than the window can ever be long is within the limit;
+* a session rule: the session's totals over everything the rule involves are within the limit
+  (local anesthetics in floating point, with a margin that sends anything near 100% on).
+
+Only the injections a screen cannot clear are measured exactly. A screen may let through an
+injection that passes (it is then measured and passes); it never clears one that fails.
 """
 
 from __future__ import annotations
-
-from bisect import bisect_right
-from collections.abc import Callable, Sequence
 
 from tpi_cli.engine import FAIL, PASS, PatientIndex, anesthetic_limit, describe, measure
 from tpi_cli.model import Injection, PatientHistory
 from tpi_cli.quantity import PG_PER_MG, Ratio
 from tpi_cli.results import Violation
 from tpi_cli.rules import (
-    ANESTHETIC_DOSE,
     BLOCK,
+    CATEGORIES,
     MAX_COUNT,
     MAX_POINTS,
     MAX_REGIONS,
@@ -32,148 +38,34 @@ from tpi_cli.rules import (
     Drug,
     Rule,
     Rules,
+    Site,
 )
 
-Screen = Callable[[Rule, list[Injection], PatientHistory], Sequence[int]]
+_MARGIN = 1e-9
+_FAR = 10**9
 
 
-def _group_key(scope: str, injection: Injection) -> object:
-    """A key that puts every injection of the rule's scope together (sides are ignored: a superset)."""
-    if scope == SITE:
-        return injection.site
-    if scope == REGION:
-        return injection.site.region
-    if scope == SESSION:
-        return injection.day
-    return None
+class _Plan:
+    """What screening one rule needs, computed once."""
 
+    __slots__ = ("applies", "counted", "dose", "everything", "involved", "kind", "limit", "order", "rule", "scope",
+                 "session", "span")
 
-def _screen_interval(rule: Rule, injections: list[Injection], history: PatientHistory) -> list[int]:
-    """Injections with a counted injection of their scope fewer days before than the interval
-    can ever be long."""
-    assert rule.interval is not None
-    span = rule.interval.max_days()
-    applies, counted, scope = rule.applies_to, rule.counts, rule.scope
-    last: dict[object, int] = {}
-    found = []
-    for position, injection in enumerate(injections):
-        key = _group_key(scope, injection)
-        if injection.category in applies:
-            day = last.get(key)
-            if day is not None and injection.day - day < span:
-                found.append(position)
-        if injection.category in counted:
-            last[key] = injection.day
-    return found
-
-
-def _screen_window(rule: Rule, injections: list[Injection], history: PatientHistory) -> list[int]:
-    """Injections whose count or dose, summed over every counted injection of their scope fewer
-    days before than the window can ever be long, is over the limit."""
-    applies, counted, scope = rule.applies_to, rule.counts, rule.scope
-    dose = rule.kind == MAX_STEROID_DOSE
-    limit = rule.max_ref if dose else rule.max
-    assert limit is not None
-    total = 0
-    for injection in injections:
-        if injection.category in counted or injection.category in applies:
-            total += injection.ref if dose else 1
-    if total <= limit:
-        return []
-    span = rule.window.max_days() if rule.window is not None and scope != SESSION else None
-    seen: dict[object, list[Injection]] = {}
-    found = []
-    for position, injection in enumerate(injections):
-        key = _group_key(scope, injection)
-        group = seen.get(key)
-        if injection.category in applies:
-            amount = injection.ref if dose else 1
-            for earlier in reversed(group or ()):
-                if span is not None and injection.day - earlier.day >= span:
-                    break
-                amount += earlier.ref if dose else 1
-            if amount > limit:
-                found.append(position)
-        if injection.category in counted:
-            if group is None:
-                group = seen[key] = []
-            group.append(injection)
-    return found
-
-
-def _sessions(injections: list[Injection]) -> list[tuple[int, int]]:
-    """[start, end) position ranges of each day (injections are in date order)."""
-    ranges = []
-    start = 0
-    for position in range(1, len(injections) + 1):
-        if position == len(injections) or injections[position].day != injections[start].day:
-            ranges.append((start, position))
-            start = position
-    return ranges
-
-
-def _screen_session(rule: Rule, injections: list[Injection], history: PatientHistory) -> list[int]:
-    """Every injection of a session whose totals (over all its injections the rule counts or
-    applies to) are over the limit."""
-    applies, involved = rule.applies_to, rule.applies_to | rule.counts
-    kind = rule.kind
-    found: list[int] = []
-    limits: dict[tuple[Drug, Ratio | None], Ratio | None] = {}
-    for start, end in _sessions(injections):
-        members = [injections[p] for p in range(start, end) if injections[p].category in involved]
-        if kind == MAX_POINTS:
-            assert rule.max is not None
-            over = sum(i.points or 1 for i in members) > rule.max
-        elif kind == MAX_REGIONS:
-            assert rule.max is not None
-            over = len({i.site.region for i in members}) > rule.max
-        elif kind == MAX_COUNT:
-            assert rule.max is not None
-            over = len(members) > rule.max
-        else:
-            over = _anesthetic_over(members, _weight_at(history, injections[start].day), limits)
-        if over:
-            found.extend(p for p in range(start, end) if injections[p].category in applies)
-    return found
-
-
-def _weight_at(history: PatientHistory, day: int) -> Ratio | None:
-    weights = history.weights
-    if not weights:
-        return None
-    index = bisect_right(weights, (day, len(history.injections) + 1)) if len(weights) > 1 else (
-        1 if weights[0][0] <= day else 0)
-    return weights[index - 1][2] if index else None
-
-
-def _anesthetic_over(members: list[Injection], weight: Ratio | None,
-                     limits: dict[tuple[Drug, Ratio | None], Ratio | None]) -> bool:
-    """Whether the session's local anesthetics may exceed their limits (floats, with a margin
-    that sends anything close to 100% to the exact measure)."""
-    share = 0.0
-    for injection in members:
-        for drug, amount in injection.drugs.items():
-            if not drug.is_anesthetic:
-                continue
-            key = (drug, weight)
-            if key not in limits:
-                limits[key] = anesthetic_limit(drug, weight)
-            limit = limits[key]
-            if limit is None:
-                return True
-            share += amount.value / (float(limit) * PG_PER_MG)
-    return share > 1 - 1e-9
-
-
-_SCREENS: dict[str, Screen] = {MIN_INTERVAL: _screen_interval, MAX_COUNT: _screen_window,
-                               MAX_STEROID_DOSE: _screen_window, ANESTHETIC_DOSE: _screen_session,
-                               MAX_POINTS: _screen_session, MAX_REGIONS: _screen_session}
-
-
-def _screen_for(rule: Rule) -> Screen:
-    if rule.scope == SESSION and rule.kind == MAX_COUNT:
-        return _screen_session
-    return _SCREENS[rule.kind]
+    def __init__(self, order: int, rule: Rule) -> None:
+        self.order = order
+        self.rule = rule
+        self.applies = rule.applies_to
+        self.counted = rule.counts
+        self.involved = tuple(c for c in CATEGORIES if c in rule.applies_to or c in rule.counts)
+        self.everything = len(self.involved) == len(CATEGORIES)
+        self.kind = rule.kind
+        self.scope = rule.scope
+        self.dose = rule.kind == MAX_STEROID_DOSE
+        self.session = rule.scope == SESSION and rule.kind != MIN_INTERVAL
+        limit = rule.max_ref if self.dose else rule.max
+        self.limit: int = limit if limit is not None else 0
+        duration = rule.interval if rule.kind == MIN_INTERVAL else rule.window
+        self.span: int | None = duration.max_days() if duration is not None else None
 
 
 class Validator:
@@ -182,22 +74,203 @@ class Validator:
     def __init__(self, rules: Rules, active: list[Rule]) -> None:
         self.rules = rules
         self.active = active
-        self._plan = [(order, rule, _screen_for(rule)) for order, rule in enumerate(active)]
+        plans = [_Plan(order, rule) for order, rule in enumerate(active)]
+        self._session_plans = [plan for plan in plans if plan.session]
+        self._other_plans = [plan for plan in plans if not plan.session]
+        self._inverse_limits: dict[tuple[Drug, Ratio | None], float] = {}
 
     def patient(self, history: PatientHistory) -> list[Violation]:
         """Each violation once, on the injection that breaks the rule, in evaluation order."""
         injections = history.injections
         if not injections:
             return []
-        categories = {injection.category for injection in injections}
+        number = dict.fromkeys(CATEGORIES, 0)
+        load = dict.fromkeys(CATEGORIES, 0)
+        # Per site: the shortest gap in days between two injections, the most injections and the
+        # largest corticosteroid load (all categories, all sides, all time: upper bounds).
+        last_day: dict[Site, int] = {}
+        at_site: dict[Site, int] = {}
+        load_at_site: dict[Site, int] = {}
+        gap = _FAR
+        for injection in injections:
+            category = injection.category
+            number[category] += 1
+            load[category] += injection.ref
+            site = injection.site
+            day = last_day.get(site)
+            if day is None:
+                at_site[site] = 1
+                load_at_site[site] = injection.ref
+            else:
+                gap = min(gap, injection.day - day)
+                at_site[site] += 1
+                load_at_site[site] += injection.ref
+            last_day[site] = injection.day
+        most_at_site = max(at_site.values())
+        most_load_at_site = max(load_at_site.values())
         suspects: list[tuple[int, int]] = []
-        for order, rule, screen in self._plan:
-            if categories.isdisjoint(rule.applies_to):
-                continue
-            suspects.extend((position, order) for position in screen(rule, injections, history))
+        for plan in self._other_plans:
+            for category in plan.applies:
+                if number[category]:
+                    break
+            else:
+                continue  # no injection the rule applies to
+            if plan.rule.kind == MIN_INTERVAL:
+                if plan.scope == SITE and plan.span is not None and gap >= plan.span:
+                    continue
+                found = self._screen_interval(plan, injections)
+            else:
+                total = 0
+                for category in plan.involved:
+                    total += load[category] if plan.dose else number[category]
+                if total <= plan.limit:
+                    continue
+                if plan.scope == SITE and (most_load_at_site if plan.dose else most_at_site) <= plan.limit:
+                    continue
+                found = self._screen_window(plan, injections)
+            for position in found:
+                suspects.append((position, plan.order))
+        if self._session_plans:
+            self._screen_sessions(injections, suspects)
         if not suspects:
             return []
         suspects.sort()
+        return self._measure(history, suspects)
+
+    @staticmethod
+    def _screen_interval(plan: _Plan, injections: list[Injection]) -> list[int]:
+        applies, counted, scope, span = plan.applies, plan.counted, plan.scope, plan.span
+        assert span is not None
+        last: dict[object, int] = {}
+        found = []
+        for position, injection in enumerate(injections):
+            key: object = injection.site if scope == SITE else injection.site.region if scope == REGION else \
+                injection.day if scope == SESSION else None
+            category = injection.category
+            if category in applies:
+                day = last.get(key)
+                if day is not None and injection.day - day < span:
+                    found.append(position)
+            if category in counted:
+                last[key] = injection.day
+        return found
+
+    @staticmethod
+    def _screen_window(plan: _Plan, injections: list[Injection]) -> list[int]:
+        applies, counted, scope, span, dose, limit = (plan.applies, plan.counted, plan.scope, plan.span, plan.dose,
+                                                      plan.limit)
+        seen: dict[object, list[Injection]] = {}
+        found = []
+        for position, injection in enumerate(injections):
+            key: object = injection.site if scope == SITE else injection.site.region if scope == REGION else None
+            group = seen.get(key)
+            category = injection.category
+            if category in applies:
+                amount = injection.ref if dose else 1
+                if group:
+                    day = injection.day
+                    for earlier in reversed(group):
+                        if span is not None and day - earlier.day >= span:
+                            break
+                        amount += earlier.ref if dose else 1
+                        if amount > limit:
+                            break
+                if amount > limit:
+                    found.append(position)
+            if category in counted:
+                if group is None:
+                    group = seen[key] = []
+                group.append(injection)
+        return found
+
+    def _screen_sessions(self, injections: list[Injection], suspects: list[tuple[int, int]]) -> None:
+        """One pass over the sessions (days) for every session rule. A rule that involves every
+        category reads the session's totals, computed once; others add up their own."""
+        size = len(injections)
+        start = 0
+        weight: Ratio | None = None  # the latest weight on or before the session's day
+        inverse = self._inverse_limits
+        while start < size:
+            day = injections[start].day
+            end = start + 1
+            while end < size and injections[end].day == day:
+                end += 1
+            points = 0
+            share = 0.0
+            for position in range(start, end):
+                injection = injections[position]
+                if injection.weight is not None:
+                    weight = injection.weight
+                points += injection.points or 1
+            for position in range(start, end):
+                for drug, amount in injections[position].drugs.items():
+                    if drug.is_anesthetic:
+                        factor = inverse.get((drug, weight))
+                        if factor is None:
+                            found = anesthetic_limit(drug, weight)
+                            factor = inverse[(drug, weight)] = 1 / (float(found) * PG_PER_MG) \
+                                if found is not None else float("inf")
+                        share += amount.value * factor
+            regions = 1 if end - start == 1 else -1  # counted only when needed
+            for plan in self._session_plans:
+                if plan.everything:
+                    kind = plan.kind
+                    if kind == MAX_POINTS:
+                        over = points > plan.limit
+                    elif kind == MAX_COUNT:
+                        over = end - start > plan.limit
+                    elif kind == MAX_REGIONS:
+                        if regions < 0:
+                            regions = len({injections[p].site.region for p in range(start, end)})
+                        over = regions > plan.limit
+                    else:
+                        over = share > 1 - _MARGIN
+                else:
+                    over = self._session_over(plan, injections, start, end, weight)
+                if over:
+                    applies = plan.applies
+                    for position in range(start, end):
+                        if injections[position].category in applies:
+                            suspects.append((position, plan.order))
+            start = end
+
+    def _session_over(self, plan: _Plan, injections: list[Injection], start: int, end: int,
+                      weight: Ratio | None) -> bool:
+        kind = plan.rule.kind
+        involved = plan.involved
+        limit = plan.limit
+        if kind == MAX_POINTS:
+            total = 0
+            for position in range(start, end):
+                injection = injections[position]
+                if injection.category in involved:
+                    total += injection.points or 1
+            return total > limit
+        if kind == MAX_COUNT:
+            return end - start > limit and sum(1 for i in injections[start:end] if i.category in involved) > limit
+        if kind == MAX_REGIONS:
+            if end - start <= limit:
+                return False
+            return len({i.site.region for i in injections[start:end] if i.category in involved}) > limit
+        share = 0.0
+        inverse = self._inverse_limits
+        for position in range(start, end):
+            injection = injections[position]
+            if injection.category not in involved:
+                continue
+            for drug, amount in injection.drugs.items():
+                if not drug.is_anesthetic:
+                    continue
+                factor = inverse.get((drug, weight))
+                if factor is None:
+                    found = anesthetic_limit(drug, weight)
+                    factor = inverse[(drug, weight)] = 1 / (float(found) * PG_PER_MG) if found is not None \
+                        else float("inf")
+                share += amount.value * factor
+        return share > 1 - _MARGIN
+
+    def _measure(self, history: PatientHistory, suspects: list[tuple[int, int]]) -> list[Violation]:
+        injections = history.injections
         index = PatientIndex(self.rules, self.active, history)
         found: list[Violation] = []
         for position, order in suspects:

@@ -44,9 +44,10 @@ def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str
         write = _writer(fmt, spool)
 
         def restart() -> None:
-            nonlocal counts
+            nonlocal counts, write
             spool.seek(0)
             spool.truncate()
+            write = _writer(fmt, spool)
             counts = _Counts()
             seen.clear()
 
