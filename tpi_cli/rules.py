@@ -35,6 +35,9 @@ BLOCK, WARN = "block", "warn"
 
 DEFAULT_RULES_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "rules.yaml")
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "rules.schema.json")
+# The packaged default rules, parsed once at release time: used only while its CRC-32 matches the
+# packaged rules.yaml, and validated like any rules file. `python -m tpi_cli.rules` rewrites it.
+SNAPSHOT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "rules.snapshot.json")
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}\Z")
 _SNOMED = re.compile(r"\d{6,18}\Z")
@@ -419,9 +422,15 @@ class _Validator:
 
 def load_rules(path: str | None = None) -> Rules:
     """Read and validate a rules file (the packaged default when ``path`` is None)."""
-
     shown = path if path is not None else "rules.yaml (packaged default)"
     real = path if path is not None else DEFAULT_RULES_PATH
+    if path is None:
+        snapshot = _snapshot()
+        if snapshot is not None:
+            try:
+                return build_rules(snapshot, shown)
+            except TpiError:
+                pass  # read the YAML itself: it says where the problem is
     try:
         with open(real, encoding="utf-8-sig") as handle:
             text = handle.read()
@@ -437,7 +446,11 @@ def load_rules(path: str | None = None) -> Rules:
 def parse_rules(text: str, path: str) -> Rules:
     from tpi_cli.yamlnodes import load
 
-    document = load(text, path)
+    return build_rules(load(text, path), path)
+
+
+def build_rules(document: Any, path: str) -> Rules:
+    """Validate a loaded rules document (located data: see ``tpi_cli.yamlnodes``)."""
     check = _Validator(path)
     rules = _build(document, check)
     if check.errors or rules is None:
@@ -712,3 +725,47 @@ def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
     if len(check.errors) > before or rule_id is None or applies_to is None or scope is None:
         return None
     return Rule(**values)
+
+
+# --- the snapshot of the packaged default rules -------------------------------------------------
+
+def _snapshot() -> Any:
+    """The default rules document from the snapshot, or None if it is missing or stale."""
+    import binascii
+    import json
+
+    from tpi_cli.yamlnodes import from_plain
+
+    try:
+        with open(DEFAULT_RULES_PATH, "rb") as handle:
+            crc = binascii.crc32(handle.read())
+        with open(SNAPSHOT_PATH, encoding="utf-8") as handle:
+            snapshot = json.loads(handle.read())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(snapshot, dict) or snapshot.get("rules_yaml_crc32") != crc:
+        return None
+    return from_plain(snapshot.get("document"))
+
+
+def write_snapshot() -> str:
+    """Rewrite the snapshot from the packaged rules.yaml (which must be valid)."""
+    import binascii
+    import json
+
+    from tpi_cli.yamlnodes import load, to_plain
+
+    with open(DEFAULT_RULES_PATH, "rb") as handle:
+        data = handle.read()
+    document = load(data.decode("utf-8-sig"), DEFAULT_RULES_PATH)
+    build_rules(document, DEFAULT_RULES_PATH)
+    snapshot = {"note": "generated from rules.yaml by `python -m tpi_cli.rules`; do not edit",
+                "rules_yaml_crc32": binascii.crc32(data), "document": to_plain(document)}
+    with open(SNAPSHOT_PATH, "w", encoding="utf-8") as handle:
+        json.dump(snapshot, handle, ensure_ascii=False, indent=1)
+        handle.write("\n")
+    return SNAPSHOT_PATH
+
+
+if __name__ == "__main__":
+    print(write_snapshot())

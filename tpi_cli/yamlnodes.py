@@ -12,11 +12,12 @@ copied, so a "billion laughs" document stays small.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from tpi_cli.errors import TpiError
+
+if TYPE_CHECKING:
+    import yaml
 
 MAX_DEPTH = 40
 MAX_BYTES = 16 * 1024 * 1024
@@ -46,6 +47,9 @@ def _line(node: yaml.Node) -> int:
 
 class _Converter:
     def __init__(self, path: str) -> None:
+        import yaml
+
+        self.yaml = yaml
         self.path = path
         self.memo: dict[int, Any] = {}
         self.errors: list[TpiError] = []
@@ -60,9 +64,9 @@ class _Converter:
         known = self.memo.get(id(node))
         if known is not None:
             return known
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, self.yaml.MappingNode):
             return self._mapping(node, depth)
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, self.yaml.SequenceNode):
             if node.tag != _TAG + "seq":
                 raise self.fail(node, f"unsupported YAML tag {node.tag!r}")
             items = YList()
@@ -82,7 +86,7 @@ class _Converter:
         for key_node, _ in node.value:
             if key_node.tag == _TAG + "merge":
                 continue
-            key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            key = self._scalar(key_node) if isinstance(key_node, self.yaml.ScalarNode) else None
             if not isinstance(key, str):
                 raise self.fail(key_node, "a key must be a text (quote it)")
             if key in own:
@@ -90,14 +94,14 @@ class _Converter:
             own.add(key)
         try:
             self.flattener.flatten_mapping(node)  # resolves `<<` merge keys (merged first, own keys after)
-        except yaml.YAMLError as exc:
+        except self.yaml.YAMLError as exc:
             raise self.fail(node, f"bad merge key: {getattr(exc, 'problem', exc)}") from None
         result = YMap()
         result.line = _line(node)
         result.key_lines = {}
         self.memo[id(node)] = result
         for key_node, value_node in node.value:
-            key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            key = self._scalar(key_node) if isinstance(key_node, self.yaml.ScalarNode) else None
             if not isinstance(key, str):
                 raise self.fail(key_node, "a key must be a text (quote it)")
             result[key] = self.convert(value_node, depth + 1)  # an own key overrides a merged one
@@ -130,8 +134,43 @@ class _Converter:
         raise self.fail(node, f"unsupported YAML tag {tag!r}")
 
 
+_NUMBER_KEY = "$decimal"
+
+
+def from_plain(value: Any) -> Any:
+    """Plain data (from the JSON snapshot of the default rules) in the located form, line 0."""
+    if isinstance(value, dict):
+        if len(value) == 1 and _NUMBER_KEY in value:
+            return YNumber(value[_NUMBER_KEY])
+        mapping = YMap((key, from_plain(item)) for key, item in value.items())
+        mapping.line = 0
+        mapping.key_lines = dict.fromkeys(mapping, 0)
+        return mapping
+    if isinstance(value, list):
+        items = YList(from_plain(item) for item in value)
+        items.line = 0
+        items.item_lines = [0] * len(items)
+        return items
+    return value
+
+
+def to_plain(value: Any) -> Any:
+    """Located data as plain JSON-able data (dates as ISO text, decimals kept as their text)."""
+    if isinstance(value, YNumber):
+        return {_NUMBER_KEY: str(value)}
+    if isinstance(value, dict):
+        return {key: to_plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_plain(item) for item in value]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
 def load(text: str, path: str) -> Any:
     """Parse a YAML document to plain located data; raise TpiError with the line on any problem."""
+    import yaml
+
     if len(text) > MAX_BYTES:
         raise TpiError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB", file=path)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

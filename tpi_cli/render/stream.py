@@ -1,6 +1,6 @@
 """``tpi validate`` output, written as patients are validated.
 
-Violations go to a spool (in memory up to 64 MiB, then an unnamed temporary file that the system
+Violations go to a spool (in memory up to 1 MiB, then an unnamed temporary file that the system
 removes when it is closed) and reach stdout only once the whole history has been read: bad input
 anywhere means exit 2 and nothing written, and memory stays bounded however many violations there
 are.
@@ -22,7 +22,7 @@ from tpi_cli.results import Violation
 from tpi_cli.rules import BLOCK, Rules
 from tpi_cli.validate import Validator
 
-SPOOL_IN_MEMORY = 64 * 1024 * 1024
+SPOOL_IN_MEMORY = 1024 * 1024
 
 
 class _Counts:
@@ -35,9 +35,30 @@ class _Counts:
 
 
 def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str | None, fmt: str,
-                 out: IO[str]) -> int:
-    """Validate a history and write the report; returns the number of blocking violations."""
+                 out: IO[str], jobs: int = 1) -> int:
+    """Validate a history and write the report; returns the number of blocking violations.
+    With ``jobs`` above 1, a large CSV file of contiguous patients is cut into ranges of whole
+    patients validated on that many processes (same report; see ``tpi_cli.parallel``)."""
     validator = Validator(rules, [rule for rule in rules.rules if rule.active(profiles)])
+    if patient is None and jobs > 1:
+        from tpi_cli import parallel
+
+        done = parallel.run(rules, validator, path, path, fmt, jobs, _writer)
+        if done is not None:
+            reports, outputs = done
+            counts = _Counts()
+            for report in reports:
+                counts.patients += report.patients
+                counts.injections += report.injections
+                counts.block += report.block
+                counts.warn += report.warn
+                counts.overridden += report.overridden
+            try:
+                _finish(fmt, outputs, out, counts)
+            finally:
+                for output in outputs:
+                    output.close()
+            return counts.block
     counts = _Counts()
     seen: set[str] = set()
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+", encoding="utf-8", newline="") as spool:
@@ -70,7 +91,7 @@ def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str
             raise TpiError(f"no patient {patient!r} in the history", field="--patient",
                            suggestions=did_you_mean(patient, seen))
         spool.seek(0)
-        _finish(fmt, spool, out, counts)
+        _finish(fmt, [spool], out, counts)
     return counts.block
 
 
@@ -104,20 +125,21 @@ def _writer(fmt: str, spool: IO[str]) -> Callable[[Violation], None]:
     return write_text
 
 
-def _finish(fmt: str, spool: IO[str], out: IO[str], counts: _Counts) -> None:
+def _finish(fmt: str, parts: list[IO[str]], out: IO[str], counts: _Counts) -> None:
+    """The report: a header, the violations of each part in order, a summary."""
     summary = {"block": counts.block, "warn": counts.warn, "overridden": counts.overridden}
     if fmt == "json":
         out.write(f'{{\n  "schema_version": 1,\n  "patients": {counts.patients},\n'
                   f'  "injections": {counts.injections},\n  "violations": [\n')
-        _copy(spool, out)
+        _copy(parts, out, ",\n")
         out.write(f'\n  ],\n  "summary": {json.dumps(summary)}\n}}\n')
         return
     if fmt == "csv":
         csv.writer(out, lineterminator="\r\n").writerow(VIOLATION_HEADER)
-        _copy(spool, out)
+        _copy(parts, out)
         return
     out.write(f"{'DATE':<10}  {'PATIENT':<10} {'SITE':<20} {'SIDE':<9} {'RULE':<22} {'STATUS':<10} MESSAGE\n")
-    _copy(spool, out)
+    _copy(parts, out)
     total = counts.block + counts.warn + counts.overridden
     if not total:
         out.write("no violations\n")
@@ -126,9 +148,16 @@ def _finish(fmt: str, spool: IO[str], out: IO[str], counts: _Counts) -> None:
     out.write("tpi supports, and does not replace, a clinician's judgement.\n")
 
 
-def _copy(source: IO[str], out: IO[str]) -> None:
-    while True:
-        chunk = source.read(1 << 20)
+def _copy(parts: list[IO[str]], out: IO[str], separator: str = "") -> None:
+    """Each part in order; ``separator`` between two parts that are not empty."""
+    written = False
+    for part in parts:
+        chunk = part.read(1 << 20)
         if not chunk:
-            break
-        out.write(chunk)
+            continue
+        if written and separator:
+            out.write(separator)
+        written = True
+        while chunk:
+            out.write(chunk)
+            chunk = part.read(1 << 20)
