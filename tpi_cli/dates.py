@@ -127,10 +127,13 @@ class Duration:
         return relativedelta(years=self.years, months=self.months, days=self.days)
 
     def add(self, day: int) -> int:
-        """The ordinal of ``date.fromordinal(day) + self``, cached."""
+        """The ordinal of ``date.fromordinal(day) + self.delta()``, cached.
+
+        Computed as relativedelta does it (tests compare the two over every day of many years):
+        years and months first, the day of the month clamped to the month's end, then days."""
         result = self._after.get(day)
         if result is None:
-            result = (date.fromordinal(day) + self.delta()).toordinal()
+            result = _shift(day, self.years * 12 + self.months) + self.days
             self._after[day] = result
         return result
 
@@ -139,7 +142,7 @@ class Duration:
         inside a window of this length on ``day`` (``s + self`` is non-decreasing in ``s``). Cached."""
         start = self._start_after.get(day)
         if start is None:
-            start = (date.fromordinal(day) - self.delta()).toordinal()
+            start = _shift(day, -(self.years * 12 + self.months)) - self.days
             while self.add(start - 1) > day:
                 start -= 1
             while self.add(start) <= day:
@@ -152,6 +155,23 @@ class Duration:
 
     def __str__(self) -> str:
         return self.text
+
+
+def _shift(day: int, months: int) -> int:
+    """``day`` moved by whole months, the day of the month clamped to the new month's length."""
+    if not months:
+        return day
+    base = date.fromordinal(day)
+    index = base.year * 12 + base.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    return date(year, month, min(base.day, _month_length(year, month))).toordinal()
+
+
+def _month_length(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
 
 
 def iso(day: int) -> str:

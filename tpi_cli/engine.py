@@ -24,12 +24,11 @@ uses it to ask whether a proposal would make a later (planned) injection newly i
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import cast
 
 from tpi_cli.dates import Duration, iso
 from tpi_cli.model import Injection, PatientHistory
 from tpi_cli.names import BILATERAL, LEFT, RIGHT
-from tpi_cli.quantity import PG_PER_MG, Ratio
+from tpi_cli.quantity import PG_PER_MG, Ratio, decimal_text
 from tpi_cli.rules import (
     ANESTHETIC_DOSE,
     MAX_COUNT,
@@ -45,7 +44,6 @@ from tpi_cli.rules import (
     Drug,
     Rule,
     Rules,
-    Site,
 )
 
 SKIP, PASS, WARNED, FAIL = -1, 0, 1, 2
@@ -127,18 +125,21 @@ def _query_key(scope: str, injection: Injection) -> object:
     return None
 
 
-def _in_list(scope: str, key: object, injection: Injection) -> bool:
-    """Whether an injection belongs to a scope list: a left injection is in the left and the
-    all-sides lists, a bilateral or unspecified one in all three."""
+def _file_keys(scope: str, injection: Injection) -> tuple[object, ...]:
+    """The scope lists an injection is in: a left injection in its site's left and all-sides
+    lists, a bilateral or unspecified one in all three."""
     if scope == SITE:
-        site, sides = cast(tuple[Site, str], key)
-        if injection.site is not site:
-            return False
-        return sides == "A" or injection.side is None or injection.side == BILATERAL or \
-            injection.side == (LEFT if sides == "L" else RIGHT)
+        site = injection.site
+        if not site.lateral:
+            return ((site, "A"),)
+        if injection.side == LEFT:
+            return ((site, "L"), (site, "A"))
+        if injection.side == RIGHT:
+            return ((site, "R"), (site, "A"))
+        return ((site, "L"), (site, "R"), (site, "A"))
     if scope == REGION:
-        return injection.site.region == key
-    return True
+        return (injection.site.region,)
+    return (None,)
 
 
 class PatientIndex:
@@ -152,10 +153,12 @@ class PatientIndex:
         self.days = [injection.day for injection in self.injections]
         self.weight_override = weight
         self._weight_days = [w[0] for w in history.weights]
+        self._positions: dict[tuple[frozenset[str], str], dict[object, list[int]]] = {}
         self._lists: dict[tuple[frozenset[str], str, object], ScopeList | None] = {}
 
     def scope_list(self, rule: Rule, target: Injection) -> ScopeList | None:
-        """What ``rule`` counts in ``target``'s scope, all positions (made on first use)."""
+        """What ``rule`` counts in ``target``'s scope, all positions (made on first use; one pass
+        over the patient files every injection under each list it belongs to)."""
         scope = PATIENT if rule.scope == SESSION else rule.scope
         key = _query_key(scope, target)
         signature = (rule.counts, scope, key)
@@ -163,12 +166,22 @@ class PatientIndex:
             return self._lists[signature]
         except KeyError:
             pass
-        counted = rule.counts
-        positions = [position for position, injection in enumerate(self.injections)
-                     if injection.category in counted and _in_list(scope, key, injection)]
-        found = ScopeList(self.injections, positions) if positions else None
-        self._lists[signature] = found
-        return found
+        filed = self._positions.get((rule.counts, scope))
+        if filed is None:
+            filed = self._positions[(rule.counts, scope)] = {}
+            counted = rule.counts
+            for position, injection in enumerate(self.injections):
+                if injection.category in counted:
+                    for where in _file_keys(scope, injection):
+                        found = filed.get(where)
+                        if found is None:
+                            filed[where] = [position]
+                        else:
+                            found.append(position)
+        positions = filed.get(key)
+        made = ScopeList(self.injections, positions) if positions else None
+        self._lists[signature] = made
+        return made
 
     def position_after(self, day: int) -> int:
         """The position of an injection inserted after every injection of ``day``."""
@@ -423,8 +436,9 @@ def _kind_words(rule: Rule) -> str:
 
 
 def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result: Measure,
-             extra: Injection | None = None) -> tuple[list[int], str]:
-    """The days the rule counted (injections ordered before the target) and a one-line message."""
+             extra: Injection | None = None, *, counted: bool = True) -> tuple[list[int], str]:
+    """The days the rule counted (injections ordered before the target; left empty unless
+    ``counted``, for a window rule) and a one-line message."""
     status = result[0]
     kind = rule.kind
     rules = index.rules
@@ -441,11 +455,12 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
             rule.severity != WARN else ""
         return [latest.day], f"{what}, less than {rule.interval} before{grace}"
     if kind in (MAX_COUNT, MAX_STEROID_DOSE):
-        chosen = _window_injections(index, rule, target, result, extra)
-        if rule.unit == SESSION and kind == MAX_COUNT:
-            days = sorted({i.day for i in chosen})
-        else:
-            days = [i.day for i in chosen]
+        days: list[int] = []
+        if counted:
+            chosen = _window_injections(index, rule, target, result, extra)
+            days = sorted({i.day for i in chosen}) if rule.unit == SESSION and kind == MAX_COUNT else \
+                [i.day for i in chosen]
+        extra_counted = extra is not None and counts(rule, target, extra) and result[4] <= extra.day <= target.day
         over = status != PASS
         grace = " (inside the grace period)" if status == WARNED and rule.severity != WARN else ""
         if kind == MAX_COUNT:
@@ -454,13 +469,13 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
             text = (f"{result[3]} {noun}{_where(rule, target)}{_within(rule)}, this one included"
                     f"{', more than ' if over else ', at most '}{rule.max}{grace}")
             return days, text
-        before = rules.mg_ref(result[3] - target.ref - (extra.ref if extra is not None and extra in chosen else 0))
-        ref_name = rules.reference_steroid.name
-        total = rules.mg_ref(result[3])
+        scale = rules.ref_scale
+        before = result[3] - target.ref - (extra.ref if extra is not None and extra_counted else 0)
         assert rule.max_mg is not None
-        text = (f"{total.decimal_text()} mg {ref_name}-equivalent{_where(rule, target)}{_within(rule)} "
-                f"({before.decimal_text()} before + {rules.mg_ref(target.ref).decimal_text()} now)"
-                f"{', more than ' if over else ', at most '}{rule.max_mg.decimal_text(3)} mg{grace}")
+        text = (f"{decimal_text(result[3], scale)} mg {rules.reference_steroid.name}-equivalent"
+                f"{_where(rule, target)}{_within(rule)} ({decimal_text(before, scale)} before + "
+                f"{decimal_text(target.ref, scale)} now){', more than ' if over else ', at most '}"
+                f"{rule.max_mg.decimal_text(3)} mg{grace}")
         return days, text
     session = session_before(index, rule, target, k, extra)
     days = [injection.day for injection in session]

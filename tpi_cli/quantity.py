@@ -76,6 +76,16 @@ class Ratio:
         return f"{whole}.{frac:0{places}d}".rstrip("0")
 
 
+def decimal_text(num: int, den: int, places: int = 2) -> str:
+    """``num / den`` as ``12.5`` / ``5.33``: rounded half up, trailing zeros dropped (no Ratio made)."""
+    scale = 10**places
+    units = (num * scale * 2 + den) // (2 * den)
+    whole, frac = divmod(units, scale)
+    if not frac:
+        return str(whole)
+    return f"{whole}.{frac:0{places}d}".rstrip("0")
+
+
 def parse_decimal(text: str) -> Ratio:
     """A plain non-negative decimal (``20``, ``0.75``, ``.5``) as an exact ratio. Raises ValueError."""
     value = text.strip()

@@ -279,7 +279,7 @@ class Validator:
             result = measure(index, rule, injection, position)
             if result[0] <= PASS:
                 continue
-            _, message = describe(index, rule, injection, position, result)
+            _, message = describe(index, rule, injection, position, result, counted=False)
             found.append(Violation(history.patient_id, injection.day, injection.site.name, injection.side, rule.id,
                                    BLOCK if result[0] == FAIL else WARN, message, injection.override))
         return found
