@@ -334,12 +334,14 @@ def _sniff(handle: IO[bytes]) -> tuple[str, bytes]:
     return kind, head
 
 
-class _Prefixed(io.RawIOBase):
-    """A byte stream with some already-read bytes put back in front."""
+class Prefixed(io.RawIOBase):
+    """A byte stream with some bytes put in front (already read, or a header), and optionally
+    only the next ``limit`` bytes of the rest."""
 
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+    def __init__(self, head: bytes, rest: IO[bytes], limit: int | None = None) -> None:
         self._head = head
         self._rest = rest
+        self._left = limit
 
     def readable(self) -> bool:
         return True
@@ -350,7 +352,12 @@ class _Prefixed(io.RawIOBase):
             buffer[:size] = self._head[:size]
             self._head = self._head[size:]
             return size
-        data = self._rest.read(len(buffer))
+        wanted = len(buffer) if self._left is None else min(len(buffer), self._left)
+        if wanted <= 0:
+            return 0
+        data = self._rest.read(wanted)
+        if self._left is not None:
+            self._left -= len(data)
         buffer[: len(data)] = data
         return len(data)
 
@@ -381,7 +388,7 @@ def read_patients(path: str, rules: Rules, *, patient: str | None = None,
                     except TpiError as exc:
                         raise rows.relocate(exc) from None
                     return
-                binary: IO[bytes] = io.BufferedReader(_Prefixed(head, handle), buffer_size=1 << 16)
+                binary: IO[bytes] = io.BufferedReader(Prefixed(head, handle), buffer_size=1 << 16)
             else:
                 binary = handle
             yield from _csv_patients(binary, source.name, rules, patient, mode)

@@ -23,8 +23,9 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from tpi_cli.errors import TpiError
-from tpi_cli.history import SORTED, Restart, _csv_patients
-from tpi_cli.rules import BLOCK, Rules
+from tpi_cli.history import SORTED, Prefixed, Restart, _csv_patients
+from tpi_cli.results import ValidationCounts
+from tpi_cli.rules import Rules
 from tpi_cli.validate import Validator
 
 MIN_BYTES = 8 * 1024 * 1024  # smaller files are not worth the processes
@@ -91,40 +92,11 @@ def _field(line: bytes, column: int) -> bytes:
     return parts[column].strip() if column < len(parts) else b""
 
 
-class _Limited(io.RawIOBase):
-    """At most ``left`` bytes of a file, after a header put in front."""
-
-    def __init__(self, head: bytes, handle: IO[bytes], left: int) -> None:
-        self._head = head
-        self._handle = handle
-        self._left = left
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._head:
-            size = min(len(buffer), len(self._head))
-            buffer[:size] = self._head[:size]
-            self._head = self._head[size:]
-            return size
-        if self._left <= 0:
-            return 0
-        data = self._handle.read(min(len(buffer), self._left))
-        self._left -= len(data)
-        buffer[: len(data)] = data
-        return len(data)
-
-
 class ShardReport:
     """What a worker hands back (small: the report itself is in the shared temporary file)."""
 
     def __init__(self) -> None:
-        self.patients = 0
-        self.injections = 0
-        self.block = 0
-        self.warn = 0
-        self.overridden = 0
+        self.counts = ValidationCounts()
         self.first: str | None = None
         self.last: str | None = None
         self.fallback: str | None = None  # why the sequential path must decide
@@ -144,20 +116,16 @@ def _work(index: int) -> ShardReport:
     try:
         with open(job["path"], "rb") as handle:
             handle.seek(start)
-            stream = io.BufferedReader(_Limited(job["header"], handle, end - start), buffer_size=1 << 16)
+            stream = io.BufferedReader(Prefixed(job["header"], handle, end - start), buffer_size=1 << 16)
+            counts = report.counts
             for history in _csv_patients(stream, job["name"], job["rules"], None, SORTED):
                 if report.first is None:
                     report.first = history.patient_id
                 report.last = history.patient_id
-                report.patients += 1
-                report.injections += len(history.injections)
+                counts.patients += 1
+                counts.injections += len(history.injections)
                 for violation in validator.patient(history):
-                    if violation.overridden is not None:
-                        report.overridden += 1
-                    elif violation.severity == BLOCK:
-                        report.block += 1
-                    else:
-                        report.warn += 1
+                    counts.tally(violation)
                     write(violation)
         out.flush()
     except Restart:

@@ -84,6 +84,31 @@ class Violation:
         self.overridden = overridden
 
 
+class ValidationCounts:
+    """What ``validate`` found: patients, injections, and violations by kind."""
+
+    __slots__ = ("block", "injections", "overridden", "patients", "warn")
+
+    def __init__(self) -> None:
+        self.patients = 0
+        self.injections = 0
+        self.block = 0
+        self.warn = 0
+        self.overridden = 0
+
+    def tally(self, violation: Violation) -> None:
+        if violation.overridden is not None:
+            self.overridden += 1
+        elif violation.severity == "block":
+            self.block += 1
+        else:
+            self.warn += 1
+
+    def add(self, other: ValidationCounts) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
 class ForecastRow:
     """``tpi next``: one site and side; per category the earliest day (None: blocked) and the
     rules that hold it back on the date asked."""

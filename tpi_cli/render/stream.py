@@ -19,20 +19,11 @@ from tpi_cli.errors import TpiError, did_you_mean
 from tpi_cli.history import read_patients
 from tpi_cli.render.common import iso
 from tpi_cli.render.csv_out import VIOLATION_HEADER, violation_row
-from tpi_cli.results import Violation
-from tpi_cli.rules import BLOCK, Rules
+from tpi_cli.results import ValidationCounts, Violation
+from tpi_cli.rules import Rules
 from tpi_cli.validate import Validator
 
 SPOOL_IN_MEMORY = 1024 * 1024
-
-
-class _Counts:
-    def __init__(self) -> None:
-        self.patients = 0
-        self.injections = 0
-        self.block = 0
-        self.warn = 0
-        self.overridden = 0
 
 
 def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str | None, fmt: str,
@@ -47,20 +38,16 @@ def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str
         done = parallel.run(rules, validator, path, path, fmt, jobs, _writer)
         if done is not None:
             reports, outputs = done
-            counts = _Counts()
+            counts = ValidationCounts()
             for report in reports:
-                counts.patients += report.patients
-                counts.injections += report.injections
-                counts.block += report.block
-                counts.warn += report.warn
-                counts.overridden += report.overridden
+                counts.add(report.counts)
             try:
                 _finish(fmt, outputs, out, counts)
             finally:
                 for output in outputs:
                     output.close()
             return counts.block
-    counts = _Counts()
+    counts = ValidationCounts()
     seen: set[str] = set()
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+", encoding="utf-8", newline="") as spool:
         write = _writer(fmt, spool)
@@ -70,7 +57,7 @@ def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str
             spool.seek(0)
             spool.truncate()
             write = _writer(fmt, spool)
-            counts = _Counts()
+            counts = ValidationCounts()
             seen.clear()
 
         for history in read_patients(path, rules, on_restart=restart):
@@ -81,12 +68,7 @@ def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str
             counts.patients += 1
             counts.injections += len(history.injections)
             for violation in validator.patient(history):
-                if violation.overridden is not None:
-                    counts.overridden += 1
-                elif violation.severity == BLOCK:
-                    counts.block += 1
-                else:
-                    counts.warn += 1
+                counts.tally(violation)
                 write(violation)
         if patient is not None and counts.patients == 0:
             raise TpiError(f"no patient {patient!r} in the history", field="--patient",
@@ -133,7 +115,7 @@ def _json_text(value: str | None) -> str:
     return "null" if value is None else _encode(value)
 
 
-def _finish(fmt: str, parts: list[IO[str]], out: IO[str], counts: _Counts) -> None:
+def _finish(fmt: str, parts: list[IO[str]], out: IO[str], counts: ValidationCounts) -> None:
     """The report: a header, the violations of each part in order, a summary."""
     summary = {"block": counts.block, "warn": counts.warn, "overridden": counts.overridden}
     if fmt == "json":
