@@ -188,9 +188,32 @@ def pick(pool: list[str]) -> st.SearchStrategy[str]:
                      st.text(max_size=12), st.sampled_from(NASTY))
 
 
+CLEAN_DATES = ["2025-11-30", "2026-01-15", "2026-01-31", "2026-02-28", "2026-03-01", "2026-04-20", "2026-06-01",
+               "2026-06-02", "2026-07-13", "2027-01-15", "2024-02-29"]
+CLEAN_DOSES = {"triamcinolone": ["20 mg", "40 mg", "80 mg"], "kenalog": ["10 mg"], "dexamethasone": ["4 mg", "8 mg"],
+               "methylprednisolone": ["40 mg", "80 mg"], "lidocaine": ["3 mL @ 1%", "20 mL @ 2%", "300 mg"],
+               "bupivacaine": ["4 mL @ 0.25%", "30 mL @ 0.5%"], "saline": ["5 mL", "", "2 units"], "": [""]}
+
+
+@st.composite
+def clean_row(draw: st.DrawFn) -> list[str]:
+    """A row that is valid on its own (its injection may still conflict with another row's)."""
+    site = draw(st.sampled_from(["trapezius", "left trapezius", "L trap", "levator-scapulae", "infraspinatus",
+                                 "interspinous-lumbar"]))
+    side = "" if site == "interspinous-lumbar" or site.startswith(("left", "L ")) else draw(
+        st.sampled_from(["left", "right", "bilateral", "L", "R", "B", ""]))
+    drug = draw(st.sampled_from(list(CLEAN_DOSES)))
+    return [draw(st.sampled_from(["P1", "P1", "P2"])), draw(st.sampled_from(CLEAN_DATES)), site, side, drug,
+            draw(st.sampled_from(CLEAN_DOSES[drug])), "", draw(st.sampled_from(["", "", "1", "4", "9"])),
+            draw(st.sampled_from(["", "", "70", "52.5"])), draw(st.sampled_from(["", "", "", "clinician: x"]))]
+
+
 @st.composite
 def history_rows(draw: st.DrawFn) -> list[list[str]]:
-    """Rows of a history, close enough to valid that most reach the rule engine."""
+    """Rows of a history: half of the files valid row by row (so they reach the rule engine), half
+    with values from the pools of good and bad values."""
+    if draw(st.booleans()):
+        return draw(st.lists(clean_row(), max_size=10))
     rows = []
     for _ in range(draw(st.integers(0, 8))):
         drug = draw(pick(DRUGS))
@@ -216,6 +239,9 @@ def csv_histories(draw: st.DrawFn) -> bytes:
     """A CSV history: generated rows, then maybe a BOM, CRLF, a changed header, a truncation, a NUL,
     a row of the wrong width, a non-UTF-8 byte, a very long field."""
     header = list(COLUMN_NAMES)
+    if draw(st.integers(0, 2)) == 0:  # pristine: valid rows, no damage to the file
+        return csv_text(draw(st.permutations(header)), [list(r) for r in draw(st.lists(clean_row(), max_size=12))],
+                        crlf=draw(st.booleans())).encode()
     if draw(st.booleans()):
         header = draw(st.permutations(header))
     if draw(st.integers(0, 5)) == 0:
@@ -441,6 +467,21 @@ YAML_SURPRISES = [
     "\"[bold red]x[/]\"", "\"\\e[31mred\"", "x" * 5000, "\"\\0\"", "'''", "\"unterminated", "- a", "a: b: c",
     "|\n    multi\n    line", "{<<: {x: 1}}",
 ]
+# Other valid values per key, so that many mutated files load and the engine runs with odd rules.
+KEY_VALUES = {
+    "interval": ["12 weeks", "P6W", "1 month 2 weeks", "3 days", "100 years", "1 day"],
+    "window": ["12 months", "1 year", "6 weeks", "P1Y2M", "1 day", "100 years"],
+    "grace": ["0 days", "1 week", "2 weeks", "6 weeks", "11 months"],
+    "max": ["0", "1", "2", "5", "100"], "max_mg": ["0", "0.5", "80", "120.25", "999999"],
+    "severity": ["warn", "block"], "scope": ["site", "region", "patient", "session"],
+    "applies_to": ["any", "[steroid]", "[anesthetic, other]", "[dry]", "[steroid, dry]"],
+    "counts": ["any", "[steroid]", "[anesthetic, other]", "[dry]"], "unit": ["session", "injection"],
+    "equivalent_mg": ["4", "0.75", "0.6", "5", "0.000001", "1000"], "max_mg_per_kg": ["4.5", "7", "0.01"],
+    "lateral": ["true", "false"], "dose": ["20 mg", "40 mg", "3 mL @ 1%", "0.001 mg"],
+    "profiles": ["[medicare]", "[medicare, commercial]", "[other]"],
+    "effective": ["2024-04-01", "2026-06-01", "1900-01-01"], "until": ["2030-12-31", "2026-06-01", "2999-12-31"],
+    "region": ["cervical", "lumbar", "scapular"], "reference_steroid": ["dexamethasone", "methylprednisolone"],
+}
 _YAML_VALUE = re.compile(r"(?P<key>[A-Za-z_]+): (?P<value>[^,{}\[\]\n]+|\[[^\]\n]*\])")
 
 
@@ -449,13 +490,17 @@ def rules_files(draw: st.DrawFn) -> str:
     """SPEC.md's rules file with a few values replaced by YAML 1.1 surprises, wrong types, tags,
     anchors; keys deleted or duplicated; lines duplicated; merge keys; nesting."""
     text = SPEC_RULES
-    for _ in range(draw(st.integers(1, 3))):
+    for _ in range(draw(st.integers(1, 4))):
         matches = list(_YAML_VALUE.finditer(text))
         match = draw(st.sampled_from(matches))
         action = draw(st.integers(0, 9))
-        if action <= 5:
+        if action <= 2 and match.group("key") in KEY_VALUES:  # another valid value: reach the engine
+            value = draw(st.sampled_from(KEY_VALUES[match.group("key")]))
+            text = text[: match.start("value")] + value + text[match.end("value"):]
+        elif action <= 5:
             value = draw(st.sampled_from(YAML_SURPRISES) | st.text(
-                alphabet=st.characters(blacklist_categories=("Cs",)), max_size=10).map(json.dumps))
+                alphabet=st.characters(blacklist_categories=("Cs",)), max_size=10).map(
+                lambda t: json.dumps(t, ensure_ascii=False)))
             if "\n" in value or value.startswith(("- ", "a: ")):
                 value = json.dumps(value)
             text = text[: match.start("value")] + value + text[match.end("value"):]
@@ -536,6 +581,39 @@ def test_rules_check_lists_every_error_with_path_and_line(tpi: Callable[..., Res
     lines = result.stderr.strip().splitlines()
     assert len(lines) >= 3, result.stderr
     assert all(re.match(rf"tpi: error: {re.escape(str(path))}:\d+: ", line) for line in lines), result.stderr
+
+
+def _laughs(levels: int) -> str:
+    lines = ["  - &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"  - &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+STRUCTURAL = {
+    "nested 100 levels": SPEC_RULES + "description: " + "[" * 100 + "]" * 100 + "\n",
+    "nested 5000 levels": SPEC_RULES + "description: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n",
+    "recursive alias": SPEC_RULES + "description: &a [*a]\n",
+    "recursive merge": SPEC_RULES + "description: &a {<<: *a}\n",
+    "alias before its anchor": SPEC_RULES + "description: *a\nsource: &a x\n",
+    "billion laughs, unused": SPEC_RULES + "laughs:\n" + _laughs(9),
+    "billion laughs as aliases": SPEC_RULES.replace("aliases: [trap, upper trapezius]", "aliases: *l8")
+    + "laughs:\n" + _laughs(9),
+    "a rule as a billion laughs": SPEC_RULES + "  - *l8\nlaughs:\n" + _laughs(9),
+    "many documents": SPEC_RULES + "---\n" + SPEC_RULES,
+    "a merge of many": SPEC_RULES.replace("- id: steroid-interval\n", "- <<: [" + ", ".join(
+        ["{source: x}"] * 2000) + "]\n    id: steroid-interval\n"),
+    "20,000 unknown keys": "version: 1\n" + "".join(f"k{i}: {i}\n" for i in range(20_000)),
+    "one 15 MiB string": SPEC_RULES + "description: \"" + "d" * (15 << 20) + "\"\n",
+}
+
+
+@pytest.mark.parametrize("name", list(STRUCTURAL))
+def test_rules_structural_extremes(tpi: Callable[..., Result], files: Path, name: str) -> None:
+    """Deep nesting, recursive aliases, a billion laughs where it is never turned into text, huge
+    documents: refused or handled, quickly (the billion laughs that hang are in the corpus)."""
+    for index in (0, 4):
+        result = run_rules(tpi, files, STRUCTURAL[name], index)
+        assert result.exit_code in (0, 1, 2)
 
 
 # --- CLI arguments ----------------------------------------------------------------------------------

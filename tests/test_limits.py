@@ -366,6 +366,17 @@ def test_rules_file_over_16_mib_is_refused(tpi: Callable[..., Result], tmp_path:
     assert "16 MiB" in result.stderr
 
 
+@pytest.mark.xfail(strict=True, reason="bug: the errors of a rules file are not capped: 500,000 unknown keys (a "
+                                       "7.7 MB file) take about 35 s of CPU and print 500,000 lines")
+def test_rules_file_errors_are_capped(tpi: Callable[..., Result], tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\n" + "".join(f"k{i}: {i}\n" for i in range(20_000)), encoding="utf-8")
+    result = invoke(tpi, "rules", "check", str(rules), seconds=120)
+    assert_contract(result, ("rules", "check"))
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) <= 1000
+
+
 # --- endless inputs ---------------------------------------------------------------------------------
 
 needs_dev_zero = pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
