@@ -221,7 +221,7 @@ def check(rules: Rules, profiles: frozenset[str], history: PatientHistory, propo
     for rule in rules.rules:
         if not rule.active(profiles):
             wanted = ", ".join(sorted(rule.profiles))
-            outcomes.append(RuleOutcome(rule, "skip", on, [], f"profile {wanted} not chosen (--profile)"))
+            outcomes.append(RuleOutcome(rule, "skip", on, [], f"payer rule: needs --profile {wanted}"))
             continue
         result = measure(index, rule, target, k)
         counted, message = describe(index, rule, target, k, result)
