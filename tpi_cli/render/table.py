@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tpi_cli.quantity import MASS
+from tpi_cli.quantity import MASS, PG_PER_MG
 from tpi_cli.render.common import iso, mg_text, rule_group
 from tpi_cli.results import ALLOWED, NOT_YET, CheckResult, ForecastResult, TotalsResult
 from tpi_cli.rules import Rules
@@ -127,22 +127,26 @@ def print_next(result: ForecastResult, out: Console | None = None) -> None:
 def print_totals(result: TotalsResult, out: Console | None = None) -> None:
     target = out or console()
     window = f"in the {result.window} up to" if result.window else "up to"
-    target.print(Text(f"Corticosteroid totals {window} {iso(result.on)} (all time: up to {iso(result.on)})",
-                      style="bold"))
+    target.print(Text(f"Corticosteroid totals {window} {iso(result.on)} (all time: up to {iso(result.on)}); "
+                      f"mg-eq: mg of {result.reference.name}", style="bold"))
     ref = result.reference
     assert ref.equivalent_mg is not None
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name, justify in (("patient", "left"), ("site", "left"), ("side", "left"), ("inj.", "right"),
-                          (f"mg {ref.name}-eq", "right"), ("mg by drug", "left"), ("all-time inj.", "right"),
-                          ("all-time mg-eq", "right")):
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    table.add_column("patient", overflow="fold")
+    table.add_column("site", overflow="fold", min_width=9)
+    table.add_column("inj", justify="right", no_wrap=True)
+    table.add_column("mg-eq", justify="right", no_wrap=True)
+    table.add_column("all\ninj", justify="right", no_wrap=True)
+    table.add_column("all\nmg-eq", justify="right", no_wrap=True)
+    table.add_column("mg by drug\n(in window)", overflow="fold", min_width=16)
     for row in [*result.rows, *result.patients]:
-        by_drug = "; ".join(f"{name} {mg_text(value, 10**9)}" for name, value in sorted(row.by_drug.items()))
+        by_drug = ", ".join(f"{name} {mg_text(value, PG_PER_MG)}" for name, value in sorted(row.by_drug.items()))
         site = row.site if row.site is not None else "all sites"
         style = "bold" if row.site is None else ""
-        table.add_row(Text(str(row.patient_id or "-")), Text(site, style=style), Text(row.side or "-"),
-                      str(row.injections), mg_text(row.ref, result.ref_scale), Text(by_drug),
-                      str(row.all_time_injections), mg_text(row.all_time_ref, result.ref_scale))
+        where = site if row.side is None else f"{site} ({row.side})"
+        table.add_row(Text(str(row.patient_id or "-")), Text(where, style=style),
+                      str(row.injections), mg_text(row.ref, result.ref_scale), str(row.all_time_injections),
+                      mg_text(row.all_time_ref, result.ref_scale), Text(by_drug or "-"))
     target.print(table)
     lines = [f"mg {ref.name}-eq = mg x {ref.equivalent_mg.decimal_text(3)} / the drug's equivalent mg:"]
     for drug in result.drugs:
