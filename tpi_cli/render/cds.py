@@ -8,7 +8,8 @@ from tpi_cli.render.common import iso, rule_group
 from tpi_cli.results import ALLOWED, BLOCKED, CheckResult, RuleOutcome
 
 _SUMMARY_MAX = 139
-_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|<>"})
+# Escaped so that rules and user text cannot make emphasis, code, links, HTML or tables.
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|"})
 
 
 def _md(text: str) -> str:

@@ -175,8 +175,9 @@ def print_rules(rules: Rules, profiles: frozenset[str], out: Console | None = No
     target.print(Text(f"{rules.path}: reference steroid {rules.reference_steroid.name}; profiles chosen: {chosen}",
                       style="bold"))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True)
+    width = min(max((len(rule.id) for rule in rules.rules), default=10), 26)
     table.add_column("active", no_wrap=True)
-    table.add_column("rule", overflow="fold", ratio=2)
+    table.add_column("rule", no_wrap=True, min_width=width, max_width=width, overflow="ellipsis")
     table.add_column("applies, scope, limit", overflow="fold", ratio=3)
     table.add_column("source", overflow="fold", ratio=4)
     for rule in rules.rules:
