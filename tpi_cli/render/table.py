@@ -101,10 +101,10 @@ def print_next(result: ForecastResult, out: Console | None = None) -> None:
     target.print(Text(f"payer profiles: {profiles}; proposals: dry needling; "
                       f"{result.defaults.get('anesthetic', '-')}; {result.defaults.get('steroid', '-')}", style="dim"))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("site", overflow="fold")
+    table.add_column("site", no_wrap=True)
     for name in ("dry", "anesthetic", "steroid"):
         table.add_column(name, overflow="fold")
-    table.add_column(f"mg left ({result.reference}-eq)", justify="right")
+    table.add_column("steroid\nmg left", justify="right", no_wrap=True)
     for row in result.rows:
         cells = []
         for category in ("dry", "anesthetic", "steroid"):
@@ -121,7 +121,8 @@ def print_next(result: ForecastResult, out: Console | None = None) -> None:
         label = row.site.name if row.side is None else f"{row.side} {row.site.name}"
         table.add_row(Text(label), *cells, Text(left))
     target.print(table)
-    target.print(Text(DISCLAIMER, style="dim"))
+    target.print(Text(f"steroid mg left: the largest {result.reference}-equivalent dose the dose rules still "
+                      "allow on the date. " + DISCLAIMER, style="dim"))
 
 
 def print_totals(result: TotalsResult, out: Console | None = None) -> None:
