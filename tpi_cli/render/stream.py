@@ -17,7 +17,7 @@ from typing import IO
 
 from tpi_cli.errors import TpiError, did_you_mean
 from tpi_cli.history import read_patients
-from tpi_cli.render.common import iso
+from tpi_cli.render.common import iso, printable
 from tpi_cli.render.csv_out import VIOLATION_HEADER, violation_row
 from tpi_cli.results import ValidationCounts, Violation
 from tpi_cli.rules import Rules
@@ -102,11 +102,12 @@ def _writer(fmt: str, spool: IO[str]) -> Callable[[Violation], None]:
         return write_csv
 
     def write_text(violation: Violation) -> None:
-        side = violation.side or "-"
-        mark = violation.severity.upper() if violation.overridden is None else "overridden"
-        spool.write(f"{iso(violation.day)}  {violation.patient_id or '-':<10} {violation.site:<20} {side:<9} "
-                    f"{violation.rule:<22} {mark:<10} {violation.message}"
-                    + (f" [override: {violation.overridden}]" if violation.overridden else "") + "\n")
+        # Two lines a violation, readable at 80 columns: who, where, which rule; then why.
+        where = violation.site if violation.side is None else f"{violation.side} {violation.site}"
+        mark = violation.severity.upper() if violation.overridden is None else f"{violation.severity} (overridden)"
+        override = f"\n    override: {printable(violation.overridden)}" if violation.overridden else ""
+        spool.write(f"{iso(violation.day)}  {printable(violation.patient_id or '-')}  {printable(where)}  "
+                    f"{printable(violation.rule)}  {mark}\n    {printable(violation.message)}{override}\n")
 
     return write_text
 
@@ -128,7 +129,6 @@ def _finish(fmt: str, parts: list[IO[str]], out: IO[str], counts: ValidationCoun
         csv.writer(out, lineterminator="\r\n").writerow(VIOLATION_HEADER)
         _copy(parts, out)
         return
-    out.write(f"{'DATE':<10}  {'PATIENT':<10} {'SITE':<20} {'SIDE':<9} {'RULE':<22} {'STATUS':<10} MESSAGE\n")
     _copy(parts, out)
     total = counts.block + counts.warn + counts.overridden
     if not total:

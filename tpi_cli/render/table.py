@@ -13,11 +13,16 @@ from rich.table import Table
 from rich.text import Text
 
 from tpi_cli.quantity import MASS, PG_PER_MG
-from tpi_cli.render.common import iso, mg_text, rule_group
+from tpi_cli.render.common import iso, mg_text, printable, rule_group
 from tpi_cli.results import ALLOWED, NOT_YET, CheckResult, ForecastResult, TotalsResult
 from tpi_cli.rules import Rules
 
 DISCLAIMER = "tpi supports, and does not replace, a clinician's judgement."
+
+
+def _text(text: str, style: str = "") -> Text:
+    """Text for rich, never markup, with control characters escaped (see ``printable``)."""
+    return Text(printable(text), style=style)
 _STATUS_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
 
 
@@ -29,10 +34,10 @@ def _verdict(result: CheckResult) -> Text:
     if result.verdict == ALLOWED:
         warned = sum(1 for outcome in result.rules if outcome.status == "warn")
         extra = f" (with {warned} warning{'s' if warned != 1 else ''})" if warned else ""
-        return Text(f"ALLOWED on {iso(result.on)}{extra}", style="bold green")
+        return _text(f"ALLOWED on {iso(result.on)}{extra}", style="bold green")
     if result.verdict == NOT_YET:
-        return Text(f"NOT YET: from {iso(result.earliest)}", style="bold yellow")
-    return Text("BLOCKED: on no date, as proposed", style="bold red")
+        return _text(f"NOT YET: from {iso(result.earliest)}", style="bold yellow")
+    return _text("BLOCKED: on no date, as proposed", style="bold red")
 
 
 def short_source(source: str | None, limit: int = 90) -> str:
@@ -50,9 +55,9 @@ def check_renderable(result: CheckResult) -> list[Table | Text]:
            if line.mg_ref is not None and line.drug.name != result.reference and line.amount.kind == MASS else "")
         for line in result.drugs) or "dry needling, no drug"
     who = f"patient {result.patient_id}" if result.patient_id else "patient (no ID)"
-    parts.append(Text(f"{result.proposal.label}, {result.category}, on {iso(result.on)}, {who}: {drugs}"))
+    parts.append(_text(f"{result.proposal.label}, {result.category}, on {iso(result.on)}, {who}: {drugs}"))
     profiles = ", ".join(result.profiles) if result.profiles else "none (clinical rules only)"
-    parts.append(Text(f"payer profiles: {profiles}", style="dim"))
+    parts.append(_text(f"payer profiles: {profiles}", style="dim"))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True)
     shown = [outcome for outcome in result.rules if outcome.status != "skip"]
     width = min(max((len(outcome.rule.id) for outcome in shown), default=10), 26)
@@ -61,10 +66,10 @@ def check_renderable(result: CheckResult) -> list[Table | Text]:
     table.add_column("why", overflow="fold", ratio=1)
     for outcome in shown:
         rule = outcome.rule
-        status = Text(outcome.status.upper(), style=_STATUS_STYLE[outcome.status])
-        name = Text(rule.id)
+        status = _text(outcome.status.upper(), style=_STATUS_STYLE[outcome.status])
+        name = _text(rule.id)
         name.append(f"\n{rule_group(rule.profiles, rule.severity)}", style="dim")
-        why = Text(outcome.message)
+        why = _text(outcome.message)
         notes = []
         if outcome.status != "pass":
             notes.append(f"passes from {iso(outcome.earliest)}" if outcome.earliest is not None
@@ -73,7 +78,7 @@ def check_renderable(result: CheckResult) -> list[Table | Text]:
             notes.append("counted " + ", ".join(iso(day) or "" for day in outcome.counted))
         if notes:
             why.append("\n" + "; ".join(notes), style="bold" if outcome.status == "fail" else "")
-        why.append(f"\nsource: {short_source(rule.source)}", style="dim")
+        why.append(f"\nsource: {printable(short_source(rule.source))}", style="dim")
         table.add_row(status, name, why)
     parts.append(table)
     skipped = [outcome for outcome in result.rules if outcome.status == "skip"]
@@ -82,8 +87,8 @@ def check_renderable(result: CheckResult) -> list[Table | Text]:
         for outcome in skipped:
             reasons.setdefault(outcome.message, []).append(outcome.rule.id)
         lines = "; ".join(f"{', '.join(ids)} ({reason})" for reason, ids in reasons.items())
-        parts.append(Text(f"not applied: {lines}", style="dim"))
-    parts.append(Text(f"full sources: tpi rules show. {DISCLAIMER}", style="dim"))
+        parts.append(_text(f"not applied: {lines}", style="dim"))
+    parts.append(_text(f"full sources: tpi rules show. {DISCLAIMER}", style="dim"))
     return parts
 
 
@@ -96,9 +101,9 @@ def print_check(result: CheckResult, out: Console | None = None) -> None:
 def print_next(result: ForecastResult, out: Console | None = None) -> None:
     target = out or console()
     who = f"patient {result.patient_id}" if result.patient_id else "patient (no ID)"
-    target.print(Text(f"Earliest dates from {iso(result.on)}, {who}", style="bold"))
+    target.print(_text(f"Earliest dates from {iso(result.on)}, {who}", style="bold"))
     profiles = ", ".join(result.profiles) if result.profiles else "none (clinical rules only)"
-    target.print(Text(f"payer profiles: {profiles}; proposals: dry needling; "
+    target.print(_text(f"payer profiles: {profiles}; proposals: dry needling; "
                       f"{result.defaults.get('anesthetic', '-')}; {result.defaults.get('steroid', '-')}", style="dim"))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("site", no_wrap=True)
@@ -111,24 +116,24 @@ def print_next(result: ForecastResult, out: Console | None = None) -> None:
             day = row.earliest[category]
             held = row.held_by[category]
             if day == result.on:
-                cells.append(Text("today", style="green"))
+                cells.append(_text("today", style="green"))
             else:
-                text = Text(iso(day) or "blocked", style="yellow" if day is not None else "red")
+                text = _text(iso(day) or "blocked", style="yellow" if day is not None else "red")
                 if held:
-                    text.append(f"\n{held[0]}", style="dim")
+                    text.append(f"\n{printable(held[0])}", style="dim")
                 cells.append(text)
         left = mg_text(row.mg_remaining, result.ref_scale) if row.mg_remaining is not None else "no limit"
         label = row.site.name if row.side is None else f"{row.side} {row.site.name}"
-        table.add_row(Text(label), *cells, Text(left))
+        table.add_row(_text(label), *cells, _text(left))
     target.print(table)
-    target.print(Text(f"steroid mg left: the largest {result.reference}-equivalent dose the dose rules still "
+    target.print(_text(f"steroid mg left: the largest {result.reference}-equivalent dose the dose rules still "
                       "allow on the date. " + DISCLAIMER, style="dim"))
 
 
 def print_totals(result: TotalsResult, out: Console | None = None) -> None:
     target = out or console()
     window = f"in the {result.window} up to" if result.window else "up to"
-    target.print(Text(f"Corticosteroid totals {window} {iso(result.on)} (all time: up to {iso(result.on)}); "
+    target.print(_text(f"Corticosteroid totals {window} {iso(result.on)} (all time: up to {iso(result.on)}); "
                       f"mg-eq: mg of {result.reference.name}", style="bold"))
     ref = result.reference
     assert ref.equivalent_mg is not None
@@ -145,9 +150,9 @@ def print_totals(result: TotalsResult, out: Console | None = None) -> None:
         site = row.site if row.site is not None else "all sites"
         style = "bold" if row.site is None else ""
         where = site if row.side is None else f"{site} ({row.side})"
-        table.add_row(Text(str(row.patient_id or "-")), Text(where, style=style),
+        table.add_row(_text(str(row.patient_id or "-")), _text(where, style=style),
                       str(row.injections), mg_text(row.ref, result.ref_scale), str(row.all_time_injections),
-                      mg_text(row.all_time_ref, result.ref_scale), Text(by_drug or "-"))
+                      mg_text(row.all_time_ref, result.ref_scale), _text(by_drug or "-"))
     target.print(table)
     lines = [f"mg {ref.name}-eq = mg x {ref.equivalent_mg.decimal_text(3)} / the drug's equivalent mg:"]
     for drug in result.drugs:
@@ -155,8 +160,9 @@ def print_totals(result: TotalsResult, out: Console | None = None) -> None:
         factor = (ref.equivalent_mg / drug.equivalent_mg).decimal_text(4)
         lines.append(f"  {drug.name}: {drug.equivalent_mg.decimal_text(3)} mg = {ref.equivalent_mg.decimal_text(3)} mg "
                      f"{ref.name} (x {factor})")
-    target.print(Text("\n".join(lines), style="dim"))
-    target.print(Text(DISCLAIMER, style="dim"))
+    for line in lines:
+        target.print(_text(line, style="dim"))
+    target.print(_text(DISCLAIMER, style="dim"))
 
 
 def print_sites(rules: Rules, out: Console | None = None) -> None:
@@ -165,15 +171,15 @@ def print_sites(rules: Rules, out: Console | None = None) -> None:
     for name in ("site", "region", "sides", "aliases", "SNOMED CT"):
         table.add_column(name, overflow="fold")
     for site in rules.sites.values():
-        table.add_row(Text(site.name), Text(site.region), "left/right" if site.lateral else "none",
-                      Text(", ".join(site.aliases)), Text(site.snomed or "-"))
+        table.add_row(_text(site.name), _text(site.region), "left/right" if site.lateral else "none",
+                      _text(", ".join(site.aliases)), _text(site.snomed or "-"))
     target.print(table)
 
 
 def print_rules(rules: Rules, profiles: frozenset[str], out: Console | None = None) -> None:
     target = out or console()
     chosen = ", ".join(sorted(profiles)) if profiles else "none"
-    target.print(Text(f"{rules.path}: reference steroid {rules.reference_steroid.name}; profiles chosen: {chosen}",
+    target.print(_text(f"{rules.path}: reference steroid {rules.reference_steroid.name}; profiles chosen: {chosen}",
                       style="bold"))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True)
     width = min(max((len(rule.id) for rule in rules.rules), default=10), 26)
@@ -183,14 +189,14 @@ def print_rules(rules: Rules, profiles: frozenset[str], out: Console | None = No
     table.add_column("source", overflow="fold", ratio=4)
     for rule in rules.rules:
         active = rule.active(profiles)
-        name = Text(rule.id)
+        name = _text(rule.id)
         name.append(f"\n{rule_group(rule.profiles, rule.severity)}", style="dim")
         applies = "any" if len(rule.applies_to) == 4 else ", ".join(sorted(rule.applies_to))
-        limit = Text(f"{rule.kind}: {applies}; {rule.scope}; {rule.limit_text()}")
+        limit = _text(f"{rule.kind}: {applies}; {rule.scope}; {rule.limit_text()}")
         if rule.grace is not None and not rule.grace.is_zero():
             limit.append(f"; grace {rule.grace}")
         if rule.effective is not None or rule.until is not None:
             limit.append(f"\nin force {iso(rule.effective) or '...'} to {iso(rule.until) or '...'}", style="dim")
-        table.add_row(Text("yes" if active else "no", style="green" if active else "dim"), name, limit,
-                      Text(rule.source or "(no source given)"))
+        table.add_row(_text("yes" if active else "no", style="green" if active else "dim"), name, limit,
+                      _text(rule.source or "(no source given)"))
     target.print(table)
