@@ -1,0 +1,564 @@
+"""Differential test: the real CLI (``tpi validate`` / ``tpi check --format json``) against the
+brute-force reference evaluator in ``tests/reference.py``, on random rules files and histories.
+
+The CI run is derandomized (fixed examples); set TPI_SLOW=1 for the long run (``-m slow``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from dateutil.relativedelta import relativedelta
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from tests import reference
+from tpi_cli.cli import cli
+from tpi_cli.history import read_patients
+from tpi_cli.quantity import parse_dose
+from tpi_cli.rules import parse_rules
+
+# --- the fixed parts of every generated rules file -----------------------------------------------
+
+SITES = {  # name: (region, lateral)
+    "trapezius": ("cervical", True),
+    "levator-scapulae": ("cervical", True),
+    "infraspinatus": ("scapular", True),
+    "interspinous-lumbar": ("lumbar", False),
+}
+STEROIDS = ["triamcinolone", "methylprednisolone", "dexamethasone", "betamethasone"]
+ANESTHETICS = ["lidocaine", "bupivacaine", "ropivacaine"]
+OTHERS = ["saline"]
+STEROID_DOSES = ["20 mg", "40 mg", "10 mg", "4 mg", "3.75 mg", "500 mcg", "80 mg", "7.5 mg"]
+ANESTHETIC_DOSES = ["3 mL @ 1%", "5 mL @ 2%", "10 mL @ 0.5%", "100 mg", "250 mg", "20 mL @ 1%", "2 mL @ 10 mg/mL"]
+OTHER_DOSES = ["5 mL", "", "2 mL"]
+PROFILES = ["medicare", "strict"]
+CATEGORIES = ["steroid", "anesthetic", "other", "dry"]
+WEIGHTS = ["70", "72.5", "50", "95", "40"]
+
+DURATIONS_SHORT = ["1 day", "10 days", "14 days", "2 weeks", "6 weeks", "P6W", "1 month", "2 months",
+                   "1 month 2 weeks", "3 months", "P1M", "29 days", "31 days"]
+DURATIONS_LONG = ["6 months", "12 months", "1 year", "P1Y", "P1Y2M", "2 years", "13 months", "365 days"]
+GRACES = ["0 days", "3 days", "1 week", "10 days", "1 month", "P2W"]
+
+
+def ordinal(text: str) -> int:
+    return date.fromisoformat(text).toordinal()
+
+
+# --- strategies ----------------------------------------------------------------------------------
+
+@st.composite
+def dates(draw: Any, years: tuple[int, ...] = (2023, 2024, 2025)) -> str:
+    """Dates biased towards month ends, 28 Feb / 29 Feb / 1 Mar and 31 Jan; now and then around
+    2000 (a leap year) and 2100 (not one)."""
+    year = draw(st.sampled_from(years)) if draw(st.integers(0, 15)) else draw(st.sampled_from([1999, 2000, 2099, 2100]))
+    month = draw(st.one_of(st.sampled_from([1, 2, 2, 3]), st.integers(1, 12)))
+    day = draw(st.one_of(st.sampled_from([28, 29, 30, 31, 1]), st.integers(1, 31)))
+    while True:
+        try:
+            return date(year, month, day).isoformat()
+        except ValueError:
+            day -= 1
+
+
+@st.composite
+def dates_near(draw: Any, anchors: list[str]) -> str:
+    """A date related to earlier ones: a whole number of months, weeks or days away, often a day or
+    two off, or at a month end; sometimes unrelated."""
+    if not anchors or draw(st.integers(0, 5)) == 0:
+        return draw(dates())
+    anchor = date.fromisoformat(draw(st.sampled_from(anchors)))
+    how = draw(st.integers(0, 3))
+    if how == 0:
+        moved = anchor + relativedelta(months=draw(st.integers(-14, 14)))
+    elif how == 1:
+        moved = anchor + relativedelta(weeks=draw(st.integers(-8, 8)))
+    elif how == 2:
+        moved = anchor + relativedelta(years=draw(st.integers(-2, 2)))
+    else:
+        moved = anchor + relativedelta(days=draw(st.integers(-45, 45)))
+    moved += relativedelta(days=draw(st.sampled_from([0, 0, 0, -1, 1, -2, 2])))
+    return moved.isoformat()
+
+
+@st.composite
+def durations(draw: Any) -> str:
+    return draw(st.one_of(st.sampled_from(DURATIONS_SHORT), st.sampled_from(DURATIONS_SHORT),
+                          st.sampled_from(DURATIONS_LONG)))
+
+
+@st.composite
+def category_lists(draw: Any) -> str:
+    if draw(st.integers(0, 4)) == 0:
+        return "any"
+    chosen = draw(st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=3, unique=True))
+    return "[" + ", ".join(chosen) + "]"
+
+
+@st.composite
+def rule_texts(draw: Any, index: int) -> str:
+    kind = draw(st.sampled_from(["min-interval", "max-count", "max-steroid-dose", "anesthetic-dose", "max-points",
+                                 "max-regions", "min-interval", "max-count", "max-steroid-dose"]))
+    parts = [f"id: r{index}-{kind}", f"kind: {kind}"]
+    if kind == "max-steroid-dose":
+        applies = draw(st.sampled_from(["[steroid]", "[steroid]", "any", "[steroid, anesthetic]"]))
+    else:
+        applies = draw(category_lists())
+    parts.append(f"applies_to: {applies}")
+    if draw(st.booleans()):
+        parts.append(f"counts: {draw(category_lists())}")
+    session_kind = kind in ("anesthetic-dose", "max-points", "max-regions")
+    if session_kind:
+        if draw(st.booleans()):
+            parts.append("scope: session")
+    else:
+        parts.append(f"scope: {draw(st.sampled_from(['site', 'site', 'region', 'patient', 'session']))}")
+    if kind == "min-interval":
+        parts.append(f"interval: {draw(durations())}")
+    if kind in ("max-count", "max-steroid-dose") and draw(st.integers(0, 5)) > 0:
+        parts.append(f"window: {draw(durations())}")
+    if kind == "max-count":
+        parts.append(f"max: {draw(st.integers(0, 4))}")
+        if draw(st.booleans()):
+            parts.append(f"unit: {draw(st.sampled_from(['session', 'injection']))}")
+    if kind == "max-steroid-dose":
+        parts.append(f"max_mg: {draw(st.sampled_from(['40', '60', '80', '120', '3.75', '20', '0', '100.5']))}")
+    if kind == "max-points":
+        parts.append(f"max: {draw(st.integers(1, 8))}")
+    if kind == "max-regions":
+        parts.append(f"max: {draw(st.integers(1, 2))}")
+    if not session_kind and draw(st.integers(0, 2)) == 0:
+        parts.append(f"grace: {draw(st.sampled_from(GRACES))}")
+    if draw(st.integers(0, 3)) == 0:
+        parts.append("severity: warn")
+    if draw(st.integers(0, 3)) == 0:
+        chosen = draw(st.lists(st.sampled_from(PROFILES), min_size=1, max_size=2, unique=True))
+        parts.append("profiles: [" + ", ".join(chosen) + "]")
+    effective = until = None
+    if draw(st.integers(0, 4)) == 0:
+        effective = draw(dates((2023, 2024, 2025, 2026)))
+    if draw(st.integers(0, 4)) == 0:
+        until = draw(dates((2023, 2024, 2025, 2026)))
+    if effective and until and until < effective:
+        effective, until = until, effective
+    if effective:
+        parts.append(f"effective: {effective}")
+    if until:
+        parts.append(f"until: {until}")
+    return "  - {" + ", ".join(parts) + "}\n"
+
+
+@st.composite
+def rules_files(draw: Any) -> str:
+    eq = {"triamcinolone": "4", "methylprednisolone": draw(st.sampled_from(["4", "5", "4.8"])),
+          "dexamethasone": "0.75", "betamethasone": draw(st.sampled_from(["0.6", "0.75", "1.2"]))}
+    reference_steroid = draw(st.sampled_from(["triamcinolone", "triamcinolone", "dexamethasone", "methylprednisolone"]))
+    lines = ["version: 1", f"reference_steroid: {reference_steroid}", "drugs:"]
+    lines += [f"  {name}: {{class: corticosteroid, equivalent_mg: {eq[name]}}}" for name in STEROIDS]
+    lines += ["  lidocaine: {class: anesthetic, max_mg_per_kg: 4.5, max_mg: 300}",
+              "  bupivacaine: {class: anesthetic, max_mg_per_kg: 2.5, max_mg: 175}",
+              "  ropivacaine: {class: anesthetic, max_mg_per_kg: 3}",
+              "  saline: {class: other}",
+              "sites:"]
+    lines += [f"  {name}: {{region: {region}, lateral: {'true' if lateral else 'false'}}}"
+              for name, (region, lateral) in SITES.items()]
+    lines.append("rules:")
+    count = draw(st.integers(1, 6))
+    return "\n".join(lines) + "\n" + "".join(draw(rule_texts(i)) for i in range(count))
+
+
+@dataclass
+class Shot:
+    patient: str
+    date: str
+    site: str
+    side: str
+    drugs: list[tuple[str, str]] = field(default_factory=list)
+    points: str = ""
+    weight: str = ""
+    override: str = ""
+
+
+@st.composite
+def drug_lists(draw: Any, max_size: int = 3) -> list[tuple[str, str]]:
+    kinds = draw(st.lists(st.sampled_from(["s", "a", "a", "o", "s"]), max_size=max_size))
+    result: list[tuple[str, str]] = []
+    for kind in kinds:
+        if kind == "s":
+            result.append((draw(st.sampled_from(STEROIDS)), draw(st.sampled_from(STEROID_DOSES))))
+        elif kind == "a":
+            result.append((draw(st.sampled_from(ANESTHETICS)), draw(st.sampled_from(ANESTHETIC_DOSES))))
+        else:
+            result.append(("saline", draw(st.sampled_from(OTHER_DOSES))))
+    # saline at most once per injection (a volume and "no dose" of it cannot be summed)
+    cleaned = []
+    for name, dose in result:
+        if name == "saline" and any(n == "saline" for n, _ in cleaned):
+            continue
+        cleaned.append((name, dose))
+    return cleaned
+
+
+@st.composite
+def sides_for(draw: Any, site: str, proposal: bool = False) -> str:
+    if not SITES[site][1]:
+        return ""
+    options = ["left", "right", "bilateral"] if proposal else ["left", "right", "bilateral", "", "L", "R", "B"]
+    return draw(st.sampled_from(options))
+
+
+@st.composite
+def shots(draw: Any, patient: str, near: list[str]) -> Shot:
+    site = draw(st.sampled_from(list(SITES)))
+    when = draw(dates_near(near))
+    shot = Shot(patient, when, site, draw(sides_for(site)), draw(drug_lists()))
+    if draw(st.integers(0, 2)) == 0:
+        shot.points = str(draw(st.integers(1, 6)))
+    if draw(st.integers(0, 2)) == 0:
+        shot.weight = draw(st.sampled_from(WEIGHTS))
+    if draw(st.integers(0, 5)) == 0:
+        shot.override = draw(st.sampled_from(["documented need", "second opinion"]))
+    return shot
+
+
+def _side_key(side: str) -> str:
+    return {"L": "left", "R": "right", "B": "bilateral"}.get(side, side)
+
+
+@st.composite
+def histories(draw: Any, patients: tuple[str, ...] = ("P1", "P2", "P3")) -> list[Shot]:
+    count = draw(st.integers(1, len(patients)))
+    result: list[Shot] = []
+    keys: set[tuple[str, str, str, str]] = set()
+    for patient in patients[:count]:
+        mine: list[str] = []
+        for _ in range(draw(st.integers(0, 9))):
+            shot = draw(shots(patient, mine))
+            key = (patient, shot.date, shot.site, _side_key(shot.side))
+            if key in keys:
+                continue
+            keys.add(key)
+            mine.append(shot.date)
+            result.append(shot)
+    return result
+
+
+def interleave(text: str, data: Any) -> str:
+    """The same CSV with the patients' rows interleaved at random, each patient's rows in order."""
+    header, *lines = text.splitlines(keepends=True)
+    queues: dict[str, list[str]] = {}
+    for line in lines:
+        queues.setdefault(line.split(",", 1)[0], []).append(line)
+    result = []
+    while queues:
+        patient = data.draw(st.sampled_from(sorted(queues)))
+        result.append(queues[patient].pop(0))
+        if not queues[patient]:
+            del queues[patient]
+    return header + "".join(result)
+
+
+def csv_text(shots: list[Shot], shuffle: Any = None, contiguous: bool = True) -> str:
+    """One row per drug (a dry injection: one row without a drug); injection-wide fields on the first
+    row, repeated or left empty on the others."""
+    rows: list[list[str]] = []
+    for shot in shots:
+        drugs = shot.drugs or [("", "")]
+        for position, (name, dose) in enumerate(drugs):
+            repeat = position == 0 or (shuffle is not None and shuffle.draw(st.booleans()))
+            rows.append([shot.patient, shot.date, shot.site, shot.side, name, dose,
+                         shot.points if repeat else "", shot.weight if repeat else "",
+                         shot.override if repeat else ""])
+    if shuffle is not None and shuffle.draw(st.booleans()):
+        rows = list(shuffle.draw(st.permutations(rows)))
+        if contiguous:  # each patient's rows together (in the shuffled order within the patient)
+            rows.sort(key=lambda row: row[0])
+    header = "patient_id,date,site,side,drug,dose,points,weight_kg,override\n"
+    return header + "".join(",".join(f'"{cell}"' if "," in cell else cell for cell in row) + "\n" for row in rows)
+
+
+@dataclass
+class Proposal:
+    patient: str
+    site: str
+    side: str
+    drugs: list[tuple[str, str]]
+    on: str
+    points: int | None
+    weight: str | None
+    profiles: list[str]
+
+
+@st.composite
+def proposals(draw: Any, shots: list[Shot]) -> Proposal:
+    patients = sorted({s.patient for s in shots}) or [""]
+    patient = draw(st.sampled_from(patients))
+    mine = [s for s in shots if s.patient == patient]
+    near = [s.date for s in mine]
+    if mine and draw(st.booleans()):  # often where this patient has been injected, before or after
+        like = draw(st.sampled_from(mine))
+        site = like.site
+        side = _side_key(like.side) or draw(sides_for(site, proposal=True))
+    else:
+        site = draw(st.sampled_from(list(SITES)))
+        side = draw(sides_for(site, proposal=True))
+    on = draw(dates_near(near))
+    drugs = [(name, dose) for name, dose in draw(drug_lists(2)) if dose]
+    return Proposal(patient, site, side, drugs, on,
+                    draw(st.one_of(st.none(), st.integers(1, 6))),
+                    draw(st.one_of(st.none(), st.none(), st.sampled_from(WEIGHTS))),
+                    draw(st.lists(st.sampled_from(PROFILES), max_size=2, unique=True)))
+
+
+# --- running both --------------------------------------------------------------------------------
+
+RUNNER = CliRunner()
+
+
+def run(*args: str) -> tuple[int, Any]:
+    result = RUNNER.invoke(cli, list(args), env={"TPI_RULES": None, "TPI_PROFILE": None, "NO_COLOR": "1"},
+                           catch_exceptions=False)
+    assert result.exit_code in (0, 1), (args, result.exit_code, result.stderr)
+    try:
+        return result.exit_code, json.loads(result.stdout)
+    except ValueError:
+        raise AssertionError(f"not JSON: {args}\n{result.stdout}") from None
+
+
+def usable_profiles(rules: Any, wanted: list[str]) -> list[str]:
+    return [p for p in wanted if p in rules.profiles]
+
+
+def cli_validate(rules_path: str, history_path: str, profiles: list[str]) -> tuple[int, set[tuple[Any, ...]]]:
+    args = ["validate", history_path, "--rules", rules_path, "--format", "json"]
+    for profile in profiles:
+        args += ["--profile", profile]
+    code, document = run(*args)
+    found = {(v["patient_id"], v["date"], v["site"], v["side"], v["rule"], v["severity"], v["overridden"])
+             for v in document["violations"]}
+    assert len(found) == len(document["violations"]), "a violation reported twice"
+    return code, found
+
+
+def cli_check(rules_path: str, history_path: str, proposal: Proposal, profiles: list[str]
+              ) -> tuple[int, tuple[str, str | None, dict[str, tuple[str, str | None]]]]:
+    args = ["check", history_path, "--rules", rules_path, "--format", "json", "--site", proposal.site,
+            "--on", proposal.on]
+    if proposal.patient:
+        args += ["--patient", proposal.patient]
+    if proposal.side:
+        args += ["--side", proposal.side]
+    if proposal.drugs:
+        for name, dose in proposal.drugs:
+            args += ["--drug", f"{name}={dose}"]
+    else:
+        args.append("--dry")
+    if proposal.points is not None:
+        args += ["--points", str(proposal.points)]
+    if proposal.weight is not None:
+        args += ["--weight-kg", proposal.weight]
+    for profile in profiles:
+        args += ["--profile", profile]
+    code, document = run(*args)
+    per_rule = {r["id"]: (r["status"], r["earliest_date"]) for r in document["rules"]}
+    return code, (document["verdict"], document["earliest_date"], per_rule)
+
+
+def reference_check(rules: Any, history: Any, proposal: Proposal, profiles: list[str],
+                    own_on: dict[str, str] | None = None) -> tuple[str, str | None, dict[str, tuple[str, str | None]]]:
+    site = rules.sites[proposal.site]
+    drugs: dict[Any, Any] = {}
+    for name, dose in proposal.drugs:
+        drug = rules.drugs[name]
+        amount = parse_dose(dose, mass_only=drug.drug_class != "other")
+        drugs[drug] = amount if drug not in drugs else drugs[drug].plus(amount)
+    weight = Fraction(proposal.weight) if proposal.weight is not None else None
+    return reference.check(rules, frozenset(profiles), history, site, proposal.side or None, drugs,
+                           proposal.points, ordinal(proposal.on), weight, own_on)
+
+
+def history_of(histories: list[Any], patient: str) -> Any:
+    from tpi_cli.model import PatientHistory
+
+    if not patient:
+        assert not histories
+        return PatientHistory(None, [], [])
+    for history in histories:
+        if history.patient_id == patient:
+            return history
+    return PatientHistory(patient, [], [])
+
+
+def proposal_ok(proposal: Proposal) -> bool:
+    """The CLI refuses a proposal whose drugs repeat with mismatched dose kinds; skip those."""
+    names = [name for name, _ in proposal.drugs]
+    return len(names) == len(set(names))
+
+
+KNOWN_BUGS: dict[str, int] = {"skip-status-hides-planned-conflict": 0}
+
+
+def tolerate_known_bugs(got: Any, want: Any, own_on: dict[str, str]) -> Any:
+    """Known engine bug (see test_known_bug_skip_status_hides_planned_conflict): when the proposal
+    alone is outside a rule (status ``skip``: other category or rule not in force) but it makes a
+    later planned injection newly fail or warn that rule, the CLI reports ``skip`` instead of
+    ``fail`` / ``warn`` (its earliest_date and verdict do account for the conflict). Map that one
+    difference back so the rest of the comparison still runs."""
+    verdict, earliest, per_rule = got
+    fixed = dict(per_rule)
+    for rule_id, (status, rule_earliest) in per_rule.items():
+        wanted = want[2].get(rule_id)
+        if (wanted is not None and status == "skip" and wanted[0] in ("warn", "fail")
+                and own_on.get(rule_id) == "skip" and rule_earliest == wanted[1]):
+            fixed[rule_id] = wanted
+            KNOWN_BUGS["skip-status-hides-planned-conflict"] += 1
+    return verdict, earliest, fixed
+
+
+KNOWN_BUGS["validate-misses-session-steroid-dose"] = 0
+
+
+def tolerate_session_dose_bug(rules: Any, got: set[tuple[Any, ...]], want: set[tuple[Any, ...]]
+                              ) -> set[tuple[Any, ...]]:
+    """Known engine bug (see test_validate_reports_a_session_scoped_steroid_dose): ``tpi validate``
+    never reports a ``max-steroid-dose`` rule with ``scope: session``. Returns those violations the
+    CLI missed, so that the rest of the comparison still runs."""
+    session_dose = {r.id for r in rules.rules if r.kind == "max-steroid-dose" and r.scope == "session"}
+    missed = {v for v in want - got if v[4] in session_dose}
+    KNOWN_BUGS["validate-misses-session-steroid-dose"] += len(missed)
+    return missed
+
+
+def compare(data: Any) -> None:
+    rules_text = data.draw(rules_files(), label="rules")
+    shots_ = data.draw(histories(), label="history")
+    with tempfile.TemporaryDirectory() as tmp:
+        rules_path = str(Path(tmp) / "rules.yaml")
+        history_path = str(Path(tmp) / "history.csv")
+        Path(rules_path).write_text(rules_text, encoding="utf-8")
+        history_text = csv_text(shots_, data)
+        Path(history_path).write_text(history_text, encoding="utf-8")
+        # the same rows with the patients' rows interleaved (each patient's in the same order)
+        interleaved_path = str(Path(tmp) / "interleaved.csv")
+        Path(interleaved_path).write_text(interleave(history_text, data), encoding="utf-8")
+        rules = parse_rules(rules_text, rules_path)
+        parsed = list(read_patients(history_path, rules))
+        profiles = usable_profiles(rules, data.draw(st.lists(st.sampled_from(PROFILES), max_size=2, unique=True)))
+        dump = os.environ.get("TPI_DIFF_DUMP")
+        if dump:
+            Path(dump, "rules.yaml").write_text(rules_text, encoding="utf-8")
+            Path(dump, "history.csv").write_text(history_text, encoding="utf-8")
+
+        validate_path = data.draw(st.sampled_from([history_path, interleaved_path]))
+        code, got = cli_validate(rules_path, validate_path, profiles)
+        want = reference.validate(rules, frozenset(profiles), parsed)
+        missed = tolerate_session_dose_bug(rules, got, want)
+        assert got == want - missed, f"validate differs\nonly CLI: {got - want}\nonly reference: {want - got}"
+        expected_code = 1 if any(v[5] == "block" and v[6] is None for v in want) else 0
+        assert code == expected_code or (missed and code == 0)
+
+        for _ in range(data.draw(st.integers(1, 2))):
+            proposal = data.draw(proposals(shots_))
+            if not proposal_ok(proposal):
+                continue
+            chosen = usable_profiles(rules, proposal.profiles)
+            path = data.draw(st.sampled_from([history_path, interleaved_path]))
+            code, got_check = cli_check(rules_path, path, proposal, chosen)
+            own_on: dict[str, str] = {}
+            want_check = reference_check(rules, history_of(parsed, proposal.patient), proposal, chosen, own_on)
+            got_check = tolerate_known_bugs(got_check, want_check, own_on)
+            assert got_check == want_check, f"check differs for {proposal}\nCLI:       {got_check}\nreference: {want_check}"
+            assert code == (0 if want_check[0] == "allowed" else 1)
+
+
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)  # TPI_NO_SHRINK=1: report the first failure as found
+
+
+@settings(derandomize=True, max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+          phases=NO_SHRINK if os.environ.get("TPI_NO_SHRINK") else tuple(Phase))
+@given(st.data())
+def test_cli_matches_reference(data: Any) -> None:
+    compare(data)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("TPI_SLOW") != "1", reason="long run: set TPI_SLOW=1")
+@settings(max_examples=int(os.environ.get("TPI_SLOW_EXAMPLES", "3000")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_cli_matches_reference_long(data: Any) -> None:
+    compare(data)
+
+
+# --- minimal reproductions of the engine bugs the differential test found ------------------------
+
+BUG_RULES = """\
+version: 1
+reference_steroid: triamcinolone
+drugs:
+  triamcinolone: {class: corticosteroid, equivalent_mg: 4}
+sites:
+  trapezius: {region: cervical}
+rules:
+  - {id: steroid-interval, kind: min-interval, applies_to: [steroid], counts: any, scope: site, interval: 6 weeks}
+  - {id: steroid-dose, kind: max-steroid-dose, applies_to: [steroid], scope: site, window: 12 months, max_mg: 120}
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="engine bug: the proposal alone is outside the rule (status skip) but it "
+                   "makes a later planned injection fail the rule; SPEC.md + README choice 6 say the rule fails")
+def test_known_bug_skip_status_hides_planned_conflict(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(BUG_RULES, encoding="utf-8")
+    history = tmp_path / "history.csv"
+    history.write_text("patient_id,date,site,side,drug,dose\nP1,2025-02-01,trapezius,left,triamcinolone,20 mg\n",
+                       encoding="utf-8")
+    code, document = run("check", str(history), "--rules", str(rules), "--site", "left trapezius", "--dry",
+                         "--on", "2025-01-10", "--format", "json")
+    assert (code, document["verdict"], document["earliest_date"]) == (1, "not-yet", "2025-02-01")
+    rule = next(r for r in document["rules"] if r["id"] == "steroid-interval")
+    assert (rule["status"], rule["earliest_date"]) == ("fail", "2025-02-01")
+
+
+def test_validate_json_with_interleaved_patients(tmp_path: Path) -> None:
+    """Found by the differential test (fixed since): validate --format json printed a stray ','
+    when a patient's rows were not contiguous (the restart kept the JSON writer's separator)."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(BUG_RULES, encoding="utf-8")
+    history = tmp_path / "history.csv"
+    history.write_text("patient_id,date,site,side,drug,dose\n"
+                       "P1,2025-01-31,trapezius,left,triamcinolone,200 mg\n"
+                       "P2,2025-01-31,trapezius,left,,\n"
+                       "P1,2025-02-28,trapezius,left,,\n", encoding="utf-8")
+    code, document = run("validate", str(history), "--rules", str(rules), "--format", "json")
+    assert code == 1
+    assert [(v["patient_id"], v["rule"]) for v in document["violations"]] == [("P1", "steroid-dose")]
+
+
+@pytest.mark.xfail(strict=True, reason="engine bug: validate's session screen (tpi_cli/validate.py _screen_sessions / "
+                   "_session_over) has no max-steroid-dose branch and screens it by the anesthetic share, so a "
+                   "max-steroid-dose rule with scope: session is never reported (tpi check does fail it)")
+def test_validate_reports_a_session_scoped_steroid_dose(tmp_path: Path) -> None:
+    """Found by the differential test: max-steroid-dose with ``scope: session`` is never reported
+    by ``tpi validate``."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(BUG_RULES.replace("scope: site, window: 12 months", "scope: session, window: 12 months"),
+                     encoding="utf-8")
+    history = tmp_path / "history.csv"
+    history.write_text("patient_id,date,site,side,drug,dose\n"
+                       "P1,2024-02-29,trapezius,left,triamcinolone,100 mg\n"
+                       "P1,2024-02-29,trapezius,right,triamcinolone,40 mg\n", encoding="utf-8")
+    code, document = run("validate", str(history), "--rules", str(rules), "--format", "json")
+    assert code == 1
+    assert [(v["date"], v["side"], v["rule"]) for v in document["violations"]] == [
+        ("2024-02-29", "right", "steroid-dose")]
