@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from tests import reference
 from tpi_cli.cli import cli
+from tpi_cli.dates import Duration
 from tpi_cli.history import read_patients
 from tpi_cli.quantity import parse_dose
 from tpi_cli.rules import parse_rules
@@ -122,10 +123,13 @@ def rule_texts(draw: Any, index: int) -> str:
             parts.append("scope: session")
     else:
         parts.append(f"scope: {draw(st.sampled_from(['site', 'site', 'region', 'patient', 'session']))}")
+    base = None  # the interval or window a grace period shortens
     if kind == "min-interval":
-        parts.append(f"interval: {draw(durations())}")
+        base = draw(durations())
+        parts.append(f"interval: {base}")
     if kind in ("max-count", "max-steroid-dose") and draw(st.integers(0, 5)) > 0:
-        parts.append(f"window: {draw(durations())}")
+        base = draw(durations())
+        parts.append(f"window: {base}")
     if kind == "max-count":
         parts.append(f"max: {draw(st.integers(0, 4))}")
         if draw(st.booleans()):
@@ -136,8 +140,10 @@ def rule_texts(draw: Any, index: int) -> str:
         parts.append(f"max: {draw(st.integers(1, 8))}")
     if kind == "max-regions":
         parts.append(f"max: {draw(st.integers(1, 2))}")
-    if not session_kind and draw(st.integers(0, 2)) == 0:
-        parts.append(f"grace: {draw(st.sampled_from(GRACES))}")
+    if base is not None and draw(st.integers(0, 2)) == 0:
+        # tpi refuses a grace period that is not shorter than what it shortens
+        shorter = [g for g in GRACES if Duration.parse(g).approximate_days() < Duration.parse(base).approximate_days()]
+        parts.append(f"grace: {draw(st.sampled_from(shorter))}")
     if draw(st.integers(0, 3)) == 0:
         parts.append("severity: warn")
     if draw(st.integers(0, 3)) == 0:
@@ -404,40 +410,6 @@ def proposal_ok(proposal: Proposal) -> bool:
     return len(names) == len(set(names))
 
 
-KNOWN_BUGS: dict[str, int] = {"skip-status-hides-planned-conflict": 0}
-
-
-def tolerate_known_bugs(got: Any, want: Any, own_on: dict[str, str]) -> Any:
-    """Known engine bug (see test_known_bug_skip_status_hides_planned_conflict): when the proposal
-    alone is outside a rule (status ``skip``: other category or rule not in force) but it makes a
-    later planned injection newly fail or warn that rule, the CLI reports ``skip`` instead of
-    ``fail`` / ``warn`` (its earliest_date and verdict do account for the conflict). Map that one
-    difference back so the rest of the comparison still runs."""
-    verdict, earliest, per_rule = got
-    fixed = dict(per_rule)
-    for rule_id, (status, rule_earliest) in per_rule.items():
-        wanted = want[2].get(rule_id)
-        if (wanted is not None and status == "skip" and wanted[0] in ("warn", "fail")
-                and own_on.get(rule_id) == "skip" and rule_earliest == wanted[1]):
-            fixed[rule_id] = wanted
-            KNOWN_BUGS["skip-status-hides-planned-conflict"] += 1
-    return verdict, earliest, fixed
-
-
-KNOWN_BUGS["validate-misses-session-steroid-dose"] = 0
-
-
-def tolerate_session_dose_bug(rules: Any, got: set[tuple[Any, ...]], want: set[tuple[Any, ...]]
-                              ) -> set[tuple[Any, ...]]:
-    """Known engine bug (see test_validate_reports_a_session_scoped_steroid_dose): ``tpi validate``
-    never reports a ``max-steroid-dose`` rule with ``scope: session``. Returns those violations the
-    CLI missed, so that the rest of the comparison still runs."""
-    session_dose = {r.id for r in rules.rules if r.kind == "max-steroid-dose" and r.scope == "session"}
-    missed = {v for v in want - got if v[4] in session_dose}
-    KNOWN_BUGS["validate-misses-session-steroid-dose"] += len(missed)
-    return missed
-
-
 def compare(data: Any) -> None:
     rules_text = data.draw(rules_files(), label="rules")
     shots_ = data.draw(histories(), label="history")
@@ -461,10 +433,8 @@ def compare(data: Any) -> None:
         validate_path = data.draw(st.sampled_from([history_path, interleaved_path]))
         code, got = cli_validate(rules_path, validate_path, profiles)
         want = reference.validate(rules, frozenset(profiles), parsed)
-        missed = tolerate_session_dose_bug(rules, got, want)
-        assert got == want - missed, f"validate differs\nonly CLI: {got - want}\nonly reference: {want - got}"
-        expected_code = 1 if any(v[5] == "block" and v[6] is None for v in want) else 0
-        assert code == expected_code or (missed and code == 0)
+        assert got == want, f"validate differs\nonly CLI: {got - want}\nonly reference: {want - got}"
+        assert code == (1 if any(v[5] == "block" and v[6] is None for v in want) else 0)
 
         for _ in range(data.draw(st.integers(1, 2))):
             proposal = data.draw(proposals(shots_))
@@ -473,9 +443,7 @@ def compare(data: Any) -> None:
             chosen = usable_profiles(rules, proposal.profiles)
             path = data.draw(st.sampled_from([history_path, interleaved_path]))
             code, got_check = cli_check(rules_path, path, proposal, chosen)
-            own_on: dict[str, str] = {}
-            want_check = reference_check(rules, history_of(parsed, proposal.patient), proposal, chosen, own_on)
-            got_check = tolerate_known_bugs(got_check, want_check, own_on)
+            want_check = reference_check(rules, history_of(parsed, proposal.patient), proposal, chosen, {})
             assert got_check == want_check, f"check differs for {proposal}\nCLI:       {got_check}\nreference: {want_check}"
             assert code == (0 if want_check[0] == "allowed" else 1)
 
@@ -515,9 +483,9 @@ rules:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: the proposal alone is outside the rule (status skip) but it "
-                   "makes a later planned injection fail the rule; SPEC.md + README choice 6 say the rule fails")
-def test_known_bug_skip_status_hides_planned_conflict(tmp_path: Path) -> None:
+def test_skip_status_does_not_hide_a_planned_conflict(tmp_path: Path) -> None:
+    """Found by the differential test (fixed since): the proposal alone is outside the rule
+    (status skip) but makes a later planned injection fail it: the rule fails (README choice 6)."""
     rules = tmp_path / "rules.yaml"
     rules.write_text(BUG_RULES, encoding="utf-8")
     history = tmp_path / "history.csv"
@@ -545,12 +513,9 @@ def test_validate_json_with_interleaved_patients(tmp_path: Path) -> None:
     assert [(v["patient_id"], v["rule"]) for v in document["violations"]] == [("P1", "steroid-dose")]
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: validate's session screen (tpi_cli/validate.py _screen_sessions / "
-                   "_session_over) has no max-steroid-dose branch and screens it by the anesthetic share, so a "
-                   "max-steroid-dose rule with scope: session is never reported (tpi check does fail it)")
 def test_validate_reports_a_session_scoped_steroid_dose(tmp_path: Path) -> None:
-    """Found by the differential test: max-steroid-dose with ``scope: session`` is never reported
-    by ``tpi validate``."""
+    """Found by the differential test (fixed since): max-steroid-dose with ``scope: session`` was
+    never reported by ``tpi validate`` (its screen had no branch for that kind)."""
     rules = tmp_path / "rules.yaml"
     rules.write_text(BUG_RULES.replace("scope: site, window: 12 months", "scope: session, window: 12 months"),
                      encoding="utf-8")

@@ -6,7 +6,7 @@ crash), never a hang. Hypothesis runs derandomized (a fixed seed) with a few hun
 all; the ``slow`` variants (``TPI_SLOW=1``) run the same strategies much longer.
 
 Every input that ever failed is kept in ``tests/corpus/`` and replayed by
-:func:`test_corpus_replay`; the ones that still fail are listed in ``KNOWN_BUGS`` (strict xfail).
+:func:`test_corpus_replay`; any that still fails is listed in ``KNOWN_BUGS`` (strict xfail).
 
 The helpers at the top are shared with ``test_safety.py`` and ``test_limits.py``.
 """
@@ -744,17 +744,7 @@ def test_real_process_broken_pipe_is_quiet(tmp_path: Path) -> None:
 # --- the regression corpus --------------------------------------------------------------------------
 
 # Corpus files that still fail the generic replay, with the reason (strict xfail until fixed).
-KNOWN_BUGS: dict[str, str] = {
-    "rules-billion-laughs-in-kind.yaml": "bug: hang: an aliased 'billion laughs' value in `kind` is expanded by "
-                                         "str() for the did-you-mean hint",
-    "rules-billion-laughs-in-snomed.yaml": "bug: hang: an aliased 'billion laughs' value in `snomed` is expanded "
-                                           "by str() before the type check",
-    "history-escape-in-patient-list-error.csv": "bug: 'the history holds N patients (...)' prints patient ids raw",
-    "history-escape-in-json-key-error.json": "bug: an unknown JSON key is named raw in the error",
-    "history-escape-in-csv-header-error.csv": "bug: the header of a CSV missing a column is echoed raw",
-    "args-check-same-other-drug-in-units-and-ml.args": "bug: crash (internal error, ValueError): `check --drug "
-                                                        "saline='5 units' --drug saline='5 mL'`",
-}
+KNOWN_BUGS: dict[str, str] = {}  # corpus files that still fail, with the reason (none now)
 # Corpus files replayed in a separate, memory-capped process with a short timeout (they hang, or
 # blow up memory, in-process); only their first command is run.
 OUT_OF_PROCESS = {"rules-billion-laughs-in-kind.yaml", "rules-billion-laughs-in-snomed.yaml"}
@@ -810,8 +800,6 @@ def test_corpus_replay(tpi: Callable[..., Result], path: Path) -> None:
 
 # Corpus files whose failure the generic contract cannot see: each has its own test.
 
-@pytest.mark.xfail(strict=True, reason="bug: `description`/`source` of the file, a drug, a site or `defaults` "
-                                       "are never type-checked: a list, a mapping, a boolean or a date is accepted")
 def test_corpus_rules_description_wrong_types_are_refused(tpi: Callable[..., Result]) -> None:
     path = CORPUS / "rules-description-wrong-types.yaml"
     result = invoke(tpi, "rules", "check", str(path))
@@ -821,8 +809,6 @@ def test_corpus_rules_description_wrong_types_are_refused(tpi: Callable[..., Res
         assert f"{path}:{line}:" in result.stderr, result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a grace period as long as the interval is accepted, and silently "
-                                       "turns the blocking rule into a warning forever")
 def test_corpus_rules_grace_longer_than_interval_is_refused(tpi: Callable[..., Result]) -> None:
     path = CORPUS / "rules-grace-longer-than-interval.yaml"
     result = invoke(tpi, "rules", "check", str(path))
@@ -840,7 +826,6 @@ def test_corpus_non_utf8_byte_is_reported_on_its_line(tpi: Callable[..., Result]
     assert f"{path}:3:" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="bug: '1200 months' (exactly 100 years) is refused as longer than 100 years")
 def test_corpus_window_of_1200_months_is_accepted(tpi: Callable[..., Result]) -> None:
     args = corpus_runs(CORPUS / "args-window-1200-months-is-100-years.args")[0]
     result = invoke(tpi, *args)

@@ -234,9 +234,7 @@ def test_field_of_exactly_1000_characters_is_read(tpi: Callable[..., Result], tm
 
 @pytest.mark.parametrize("where", [
     "read column", "read column, quoted", "ignored column, quoted", "unterminated quote",
-    pytest.param("ignored column", marks=pytest.mark.xfail(
-        strict=True, reason="bug: a field over the 1 MiB CSV field limit in an ignored column is accepted when "
-                            "unquoted (the fast line-split reader) but refused when quoted"))])
+    "ignored column"])
 def test_field_over_the_csv_field_limit_is_refused(tpi: Callable[..., Result], tmp_path: Path, where: str) -> None:
     huge = "y" * ((1 << 20) + 1)
     if where.startswith("read column"):
@@ -366,8 +364,6 @@ def test_rules_file_over_16_mib_is_refused(tpi: Callable[..., Result], tmp_path:
     assert "16 MiB" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the errors of a rules file are not capped: 500,000 unknown keys (a "
-                                       "7.7 MB file) take about 35 s of CPU and print 500,000 lines")
 def test_rules_file_errors_are_capped(tpi: Callable[..., Result], tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text("version: 1\n" + "".join(f"k{i}: {i}\n" for i in range(20_000)), encoding="utf-8")
@@ -383,8 +379,6 @@ needs_dev_zero = pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no 
 
 
 @needs_dev_zero
-@pytest.mark.xfail(strict=True, reason="bug: the rules file is read whole before its 16 MiB check, so an endless "
-                                       "one (/dev/zero) runs out of memory instead of being refused as too large")
 def test_endless_rules_file_is_refused_as_too_large() -> None:
     done = run_process(["rules", "check", "/dev/zero"], timeout=60, memory=512 << 20)
     assert_process_contract(done)
@@ -393,8 +387,6 @@ def test_endless_rules_file_is_refused_as_too_large() -> None:
 
 
 @needs_dev_zero
-@pytest.mark.xfail(strict=True, reason="bug: a history line without an end is read whole before the 1 MiB CSV "
-                                       "field limit applies, so /dev/zero runs out of memory")
 def test_endless_history_line_is_refused_at_the_field_limit() -> None:
     done = run_process(["validate", "/dev/zero"], timeout=60, memory=512 << 20)
     assert_process_contract(done)

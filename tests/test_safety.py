@@ -149,8 +149,6 @@ def test_escape_sequence_in_bad_field_is_escaped_in_error(tpi: Callable[..., Res
     assert result.exit_code == 2
 
 
-@pytest.mark.xfail(strict=True, reason="bug: 'the history holds N patients (...)' prints patient ids raw, "
-                                       "control characters and all")
 def test_escape_sequence_in_patient_id_listed_in_error(tpi: Callable[..., Result], tmp_path: Path) -> None:
     history = tmp_path / "two.csv"
     history.write_text(HEADER + f"\"{ESC_PATIENT}\",2026-01-15,trapezius,left,,,,,\n"
@@ -162,8 +160,6 @@ def test_escape_sequence_in_patient_id_listed_in_error(tpi: Callable[..., Result
     assert _no_raw_escape(result.stderr), repr(result.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an unknown JSON key is named raw in the error (control characters "
-                                       "reach the terminal)")
 def test_escape_sequence_in_json_key_is_escaped_in_error(tpi: Callable[..., Result], tmp_path: Path) -> None:
     history = tmp_path / "h.json"
     history.write_text(json.dumps({"patient_id": "P1", "injections": [], "k\x1b]0;pwned\x07": 1}), encoding="utf-8")
@@ -173,8 +169,6 @@ def test_escape_sequence_in_json_key_is_escaped_in_error(tpi: Callable[..., Resu
     assert _no_raw_escape(result.stderr), repr(result.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a CSV header missing a column is echoed raw in the error (control "
-                                       "characters reach the terminal)")
 def test_escape_sequence_in_csv_header_is_escaped_in_error(tpi: Callable[..., Result], tmp_path: Path) -> None:
     history = tmp_path / "h.csv"
     history.write_text("patient\x1b]0;pwned\x07,when,site,drug,dose\n", encoding="utf-8")
@@ -190,8 +184,6 @@ def test_escape_sequence_in_csv_header_is_escaped_in_error(tpi: Callable[..., Re
     pytest.param(("totals", "--on", "2026-06-01"), id="totals"),
     pytest.param(("validate",), id="validate"),
 ])
-@pytest.mark.xfail(strict=True, reason="bug: table output writes a patient id's control characters (ANSI escape "
-                                       "sequences) to the terminal raw")
 def test_escape_sequence_in_patient_id_does_not_reach_terminal_in_tables(
         tpi: Callable[..., Result], tmp_path: Path, command: tuple[str, ...]) -> None:
     rules = tmp_path / "rules.yaml"

@@ -28,6 +28,7 @@ from tpi_cli.engine import (
     durations_of,
     measure,
 )
+from tpi_cli.errors import TpiError
 from tpi_cli.model import Injection, PatientHistory
 from tpi_cli.quantity import Amount, Ratio
 from tpi_cli.results import (
@@ -226,10 +227,11 @@ def check(rules: Rules, profiles: frozenset[str], history: PatientHistory, propo
         result = measure(index, rule, target, k)
         counted, message = describe(index, rule, target, k, result)
         status = result[0]
-        if status != SKIP:
-            for position, later in planner.conflicts(rule, on):
-                status = max(status, later[0])
-                message += "; " + _conflict_text(planner, rule, on, position, later)
+        for position, later in planner.conflicts(rule, on):
+            # The proposal may be outside the rule itself (status skip) and still be counted by
+            # it for a later injection, which it must not make newly invalid.
+            status = max(status, later[0])
+            message += ("; " if result[0] != SKIP else "but ") + _conflict_text(planner, rule, on, position, later)
         first = planner.first_day(rule, on, (SKIP, PASS))
         outcomes.append(RuleOutcome(rule, STATUS_NAMES[status], first, counted, message))
         if status == WARNED:
@@ -246,7 +248,10 @@ def make_proposal(patient_id: str | None, day: int, site: Site, side: str | None
                   drugs: list[tuple[Drug, Amount]], points: int | None = None) -> Injection:
     merged: dict[Drug, Amount] = {}
     for drug, amount in drugs:
-        merged[drug] = merged[drug].plus(amount) if drug in merged else amount
+        try:
+            merged[drug] = merged[drug].plus(amount) if drug in merged else amount
+        except ValueError as exc:
+            raise TpiError(f"{drug.name}: {exc}", field="--drug") from None
     return Injection(patient_id, day, site, side, merged, points, None, None, 0, 0)
 
 
@@ -275,8 +280,6 @@ def forecast(rules: Rules, profiles: frozenset[str], history: PatientHistory, on
         for category in (DRY, ANESTHETIC, STEROID):
             drugs = [] if category == DRY else rules.defaults.get(category)
             if drugs is None:
-                from tpi_cli.errors import TpiError
-
                 raise TpiError(f"the rules file has no defaults.{category}: tpi next needs one", file=rules.path,
                                field="defaults")
             proposal = make_proposal(history.patient_id, on, site, side, drugs)

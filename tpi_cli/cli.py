@@ -35,7 +35,9 @@ class BadInput(click.ClickException):
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"tpi: error: {self.format_message()}", err=True)
+        from tpi_cli.errors import printable
+
+        click.echo(f"tpi: error: {printable(self.format_message())}", err=True)
 
 
 class IsoDate(click.ParamType):  # type: ignore[type-arg]
@@ -441,8 +443,10 @@ def rules_check(path: str | None) -> None:
     try:
         loaded = load_rules(path or os.environ.get("TPI_RULES"))
     except RulesError as exc:
+        from tpi_cli.errors import printable
+
         for error in exc.errors:
-            click.echo(f"tpi: error: {error}", err=True)
+            click.echo(f"tpi: error: {printable(str(error))}", err=True)
         sys.exit(2)
     always = sum(1 for rule in loaded.rules if not rule.profiles)
     profiles = ", ".join(sorted(loaded.profiles)) or "none"

@@ -101,7 +101,7 @@ class Duration:
                 parts[unit] = int(part.group(1))
                 position = part.end()
         duration = cls(parts["years"], parts["months"], parts["weeks"] * 7 + parts["days"], value)
-        if duration.max_days() > MAX_DURATION_YEARS * 366:
+        if duration.approximate_days() > MAX_DURATION_YEARS * 365.25:
             raise ValueError(f"{value!r} is longer than {MAX_DURATION_YEARS} years")
         return duration
 
@@ -111,6 +111,10 @@ class Duration:
             if number:
                 words.append(f"{number} {unit}{'' if abs(number) == 1 else 's'}")
         return " ".join(words) or "0 days"
+
+    def approximate_days(self) -> float:
+        """The average length in days (a year of 365.25 days), to compare durations of other units."""
+        return (self.years * 12 + self.months) * 365.25 / 12 + self.days
 
     def max_days(self) -> int:
         return self.years * 366 + self.months * 31 + self.days

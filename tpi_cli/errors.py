@@ -21,6 +21,14 @@ def quote(value: object) -> str:
     return repr(text)
 
 
+def printable(text: str) -> str:
+    """Text on one line with control characters (escape sequences, newlines) shown escaped, so
+    that nothing from a file reaches the terminal raw."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> list[str]:
     """Up to three close matches for a misspelt name (difflib is imported only on this path)."""
     import difflib

@@ -18,6 +18,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterator
+from functools import partial
 from operator import attrgetter, itemgetter
 from typing import IO, Any, cast
 
@@ -34,6 +35,8 @@ REQUIRED_COLUMNS = ("date", "site", "drug")
 MAX_POINTS_PER_INJECTION = 1000
 MAX_WEIGHT_KG = 700
 MAX_FIELD = 1000
+MAX_LINE = (1 << 20) + 2  # a CSV field may hold 1 MiB (the csv module's limit), a line not much more
+MAX_JSON_BYTES = 256 << 20
 csv.field_size_limit(1 << 20)
 
 
@@ -328,7 +331,7 @@ def _sniff(handle: IO[bytes]) -> tuple[str, bytes]:
         chunk = handle.read(4096)
         head += chunk
         stripped = head.lstrip(b"\xef\xbb\xbf").lstrip()
-        if stripped or not chunk:
+        if stripped or not chunk or len(head) > MAX_LINE:
             break
     kind = "json" if stripped[:1] in (b"[", b"{") else "csv"
     return kind, head
@@ -382,7 +385,12 @@ def read_patients(path: str, rules: Rules, *, patient: str | None = None,
             if mode == SORTED or not source.rereadable:
                 kind, head = _sniff(handle)
                 if kind == "json":
-                    rows = _JsonRows(head + handle.read(), source.name, rules)
+                    data = head + handle.read(MAX_JSON_BYTES + 1 - len(head))
+                    if len(data) > MAX_JSON_BYTES:
+                        raise TpiError(f"a JSON history is read whole: this one is larger than "
+                                       f"{MAX_JSON_BYTES >> 20} MiB (give a CSV history, which streams)",
+                                       file=source.name)
+                    rows = _JsonRows(data, source.name, rules)
                     try:
                         yield from _group(iter(rows), source.name, patient)
                     except TpiError as exc:
@@ -413,12 +421,14 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
     grouped = mode == GROUPED
     remember = mode == CONTIGUOUS
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-    lines = iter(text)
+    lines = iter(partial(text.readline, MAX_LINE), "")  # a line without an end is never read whole
     number = 0  # lines read so far
     try:
         header: list[str] | None = None
         for first in lines:
             number += 1
+            if len(first) >= MAX_LINE:
+                raise TpiError("line longer than 1 MiB", file=file, line=number)
             header, extra = _record(first, lines)
             number += extra
             if header and (len(header) > 1 or header[0].strip()):
@@ -448,6 +458,8 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
         for text_line in lines:
             number += 1
             start = number
+            if len(text_line) >= MAX_LINE:
+                raise TpiError("line longer than 1 MiB", file=file, line=start)
             if fast and '"' not in text_line:
                 text_line = text_line.rstrip("\r\n")
                 if text_line.count(",") != commas:
@@ -571,6 +583,8 @@ def _record(first: str, lines: Iterator[str]) -> tuple[list[str], int]:
         yield first
         for more in lines:
             taken += 1
+            if len(more) >= MAX_LINE:
+                raise csv.Error("line longer than 1 MiB")
             yield more
 
     fields = next(csv.reader(source(), strict=True), [])

@@ -266,13 +266,23 @@ def _type_name(value: object) -> str:
     return f"a text ({str(value)[:40]!r})"
 
 
+MAX_ERRORS = 100
+
+
 class _Validator:
     def __init__(self, path: str) -> None:
         self.path = path
         self.errors: list[TpiError] = []
 
+    @property
+    def full(self) -> bool:
+        return len(self.errors) >= MAX_ERRORS
+
     def error(self, line: int, message: str, suggestions: list[str] | None = None) -> None:
-        self.errors.append(TpiError(message, file=self.path, line=line, suggestions=suggestions or ()))
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(TpiError(message, file=self.path, line=line, suggestions=suggestions or ()))
+        elif len(self.errors) == MAX_ERRORS:
+            self.errors.append(TpiError(f"more than {MAX_ERRORS} errors: stopped here", file=self.path, line=line))
 
     @staticmethod
     def line_of(mapping: YMap, key: str) -> int:
@@ -280,6 +290,8 @@ class _Validator:
 
     def keys(self, mapping: YMap, allowed: set[str], where: str) -> None:
         for key in mapping:
+            if self.full:
+                return
             if key not in allowed:
                 self.error(self.line_of(mapping, key), f"{where}: unknown key {key!r}",
                            did_you_mean(key, allowed))
@@ -303,6 +315,11 @@ class _Validator:
             self.error(self.line_of(mapping, key), f"{where}: {key} is empty")
             return None
         return value.strip()
+
+    def notes(self, mapping: YMap, where: str) -> None:
+        """``source`` and ``description``, where given, must be texts."""
+        self.text(mapping, "source", where)
+        self.text(mapping, "description", where)
 
     def texts(self, mapping: YMap, key: str, where: str) -> tuple[str, ...]:
         value = mapping.get(key)
@@ -405,7 +422,7 @@ class _Validator:
                 result.add(item)
             else:
                 self.error(item_line, f"{where}: {key}: unknown category {_type_name(item)}",
-                           did_you_mean(str(item), (*CATEGORIES, "any")))
+                           did_you_mean(item, (*CATEGORIES, "any")) if isinstance(item, str) else [])
         return frozenset(result)
 
     def choice(self, mapping: YMap, key: str, where: str, options: tuple[str, ...]) -> str | None:
@@ -415,7 +432,7 @@ class _Validator:
         if not isinstance(value, str) or isinstance(value, YNumber) or value not in options:
             self.error(self.line_of(mapping, key),
                        f"{where}: {key} must be one of {', '.join(options)}, got {_type_name(value)}",
-                       did_you_mean(str(value), options))
+                       did_you_mean(value, options) if isinstance(value, str) else [])
             return None
         return value
 
@@ -431,9 +448,11 @@ def load_rules(path: str | None = None) -> Rules:
                 return build_rules(snapshot, shown)
             except TpiError:
                 pass  # read the YAML itself: it says where the problem is
+    from tpi_cli.yamlnodes import MAX_BYTES
+
     try:
         with open(real, encoding="utf-8-sig") as handle:
-            text = handle.read()
+            text = handle.read(MAX_BYTES + 1)  # never more: the file may not end (/dev/zero)
     except FileNotFoundError:
         raise TpiError("no such rules file", file=shown, field="--rules") from None
     except UnicodeDecodeError as exc:
@@ -454,8 +473,8 @@ def build_rules(document: Any, path: str) -> Rules:
     check = _Validator(path)
     rules = _build(document, check)
     if check.errors or rules is None:
-        check.errors.sort(key=lambda e: e.line or 0)
-        raise RulesError(check.errors or [TpiError("not a rules file", file=path)])
+        errors = sorted(check.errors[:MAX_ERRORS], key=lambda e: e.line or 0) + check.errors[MAX_ERRORS:]
+        raise RulesError(errors or [TpiError("not a rules file", file=path)])
     return rules
 
 
@@ -464,6 +483,7 @@ def _build(document: Any, check: _Validator) -> Rules | None:
     if top is None:
         return None
     check.keys(top, _TOP_KEYS, "rules file")
+    check.notes(top, "rules file")
     version = top.get("version")
     if version is None:
         check.error(top.line, "rules file: missing 'version' (write 'version: 1')")
@@ -507,6 +527,8 @@ def _build_drugs(top: YMap, check: _Validator) -> dict[str, Drug]:
         check.error(section.line, "drugs: no drugs defined")
     seen: dict[str, str] = {}
     for name, body in section.items():
+        if check.full:
+            break
         line = section.key_lines[name]
         where = f"drug {name!r}"
         entry = check.mapping(body, line, where)
@@ -521,6 +543,7 @@ def _build_drugs(top: YMap, check: _Validator) -> dict[str, Drug]:
         max_mg = check.number(entry, "max_mg", where)
         per_kg = check.number(entry, "max_mg_per_kg", where)
         source = check.text(entry, "source", where)
+        check.text(entry, "description", where)
         if drug_class == CORTICOSTEROID and equivalent is None:
             check.error(line, f"{where}: a corticosteroid needs equivalent_mg (its potency-equivalent dose)")
         if drug_class != CORTICOSTEROID and "equivalent_mg" in entry:
@@ -562,6 +585,8 @@ def _build_sites(top: YMap, check: _Validator) -> dict[str, Site]:
         check.error(section.line, "sites: no sites defined")
     seen: dict[str, str] = {}
     for name, body in section.items():
+        if check.full:
+            break
         line = section.key_lines[name]
         where = f"site {name!r}"
         entry = check.mapping(body, line, where)
@@ -578,12 +603,14 @@ def _build_sites(top: YMap, check: _Validator) -> dict[str, Site]:
         snomed_value = entry.get("snomed")
         snomed: str | None = None
         if snomed_value is not None:
-            snomed = str(snomed_value) if not isinstance(snomed_value, bool) else ""
+            snomed = str(snomed_value) if isinstance(snomed_value, str | int) and not isinstance(snomed_value, bool) \
+                else ""
             if not _SNOMED.match(snomed):
                 check.error(check.line_of(entry, "snomed"),
                             f"{where}: snomed must be a SNOMED CT code (digits), got {_type_name(snomed_value)}")
                 snomed = None
         source = check.text(entry, "source", where)
+        check.text(entry, "description", where)
         _claim_names(check, seen, name, aliases, line, "site")
         if region is not None:
             sites[name] = Site(name, region, lateral, aliases, snomed, source, line)
@@ -600,6 +627,7 @@ def _build_defaults(top: YMap, check: _Validator, lookup: dict[str, Drug]
     if section is None:
         return defaults, texts
     check.keys(section, {*_DEFAULT_CATEGORIES, "source", "description"}, "defaults")
+    check.notes(section, "defaults")
     for category in _DEFAULT_CATEGORIES:
         if category not in section:
             continue
@@ -614,6 +642,7 @@ def _build_defaults(top: YMap, check: _Validator, lookup: dict[str, Drug]
             if entry is None:
                 continue
             check.keys(entry, {"drug", "dose", "source", "description"}, where)
+            check.notes(entry, where)
             drug_name = check.text(entry, "drug", where, required=True)
             dose = check.text(entry, "dose", where, required=True)
             if drug_name is None or dose is None:
@@ -652,6 +681,8 @@ def _build_rule_list(top: YMap, check: _Validator) -> list[Rule]:
         return result
     ids: dict[str, int] = {}
     for item, line in zip(value, value.item_lines, strict=True):
+        if check.full:
+            break
         rule = _build_rule(item, line, check)
         if rule is None:
             continue
@@ -676,9 +707,11 @@ def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
     if kind is None:
         check.error(entry.line, f"{where}: missing 'kind' ({', '.join(KINDS)})")
         return None
-    if kind not in KINDS:
-        check.error(check.line_of(entry, "kind"), f"{where}: unknown kind {kind!r}",
-                    did_you_mean(str(kind), KINDS))
+    if not isinstance(kind, str) or kind not in KINDS:
+        check.error(check.line_of(entry, "kind"),
+                    f"{where}: unknown kind {kind!r}" if isinstance(kind, str) else
+                    f"{where}: kind must be one of {', '.join(KINDS)}, got {_type_name(kind)}",
+                    did_you_mean(kind, KINDS) if isinstance(kind, str) else [])
         return None
     check.keys(entry, _COMMON_RULE_KEYS | _KIND_KEYS[kind], f"{where} ({kind})")
     for key in _KIND_REQUIRED[kind]:
@@ -722,6 +755,14 @@ def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
         "max": check.integer(entry, "max", where),
         "max_mg": check.number(entry, "max_mg", where, positive=False),
     }
+    grace, base = values["grace"], values["interval"] or values["window"]
+    if grace is not None and not grace.is_zero():
+        if base is None:
+            check.error(check.line_of(entry, "grace"), f"{where}: grace needs an interval or a window to shorten")
+        elif grace.approximate_days() >= base.approximate_days():
+            check.error(check.line_of(entry, "grace"),
+                        f"{where}: grace {grace} is not shorter than {'interval' if values['interval'] else 'window'} "
+                        f"{base}: the rule would only ever warn")
     if len(check.errors) > before or rule_id is None or applies_to is None or scope is None:
         return None
     return Rule(**values)

@@ -196,12 +196,14 @@ class Validator:
             while end < size and injections[end].day == day:
                 end += 1
             points = 0
+            load = 0
             share = 0.0
             for position in range(start, end):
                 injection = injections[position]
                 if injection.weight is not None:
                     weight = injection.weight
                 points += injection.points or 1
+                load += injection.ref
             for position in range(start, end):
                 for drug, amount in injections[position].drugs.items():
                     if drug.is_anesthetic:
@@ -223,6 +225,8 @@ class Validator:
                         if regions < 0:
                             regions = len({injections[p].site.region for p in range(start, end)})
                         over = regions > plan.limit
+                    elif kind == MAX_STEROID_DOSE:
+                        over = load > plan.limit
                     else:
                         over = share > 1 - _MARGIN
                 else:
@@ -252,6 +256,8 @@ class Validator:
             if end - start <= limit:
                 return False
             return len({i.site.region for i in injections[start:end] if i.category in involved}) > limit
+        if kind == MAX_STEROID_DOSE:
+            return sum(i.ref for i in injections[start:end] if i.category in involved) > limit
         share = 0.0
         inverse = self._inverse_limits
         for position in range(start, end):

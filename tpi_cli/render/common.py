@@ -20,14 +20,6 @@ def mg_text(units: int, scale: int) -> str:
     return Ratio(units, scale).decimal_text(2)
 
 
-def printable(text: str) -> str:
-    """User text on one line, control characters (escape sequences, newlines) shown escaped, so
-    that nothing reaches the terminal raw."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 def rule_group(profiles: frozenset[str], severity: str = "block") -> str:
     """``clinical`` for a rule always active, ``payer medicare`` for a profile rule; ``, warn``
     when the rule only warns."""

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from json.encoder import encode_basestring as _encode
 from typing import IO
 
-from tpi_cli.errors import TpiError, did_you_mean
+from tpi_cli.errors import TpiError, did_you_mean, printable
 from tpi_cli.history import read_patients
-from tpi_cli.render.common import iso, printable
+from tpi_cli.render.common import iso
 from tpi_cli.render.csv_out import VIOLATION_HEADER, violation_row
 from tpi_cli.results import ValidationCounts, Violation
 from tpi_cli.rules import Rules

@@ -12,8 +12,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tpi_cli.errors import printable
 from tpi_cli.quantity import MASS, PG_PER_MG
-from tpi_cli.render.common import iso, mg_text, printable, rule_group
+from tpi_cli.render.common import iso, mg_text, rule_group
 from tpi_cli.results import ALLOWED, NOT_YET, CheckResult, ForecastResult, TotalsResult
 from tpi_cli.rules import Rules
 
