@@ -26,6 +26,7 @@ from tpi_cli.engine import (
     counts,
     describe,
     durations_of,
+    in_scope,
     measure,
 )
 from tpi_cli.errors import TpiError
@@ -47,8 +48,8 @@ from tpi_cli.rules import (
     BLOCK,
     DRY,
     MAX_STEROID_DOSE,
+    PATIENT,
     SESSION,
-    SITE,
     STEROID,
     Drug,
     Rule,
@@ -138,8 +139,7 @@ class Planner:
             spans = durations_of(rule)
             if spans:
                 for injection in injections:
-                    same_scope = rule.scope == SESSION or counts_scope(rule, proposal, injection)
-                    if not same_scope:
+                    if not counts_scope(rule, proposal, injection):
                         continue
                     forward = injection.category in rule.counts
                     backward = injection.category in rule.applies_to and proposal.category in rule.counts
@@ -191,14 +191,8 @@ class Planner:
 
 
 def counts_scope(rule: Rule, a: Injection, b: Injection) -> bool:
-    """Scope membership ignoring the day (session scope is then the whole patient)."""
-    if rule.scope == SITE:
-        from tpi_cli.engine import in_scope
-
-        return in_scope(SITE, a, b)
-    if rule.scope == "region":
-        return a.site.region == b.site.region
-    return True
+    """Scope membership ignoring the day (a session is then the whole patient)."""
+    return rule.scope in (SESSION, PATIENT) or in_scope(rule.scope, a, b)
 
 
 def _conflict_text(planner: Planner, rule: Rule, day: int, position: int, result: tuple[int, ...]) -> str:

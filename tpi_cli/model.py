@@ -6,7 +6,7 @@ from datetime import date
 
 from tpi_cli.names import site_label
 from tpi_cli.quantity import Amount, Ratio
-from tpi_cli.rules import ANESTHETIC, DRY, OTHER, STEROID, Drug, Rules, Site
+from tpi_cli.rules import ANESTHETIC, DRY, OTHER, STEROID, Drug, Site
 
 
 class Injection:
@@ -59,9 +59,6 @@ class Injection:
     def label(self) -> str:
         return site_label(self.site.name, self.side, self.site.lateral)
 
-    def anesthetics(self) -> list[tuple[Drug, Amount]]:
-        return [(drug, amount) for drug, amount in self.drugs.items() if drug.is_anesthetic]
-
     def __repr__(self) -> str:
         drugs = ", ".join(f"{d.name} {a.text()}" for d, a in self.drugs.items())
         return f"Injection({self.patient_id!r}, {self.date}, {self.label}, [{drugs}])"
@@ -87,7 +84,3 @@ class PatientHistory:
 
     def __repr__(self) -> str:
         return f"PatientHistory({self.patient_id!r}, {len(self.injections)} injections)"
-
-
-def reference_mg_text(rules: Rules, units: int) -> str:
-    return rules.mg_ref(units).decimal_text(2)

@@ -58,10 +58,6 @@ def split_site_side(text: str) -> tuple[str, str | None]:
     return " ".join(rest), side
 
 
-def side_label(side: str | None) -> str:
-    return side if side is not None else "unspecified side"
-
-
 def site_label(site: str, side: str | None, lateral: bool = True) -> str:
     """``left trapezius``, ``trapezius (side unspecified)``, ``interspinous-lumbar``."""
     if not lateral:

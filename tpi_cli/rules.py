@@ -183,10 +183,6 @@ class Rules:
                 rule.max_ref = to_units(rule.max_mg, self.ref_scale, f"max_mg of rule {rule.id}")
         self.profiles = frozenset(p for rule in rules for p in rule.profiles)
 
-    def mg_ref(self, units: int) -> Ratio:
-        """Reference-equivalent mg of a number of reference units, exact."""
-        return Ratio(units, self.ref_scale)
-
     def find_drug(self, text: str) -> Drug:
         drug = self.drug_lookup.get(names.normalize(text))
         if drug is None:
