@@ -24,10 +24,10 @@ from typing import IO, Any, cast
 
 from tpi_cli.dates import parse_date
 from tpi_cli.errors import TpiError, did_you_mean, quote
-from tpi_cli.model import Injection, PatientHistory
+from tpi_cli.model import CATEGORY_RANK, Injection, PatientHistory, drug_category
 from tpi_cli.names import parse_side
 from tpi_cli.quantity import UNITS, Amount, Ratio, parse_decimal, parse_dose
-from tpi_cli.rules import OTHER, Drug, Rules, Site
+from tpi_cli.rules import DRY, OTHER, Drug, Rules, Site
 
 COLUMNS = ("patient_id", "date", "site", "side", "drug", "dose", "technique", "points", "weight_kg", "override")
 REQUIRED_COLUMNS = ("date", "site", "drug")
@@ -193,20 +193,26 @@ class RowParser:
             points = int(raw)
             if not 1 <= points <= MAX_POINTS_PER_INJECTION:
                 raise self.error(line, "points", f"{points} is not between 1 and {MAX_POINTS_PER_INJECTION}")
-        return (site, side, drug, amount, technique, points)
+        category = drug_category(drug) if amount is not None else DRY
+        value = amount.value if amount is not None else 0
+        ref = value * drug.ref_factor if drug is not None and drug.is_steroid else 0
+        la = value if drug is not None and drug.is_anesthetic else 0
+        return (site, side, drug, amount, technique, points, category, ref, la)
 
     def parse(self, fields: list[str], line: int) -> _Row:
         """A whole row (the JSON reader's way in; the CSV reader inlines the same steps)."""
         patient_id = self.text(fields[PID], line, "patient_id")
         day = self.day(fields[DATE], line)
-        site, side, drug, amount, technique, points = self.shape(
+        site, side, drug, amount, technique, points, _, _, _ = self.shape(
             fields[SITE], fields[SIDE], fields[DRUG], fields[DOSE], fields[TECHNIQUE], fields[POINTS], line=line)
         weight = self.weight(fields[WEIGHT], line)
         override = self.text(fields[OVERRIDE], line, "override")
         return _Row(patient_id, day, site, side, drug, amount, technique, points, weight, override, line)
 
 
-Shape = tuple[Site, "str | None", "Drug | None", "Amount | None", "str | None", "int | None"]
+# site, side, drug, dose, technique, points; and what one such row gives its injection: category,
+# corticosteroid load (reference units), local anesthetic mass (pg).
+Shape = tuple[Site, "str | None", "Drug | None", "Amount | None", "str | None", "int | None", str, int, int]
 _SHAPE_COLUMNS = (SITE, SIDE, DRUG, DOSE, TECHNIQUE, POINTS)
 
 
@@ -259,13 +265,14 @@ def _conflict(injection: Injection, field: str, line: int, file: str) -> TpiErro
 
 
 class _PatientRows:
-    """The rows of one patient, merged into injections as they come."""
+    """The rows of one patient, merged into injections as they come (each sealed as it changes)."""
 
-    __slots__ = ("by_key", "patient_id")
+    __slots__ = ("by_key", "patient_id", "techniques")
 
     def __init__(self, patient_id: str | None) -> None:
         self.patient_id = patient_id
         self.by_key: dict[tuple[int, Site, str | None], Injection] = {}
+        self.techniques = False  # whether any row gave a technique (checked when done)
 
     def injection(self, day: int, site: Site, side: str | None, line: int) -> Injection:
         key = (day, site, side)
@@ -275,21 +282,23 @@ class _PatientRows:
         return found
 
     def add(self, row: _Row, file: str) -> None:
-        merge(self.injection(row.day, row.site, row.side, row.line), row.drug, row.amount, row.technique,
-              row.points, row.weight, row.override, row.line, file)
+        injection = self.injection(row.day, row.site, row.side, row.line)
+        merge(injection, row.drug, row.amount, row.technique, row.points, row.weight, row.override, row.line, file)
+        injection.seal()
+        self.techniques = self.techniques or row.technique is not None
 
     def finish(self, file: str) -> PatientHistory:
         injections = list(self.by_key.values())
-        for injection in injections:
-            if injection.technique is not None:
+        for seq, injection in enumerate(injections):
+            injection.seq = seq
+        if self.techniques:
+            for injection in injections:
                 if injection.technique == "dry" and injection.drugs:
                     raise TpiError("technique is dry but the injection has a drug", file=file, line=injection.line,
                                    field="technique")
                 if injection.technique == "wet" and not injection.drugs:
                     raise TpiError("technique is wet but the injection has no drug", file=file,
                                    line=injection.line, field="technique")
-            if injection.drugs:
-                injection.seal()
         injections.sort(key=_DAY)  # stable: ties keep first appearance
         return PatientHistory(self.patient_id, injections)
 
@@ -452,6 +461,7 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
         done: set[str | None] = set()
         current: _PatientRows | None = None
         current_raw: str | None = None
+        rank = CATEGORY_RANK
         last_group: _PatientRows | None = None
         last_day, last_site, last_side = -1, None, None
         injection = cast(Injection, None)  # set with the first row
@@ -524,7 +534,7 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
             override = parser.text(override_raw, start, "override") if override_raw else None
             if patient is not None and current.patient_id != patient:
                 continue
-            site, side, drug, amount, technique, points = shape
+            site, side, drug, amount, technique, points, category, ref, la = shape
             # The common cases inline: the first row of an injection, or one more drug for the
             # injection of the previous row. `merge` handles the rest (and every conflict).
             if day != last_day or site is not last_site or side != last_side or current is not last_group:
@@ -534,17 +544,29 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
                 last_day, last_site, last_side, last_group = day, site, side, current
                 if injection is None:
                     injection = by_key[key] = Injection(current.patient_id, day, site, side, {}, points, weight,
-                                                        override, start, len(by_key), technique)
-                    if drug is not None and amount is not None:
-                        injection.drugs[drug] = amount  # sealed (category, load) when the patient is done
+                                                        override, start, 0, technique)
+                    if amount is not None:
+                        injection.drugs[drug] = amount
+                        injection.category = category
+                        injection.ref = ref
+                        injection.la = la
+                    if technique is not None:
+                        current.techniques = True
                     continue
-            if technique is None and drug is not None and amount is not None and drug not in injection.drugs:
-                injection.drugs[drug] = amount
+            if technique is None and amount is not None and drug not in injection.drugs:
+                injection.drugs[drug] = amount  # type: ignore[index]
+                if rank[category] > rank[injection.category]:
+                    injection.category = category
+                injection.ref += ref
+                injection.la += la
                 drug = None
             if drug is not None or technique is not None or (points is not None and injection.points != points) or \
                     (weight is not injection.weight and weight is not None) or \
                     (override is not None and injection.override != override):
+                if technique is not None:
+                    current.techniques = True
                 merge(injection, drug, amount, technique, points, weight, override, start, file)
+                injection.seal()
         if grouped:
             for patient_id, group in groups.items():
                 if patient is None or patient_id == patient:

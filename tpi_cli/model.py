@@ -13,11 +13,12 @@ class Injection:
     """History rows with the same patient, date, site and side, merged (drugs summed per drug).
 
     ``day`` is the date's ordinal; ``seq`` the order of first appearance in the history; ``ref`` the
-    corticosteroid load in the rules' exact reference units (see ``Rules.ref_scale``).
+    corticosteroid load in the rules' exact reference units (see ``Rules.ref_scale``); ``la`` the
+    local anesthetics' total mass in picograms (a quick bound for the session screen).
     """
 
-    __slots__ = ("category", "day", "drugs", "line", "override", "patient_id", "points", "ref", "seq", "side",
-                 "site", "technique", "weight")
+    __slots__ = ("category", "day", "drugs", "la", "line", "override", "patient_id", "points", "ref", "seq",
+                 "side", "site", "technique", "weight")
 
     def __init__(self, patient_id: str | None, day: int, site: Site, side: str | None,
                  drugs: dict[Drug, Amount], points: int | None = None, weight: Ratio | None = None,
@@ -35,21 +36,25 @@ class Injection:
         self.technique = technique
         self.category = DRY
         self.ref = 0
+        self.la = 0
         if drugs:
             self.seal()
 
     def seal(self) -> None:
-        """Derive the category and the corticosteroid load from the drugs (after the last row)."""
+        """Derive the category, the corticosteroid load and the anesthetic mass from the drugs."""
         steroid = anesthetic = False
-        ref = 0
+        ref = la = 0
         for drug, amount in self.drugs.items():
             if drug.is_steroid:
                 steroid = True
                 ref += amount.value * drug.ref_factor
             elif drug.is_anesthetic:
                 anesthetic = True
+                la += amount.value
         self.category = STEROID if steroid else ANESTHETIC if anesthetic else OTHER if self.drugs else DRY
-        self.ref = ref  # corticosteroid load in the rules' exact reference units
+        self.ref = ref
+        self.la = la
+
 
     @property
     def date(self) -> date:
@@ -62,6 +67,16 @@ class Injection:
     def __repr__(self) -> str:
         drugs = ", ".join(f"{d.name} {a.text()}" for d, a in self.drugs.items())
         return f"Injection({self.patient_id!r}, {self.date}, {self.label}, [{drugs}])"
+
+
+# The category an injection takes when a drug of this one is added: the highest rank wins.
+CATEGORY_RANK = {DRY: 0, OTHER: 1, ANESTHETIC: 2, STEROID: 3}
+
+
+def drug_category(drug: Drug | None) -> str:
+    if drug is None:
+        return DRY
+    return STEROID if drug.is_steroid else ANESTHETIC if drug.is_anesthetic else OTHER
 
 
 class PatientHistory:

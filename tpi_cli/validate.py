@@ -77,7 +77,9 @@ class Validator:
         plans = [_Plan(order, rule) for order, rule in enumerate(active)]
         self._session_plans = [plan for plan in plans if plan.session]
         self._other_plans = [plan for plan in plans if not plan.session]
-        self._inverse_limits: dict[tuple[Drug, Ratio | None], float] = {}
+        self._inverse_limits: dict[tuple[Drug, int, int], float] = {}
+        self._smallest_inverse: dict[tuple[int, int] | None, float] = {}
+        self._anesthetics = [drug for drug in rules.drugs.values() if drug.is_anesthetic]
 
     def patient(self, history: PatientHistory) -> list[Violation]:
         """Each violation once, on the injection that breaks the rule, in evaluation order."""
@@ -189,30 +191,41 @@ class Validator:
         size = len(injections)
         start = 0
         weight: Ratio | None = None  # the latest weight on or before the session's day
-        inverse = self._inverse_limits
         while start < size:
             day = injections[start].day
             end = start + 1
             while end < size and injections[end].day == day:
                 end += 1
-            points = 0
-            load = 0
-            share = 0.0
-            for position in range(start, end):
-                injection = injections[position]
+            if end - start == 1:
+                injection = injections[start]
                 if injection.weight is not None:
                     weight = injection.weight
-                points += injection.points or 1
-                load += injection.ref
-            for position in range(start, end):
-                for drug, amount in injections[position].drugs.items():
-                    if drug.is_anesthetic:
-                        factor = inverse.get((drug, weight))
-                        if factor is None:
-                            found = anesthetic_limit(drug, weight)
-                            factor = inverse[(drug, weight)] = 1 / (float(found) * PG_PER_MG) \
-                                if found is not None else float("inf")
-                        share += amount.value * factor
+                points, load, mass = injection.points or 1, injection.ref, injection.la
+            else:
+                points = load = mass = 0
+                for position in range(start, end):
+                    injection = injections[position]
+                    if injection.weight is not None:
+                        weight = injection.weight
+                    points += injection.points or 1
+                    load += injection.ref
+                    mass += injection.la
+            share = 0.0
+            if mass:
+                # All the session's anesthetic against the smallest limit of any anesthetic: when
+                # even that is well within 100%, the exact shares are not needed.
+                key = (weight.num, weight.den) if weight is not None else None
+                smallest = self._smallest_inverse.get(key)
+                if smallest is None:
+                    smallest = self._smallest_inverse[key] = max(
+                        (self._inverse(drug, weight) for drug in self._anesthetics), default=0.0)
+                share = mass * smallest
+                if share > 1 - _MARGIN:
+                    share = 0.0
+                    for position in range(start, end):
+                        for drug, amount in injections[position].drugs.items():
+                            if drug.is_anesthetic:
+                                share += amount.value * self._inverse(drug, weight)
             regions = 1 if end - start == 1 else -1  # counted only when needed
             for plan in self._session_plans:
                 if plan.everything:
@@ -238,6 +251,15 @@ class Validator:
                             suspects.append((position, plan.order))
             start = end
 
+    def _inverse(self, drug: Drug, weight: Ratio | None) -> float:
+        """1 / the drug's limit in picograms (infinite when its limit is unknown), cached."""
+        key = (drug, weight.num, weight.den) if weight is not None else (drug, 0, 0)
+        factor = self._inverse_limits.get(key)
+        if factor is None:
+            found = anesthetic_limit(drug, weight)
+            factor = self._inverse_limits[key] = 1 / (float(found) * PG_PER_MG) if found is not None else float("inf")
+        return factor
+
     def _session_over(self, plan: _Plan, injections: list[Injection], start: int, end: int,
                       weight: Ratio | None) -> bool:
         kind = plan.rule.kind
@@ -259,20 +281,13 @@ class Validator:
         if kind == MAX_STEROID_DOSE:
             return sum(i.ref for i in injections[start:end] if i.category in involved) > limit
         share = 0.0
-        inverse = self._inverse_limits
         for position in range(start, end):
             injection = injections[position]
             if injection.category not in involved:
                 continue
             for drug, amount in injection.drugs.items():
-                if not drug.is_anesthetic:
-                    continue
-                factor = inverse.get((drug, weight))
-                if factor is None:
-                    found = anesthetic_limit(drug, weight)
-                    factor = inverse[(drug, weight)] = 1 / (float(found) * PG_PER_MG) if found is not None \
-                        else float("inf")
-                share += amount.value * factor
+                if drug.is_anesthetic:
+                    share += amount.value * self._inverse(drug, weight)
         return share > 1 - _MARGIN
 
     def _measure(self, history: PatientHistory, suspects: list[tuple[int, int]]) -> list[Violation]:
