@@ -289,8 +289,6 @@ class _PatientRows:
 
     def finish(self, file: str) -> PatientHistory:
         injections = list(self.by_key.values())
-        for seq, injection in enumerate(injections):
-            injection.seq = seq
         if self.techniques:
             for injection in injections:
                 if injection.technique == "dry" and injection.drugs:

@@ -12,7 +12,7 @@ from tpi_cli.rules import ANESTHETIC, DRY, OTHER, STEROID, Drug, Site
 class Injection:
     """History rows with the same patient, date, site and side, merged (drugs summed per drug).
 
-    ``day`` is the date's ordinal; ``seq`` the order of first appearance in the history; ``ref`` the
+    ``day`` is the date's ordinal; ``seq`` its order of first appearance (0 unless set); ``ref`` the
     corticosteroid load in the rules' exact reference units (see ``Rules.ref_scale``); ``la`` the
     local anesthetics' total mass in picograms (a quick bound for the session screen).
     """
@@ -81,7 +81,7 @@ def drug_category(drug: Drug | None) -> str:
 
 class PatientHistory:
     """One patient's injections in evaluation order (date, then first appearance), and the
-    weights recorded for them as ``(day, seq, weight in kg)`` in the same order."""
+    weights recorded for them as ``(day, position, weight in kg)`` in the same order."""
 
     __slots__ = ("_weights", "injections", "patient_id")
 
@@ -94,7 +94,8 @@ class PatientHistory:
     @property
     def weights(self) -> list[tuple[int, int, Ratio]]:
         if self._weights is None:
-            self._weights = [(i.day, i.seq, i.weight) for i in self.injections if i.weight is not None]
+            self._weights = [(i.day, position, i.weight) for position, i in enumerate(self.injections)
+                             if i.weight is not None]
         return self._weights
 
     def __repr__(self) -> str:

@@ -79,6 +79,16 @@ class Validator:
         self._other_plans = [plan for plan in plans if not plan.session]
         self._inverse_limits: dict[tuple[Drug, int, int], float] = {}
         self._smallest_inverse: dict[tuple[int, int] | None, float] = {}
+        # The tightest limits of the session rules that involve every category: a session within
+        # all of them needs no look at each rule.
+        everything = [plan for plan in self._session_plans if plan.everything]
+        self._plain_sessions = len(everything) == len(self._session_plans)
+        self._least: dict[str, int] = {}
+        for plan in everything:
+            self._least[plan.kind] = min(self._least.get(plan.kind, _FAR), plan.limit)
+        self._least_points = self._least.get(MAX_POINTS, _FAR)
+        self._least_count = min(self._least.get(MAX_COUNT, _FAR), self._least.get(MAX_REGIONS, _FAR))
+        self._least_load = self._least.get(MAX_STEROID_DOSE, _FAR)
         self._anesthetics = [drug for drug in rules.drugs.values() if drug.is_anesthetic]
 
     def patient(self, history: PatientHistory) -> list[Violation]:
@@ -226,6 +236,10 @@ class Validator:
                         for drug, amount in injections[position].drugs.items():
                             if drug.is_anesthetic:
                                 share += amount.value * self._inverse(drug, weight)
+            if self._plain_sessions and points <= self._least_points and end - start <= self._least_count \
+                    and load <= self._least_load and share <= 1 - _MARGIN:
+                start = end
+                continue  # within every session rule (a region count is at most the injection count)
             regions = 1 if end - start == 1 else -1  # counted only when needed
             for plan in self._session_plans:
                 if plan.everything:
