@@ -37,6 +37,8 @@ MAX_WEIGHT_KG = 700
 MAX_FIELD = 1000
 MAX_LINE = (1 << 20) + 2  # a CSV field may hold 1 MiB (the csv module's limit), a line not much more
 MAX_JSON_BYTES = 256 << 20
+_UNSEEN: Any = object()
+_NO_TEXT = frozenset({"", "\n", "\r\n", "\r"})  # an empty last field, with its line end
 csv.field_size_limit(1 << 20)
 
 
@@ -457,19 +459,19 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
         commas = width - 1
         groups: dict[str | None, _PatientRows] = {}
         done: set[str | None] = set()
-        current: _PatientRows | None = None
+        current: _PatientRows | None = None  # typed loosely: checked at the first row
         current_raw: str | None = None
         rank = CATEGORY_RANK
+        filtering = patient is not None
         last_group: _PatientRows | None = None
         last_day, last_site, last_side = -1, None, None
         injection = cast(Injection, None)  # set with the first row
         for text_line in lines:
-            number += 1
-            start = number
+            start = number = number + 1
             if len(text_line) >= MAX_LINE:
                 raise TpiError("line longer than 1 MiB", file=file, line=start)
             if fast and '"' not in text_line:
-                text_line = text_line.rstrip("\r\n")
+                # The line end stays on the last field (override); it is stripped there if need be.
                 if text_line.count(",") != commas:
                     if not text_line.strip():
                         continue  # a blank line
@@ -502,7 +504,7 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
                     parser.day(date_raw, start)
                     shape = parser.shape(site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw,
                                          line=start)
-            if pid_raw != current_raw or current is None:
+            if pid_raw != current_raw:
                 patient_id = parser.text(pid_raw, start, "patient_id")
                 if current is not None and (patient_id is None) != (current.patient_id is None):
                     raise _mixed_anonymous(patient_id, file, start)
@@ -528,9 +530,13 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
             day = dates.get(date_raw)
             if day is None:
                 day = parser.day(date_raw, start)
-            weight = weights[weight_raw] if weight_raw in weights else parser.weight(weight_raw, start)
-            override = parser.text(override_raw, start, "override") if override_raw else None
-            if patient is not None and current.patient_id != patient:
+            weight = weights.get(weight_raw, _UNSEEN)
+            if weight is _UNSEEN:
+                weight = parser.weight(weight_raw, start)
+            override = None if override_raw in _NO_TEXT else parser.text(override_raw.rstrip("\r\n"), start,
+                                                                          "override")
+            assert current is not None  # the first row always sets it
+            if filtering and current.patient_id != patient:
                 continue
             site, side, drug, amount, technique, points, category, ref, la = shape
             # The common cases inline: the first row of an injection, or one more drug for the
