@@ -527,6 +527,11 @@ def sites(rules_path: str | None, fmt: str) -> None:
 
 
 def main() -> None:
+    # tpi's data holds no reference cycles: reference counting frees it all. The cycle collector
+    # would only rescan every live object again and again (seconds, for a history held in memory).
+    import gc
+
+    gc.disable()
     try:
         cli(prog_name="tpi")
     except BrokenPipeError:  # e.g. `tpi validate big.csv | head`

@@ -60,18 +60,22 @@ _PART = re.compile(r"\s*(\d{1,6})\s*([a-z]+)\s*,?", re.IGNORECASE)
 _ISO_DURATION = re.compile(r"P(?:(\d{1,6})Y)?(?:(\d{1,6})M)?(?:(\d{1,6})W)?(?:(\d{1,6})D)?\Z", re.IGNORECASE)
 
 
+_CACHES: dict[tuple[int, int], tuple[dict[int, int], dict[int, int]]] = {}
+
+
 class Duration:
     """A calendar duration: years and months (applied first, with month-end clamping), then days."""
 
-    __slots__ = ("_after", "_start_after", "days", "months", "text", "years")
+    __slots__ = ("_after", "_in_months", "_start_after", "days", "months", "text", "years")
 
     def __init__(self, years: int = 0, months: int = 0, days: int = 0, text: str = "") -> None:
         self.years = years
         self.months = months
         self.days = days
         self.text = text or self._describe()
-        self._after: dict[int, int] = {}
-        self._start_after: dict[int, int] = {}
+        self._in_months = years * 12 + months
+        # Equal durations share their caches ("12 months" and "1 year" are one).
+        self._after, self._start_after = _CACHES.setdefault((self._in_months, days), ({}, {}))
 
     @classmethod
     def parse(cls, text: str) -> Duration:
@@ -135,18 +139,22 @@ class Duration:
 
         Computed as relativedelta does it (tests compare the two over every day of many years):
         years and months first, the day of the month clamped to the month's end, then days."""
+        if not self._in_months:
+            return day + self.days
         result = self._after.get(day)
         if result is None:
-            result = _shift(day, self.years * 12 + self.months) + self.days
+            result = _shift(day, self._in_months) + self.days
             self._after[day] = result
         return result
 
     def first_start_after(self, day: int) -> int:
         """The first start ``s`` with ``s + self > day``: an injection on ``s`` or later is still
         inside a window of this length on ``day`` (``s + self`` is non-decreasing in ``s``). Cached."""
+        if not self._in_months:
+            return day - self.days + 1  # day-only: s + days > day from s = day - days + 1
         start = self._start_after.get(day)
         if start is None:
-            start = _shift(day, -(self.years * 12 + self.months)) - self.days
+            start = _shift(day, -self._in_months) - self.days
             while self.add(start - 1) > day:
                 start -= 1
             while self.add(start) <= day:
