@@ -458,6 +458,7 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
         middles: dict[str, Shape] = {}
         commas = width - 1
         groups: dict[str | None, _PatientRows] = {}
+        by_raw: dict[str, _PatientRows] = {}  # grouped: each patient_id text seen, to its patient
         done: set[str | None] = set()
         current: _PatientRows | None = None  # typed loosely: checked at the first row
         current_raw: str | None = None
@@ -504,7 +505,10 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
                     parser.day(date_raw, start)
                     shape = parser.shape(site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw,
                                          line=start)
-            if pid_raw != current_raw:
+            if pid_raw != current_raw and grouped and pid_raw in by_raw:
+                current = by_raw[pid_raw]  # grouped, rows in any order: a patient seen before
+                current_raw = pid_raw
+            elif pid_raw != current_raw:
                 patient_id = parser.text(pid_raw, start, "patient_id")
                 if current is not None and (patient_id is None) != (current.patient_id is None):
                     raise _mixed_anonymous(patient_id, file, start)
@@ -513,7 +517,7 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
                         found = groups.get(patient_id)
                         if found is None:
                             found = groups[patient_id] = _PatientRows(patient_id)
-                        current = found
+                        current = by_raw[pid_raw] = found
                     else:
                         if current is not None:
                             if remember:
