@@ -332,7 +332,7 @@ def next_(history: str, site_text: str | None, on: date | None, patient: str | N
 @cli.command()
 @click.argument("history", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--patient", help="Only this patient.")
-@click.option("--jobs", type=click.IntRange(1, 64), help="Processes for a large CSV file of contiguous patients "
+@click.option("--jobs", type=click.IntRange(1, 64), help="Processes for a large CSV file "
               "(default: the CPUs, at most 4; 1: one process). The report is the same.")
 @rules_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,

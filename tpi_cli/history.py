@@ -11,6 +11,7 @@ memory; from stdin, which cannot be read twice, it groups in memory from the sta
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import csv
 import io
@@ -269,10 +270,12 @@ def _conflict(injection: Injection, field: str, line: int, file: str) -> TpiErro
 class _PatientRows:
     """The rows of one patient, merged into injections as they come (each sealed as it changes)."""
 
-    __slots__ = ("by_key", "patient_id", "techniques")
+    __slots__ = ("by_key", "first_line", "patient_id", "skip", "techniques")
 
-    def __init__(self, patient_id: str | None) -> None:
+    def __init__(self, patient_id: str | None, first_line: int = 0, skip: bool = False) -> None:
         self.patient_id = patient_id
+        self.first_line = first_line
+        self.skip = skip  # rows read and checked, but the patient is not wanted (--patient, a shard)
         self.by_key: dict[tuple[int, Site, str | None], Injection] = {}
         self.techniques = False  # whether any row gave a technique (checked when done)
 
@@ -300,7 +303,7 @@ class _PatientRows:
                     raise TpiError("technique is wet but the injection has no drug", file=file,
                                    line=injection.line, field="technique")
         injections.sort(key=_DAY)  # stable: ties keep first appearance
-        return PatientHistory(self.patient_id, injections)
+        return PatientHistory(self.patient_id, injections, first_line=self.first_line)
 
 
 _DAY = attrgetter("day")
@@ -420,13 +423,14 @@ def read_patients(path: str, rules: Rules, *, patient: str | None = None,
 
 
 def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | None,
-                  mode: str) -> Iterator[PatientHistory]:
+                  mode: str, shard: tuple[int, int] | None = None) -> Iterator[PatientHistory]:
     """The CSV reader: rows parsed (through caches) and merged into patients as they are read.
 
     ``SORTED`` and ``CONTIGUOUS`` stream: a patient is given as soon as the next one starts;
     ``SORTED`` raises Restart(CONTIGUOUS) when an ID is not greater than the one before, and
     ``CONTIGUOUS`` raises Restart(GROUPED) when a finished patient comes back. ``GROUPED`` keeps
-    every patient until the end."""
+    every patient until the end. ``shard`` ``(k, n)`` keeps only the patients whose ID hashes to
+    ``k`` of ``n`` (every row is still read and checked)."""
     grouped = mode == GROUPED
     remember = mode == CONTIGUOUS
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
@@ -463,7 +467,6 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
         current: _PatientRows | None = None  # typed loosely: checked at the first row
         current_raw: str | None = None
         rank = CATEGORY_RANK
-        filtering = patient is not None
         last_group: _PatientRows | None = None
         last_day, last_site, last_side = -1, None, None
         injection = cast(Injection, None)  # set with the first row
@@ -516,7 +519,8 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
                     if grouped:
                         found = groups.get(patient_id)
                         if found is None:
-                            found = groups[patient_id] = _PatientRows(patient_id)
+                            found = groups[patient_id] = _PatientRows(patient_id, start,
+                                                                      _unwanted(patient_id, patient, shard))
                         current = by_raw[pid_raw] = found
                     else:
                         if current is not None:
@@ -527,9 +531,9 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
                                 raise Restart(CONTIGUOUS)
                         if patient_id in done:
                             raise Restart(GROUPED)
-                        if current is not None and (patient is None or current.patient_id == patient):
+                        if current is not None and not current.skip:
                             yield current.finish(file)
-                        current = _PatientRows(patient_id)
+                        current = _PatientRows(patient_id, start, _unwanted(patient_id, patient, shard))
                 current_raw = pid_raw
             day = dates.get(date_raw)
             if day is None:
@@ -540,7 +544,7 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
             override = None if override_raw in _NO_TEXT else parser.text(override_raw.rstrip("\r\n"), start,
                                                                           "override")
             assert current is not None  # the first row always sets it
-            if filtering and current.patient_id != patient:
+            if current.skip:
                 continue
             site, side, drug, amount, technique, points, category, ref, la = shape
             # The common cases inline: the first row of an injection, or one more drug for the
@@ -576,10 +580,10 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
                 merge(injection, drug, amount, technique, points, weight, override, start, file)
                 injection.seal()
         if grouped:
-            for patient_id, group in groups.items():
-                if patient is None or patient_id == patient:
+            for group in groups.values():
+                if not group.skip:
                     yield group.finish(file)
-        elif current is not None and (patient is None or current.patient_id == patient):
+        elif current is not None and not current.skip:
             yield current.finish(file)
     except UnicodeDecodeError as exc:
         line = _bad_utf8_line(file) if file != "<stdin>" else None
@@ -587,6 +591,15 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
                        line=line or number + 1) from None
     except csv.Error as exc:
         raise TpiError(f"not valid CSV: {exc}", file=file, line=number) from None
+
+
+def _unwanted(patient_id: str | None, patient: str | None, shard: tuple[int, int] | None) -> bool:
+    if patient is not None and patient_id != patient:
+        return True
+    if shard is not None:
+        key = (patient_id or "").encode("utf-8", "surrogatepass")
+        return binascii.crc32(key) % shard[1] != shard[0]
+    return False
 
 
 def _bad_utf8_line(path: str) -> int | None:

@@ -83,13 +83,14 @@ class PatientHistory:
     """One patient's injections in evaluation order (date, then first appearance), and the
     weights recorded for them as ``(day, position, weight in kg)`` in the same order."""
 
-    __slots__ = ("_weights", "injections", "patient_id")
+    __slots__ = ("_weights", "first_line", "injections", "patient_id")
 
     def __init__(self, patient_id: str | None, injections: list[Injection],
-                 weights: list[tuple[int, int, Ratio]] | None = None) -> None:
+                 weights: list[tuple[int, int, Ratio]] | None = None, first_line: int = 0) -> None:
         self.patient_id = patient_id
         self.injections = injections
         self._weights = weights
+        self.first_line = first_line  # the line of the patient's first row (0: not from a CSV file)
 
     @property
     def weights(self) -> list[tuple[int, int, Ratio]]:

@@ -19,12 +19,13 @@ import io
 import itertools
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from tpi_cli.errors import TpiError
-from tpi_cli.history import SORTED, Prefixed, Restart, _csv_patients
-from tpi_cli.results import ValidationCounts
+from tpi_cli.history import GROUPED, SORTED, Prefixed, Restart, _csv_patients
+from tpi_cli.model import PatientHistory
+from tpi_cli.results import ValidationCounts, Violation
 from tpi_cli.rules import Rules
 from tpi_cli.validate import Validator
 
@@ -41,8 +42,6 @@ def plan(path: str, jobs: int) -> tuple[bytes, list[tuple[int, int]]] | None:
         return None
     try:
         size = os.path.getsize(path)
-        if size < MIN_BYTES:
-            return None
         with open(path, "rb") as handle:
             header = handle.readline()
             if not header or b'"' in header or header.lstrip(b"\xef\xbb\xbf").lstrip()[:1] in (b"[", b"{"):
@@ -100,34 +99,42 @@ class ShardReport:
         self.first: str | None = None
         self.last: str | None = None
         self.fallback: str | None = None  # why the sequential path must decide
+        self.chunks: list[tuple[int, int, int]] = []  # by hash: (first line, offset, length) a patient
+
+
+class Outcome:
+    """The report of a parallel run: counts, and the violations' text in file order."""
+
+    def __init__(self, counts: ValidationCounts, parts: Iterator[IO[str]], files: list[IO[Any]]) -> None:
+        self.counts = counts
+        self.parts = parts
+        self._files = files
+
+    def close(self) -> None:
+        for file in self._files:
+            file.close()
 
 
 _JOB: dict[str, Any] = {}
 
 
-def _work(index: int) -> ShardReport:
-    """One worker: validate one range into its temporary file."""
-    job = _JOB
+def _tally(report: ShardReport, history: PatientHistory, violations: list[Violation],
+           write: Callable[[Violation], None]) -> None:
+    counts = report.counts
+    if report.first is None:
+        report.first = history.patient_id
+    report.last = history.patient_id
+    counts.patients += 1
+    counts.injections += len(history.injections)
+    for violation in violations:
+        counts.tally(violation)
+        write(violation)
+
+
+def _guard(work: Callable[[ShardReport], None]) -> ShardReport:
     report = ShardReport()
-    start, end = job["ranges"][index]
-    out: IO[str] = job["outputs"][index]
-    write = job["make_writer"](job["fmt"], out)
-    validator: Validator = job["validator"]
     try:
-        with open(job["path"], "rb") as handle:
-            handle.seek(start)
-            stream = io.BufferedReader(Prefixed(job["header"], handle, end - start), buffer_size=1 << 16)
-            counts = report.counts
-            for history in _csv_patients(stream, job["name"], job["rules"], None, SORTED):
-                if report.first is None:
-                    report.first = history.patient_id
-                report.last = history.patient_id
-                counts.patients += 1
-                counts.injections += len(history.injections)
-                for violation in validator.patient(history):
-                    counts.tally(violation)
-                    write(violation)
-        out.flush()
+        work(report)
     except Restart:
         report.fallback = "patient IDs do not increase"
     except TpiError:
@@ -137,36 +144,148 @@ def _work(index: int) -> ShardReport:
     return report
 
 
-def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs: int,
-        make_writer: Callable[[str, IO[str]], Callable[[Any], None]]) -> tuple[list[ShardReport], list[IO[str]]] | None:
-    """Validate ``path`` on ``jobs`` processes; None when the sequential path must do it."""
+def _work_range(index: int) -> ShardReport:
+    """One worker: validate one range of whole patients into its temporary file."""
+    job = _JOB
+
+    def work(report: ShardReport) -> None:
+        start, end = job["ranges"][index]
+        out: IO[str] = job["outputs"][index]
+        write = job["make_writer"](job["fmt"], out)
+        validator: Validator = job["validator"]
+        with open(job["path"], "rb") as handle:
+            handle.seek(start)
+            stream = io.BufferedReader(Prefixed(job["header"], handle, end - start), buffer_size=1 << 16)
+            for history in _csv_patients(stream, job["name"], job["rules"], None, SORTED):
+                _tally(report, history, validator.patient(history), write)
+        out.flush()
+
+    return _guard(work)
+
+
+def _work_hash(index: int) -> ShardReport:
+    """One worker: read the whole file, keep the patients whose ID hashes to this worker, and
+    write each patient's report apart, to be put back in order of first appearance."""
+    job = _JOB
+
+    def work(report: ShardReport) -> None:
+        out: IO[bytes] = job["outputs"][index]
+        validator: Validator = job["validator"]
+        with open(job["path"], "rb") as handle:
+            for history in _csv_patients(handle, job["name"], job["rules"], None, GROUPED,
+                                         shard=(index, job["shards"])):
+                violations = validator.patient(history)
+                if not violations:
+                    _tally(report, history, violations, _ignore)
+                    continue
+                text = io.StringIO()
+                _tally(report, history, violations, job["make_writer"](job["fmt"], text))
+                data = text.getvalue().encode("utf-8")
+                report.chunks.append((history.first_line, out.tell(), len(data)))
+                out.write(data)
+        out.flush()
+
+    return _guard(work)
+
+
+def _ignore(violation: Violation) -> None:
+    return None
+
+
+def _pool(work: Callable[[int], ShardReport], count: int) -> list[ShardReport]:
     import multiprocessing
 
-    planned = plan(path, jobs)
-    if planned is None or "fork" not in multiprocessing.get_all_start_methods():
+    with multiprocessing.get_context("fork").Pool(count) as pool:
+        return pool.map(work, range(count))
+
+
+def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs: int,
+        make_writer: Callable[[str, IO[str]], Callable[[Violation], None]]) -> Outcome | None:
+    """Validate ``path`` on ``jobs`` processes; None when the sequential path must do it.
+
+    First by ranges of whole patients (contiguous, increasing IDs: streamed, flat memory); if the
+    IDs turn out not to be so, by hash of the ID (each worker groups its share in memory)."""
+    import multiprocessing
+
+    if jobs < 2 or path == "-" or "fork" not in multiprocessing.get_all_start_methods():
         return None
-    header, ranges = planned
-    outputs: list[IO[str]] = [tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
-                              for _ in ranges]  # closed by the caller (or below on fallback)
-    _JOB.update(path=path, name=name, rules=rules, validator=validator, fmt=fmt, header=header, ranges=ranges,
-                outputs=outputs, make_writer=make_writer)
     try:
-        with multiprocessing.get_context("fork").Pool(len(ranges)) as pool:
-            reports = pool.map(_work, range(len(ranges)))
+        if os.path.getsize(path) < MIN_BYTES:
+            return None
+    except OSError:
+        return None
+    base = {"path": path, "name": name, "rules": rules, "validator": validator, "fmt": fmt,
+            "make_writer": make_writer}
+    planned = plan(path, jobs)
+    if planned is not None:
+        header, ranges = planned
+        outputs: list[IO[Any]] = [tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
+                                  for _ in ranges]  # closed by Outcome.close (or below)
+        _JOB.update(base, header=header, ranges=ranges, outputs=outputs)
+        try:
+            reports = _pool(_work_range, len(ranges))
+        finally:
+            _JOB.clear()
+        reason = next((report.fallback for report in reports if report.fallback), None)
+        if reason is None and _in_order(reports):
+            for output in outputs:
+                output.seek(0)
+            return Outcome(_total(reports), iter(outputs), outputs)
+        for output in outputs:
+            output.close()
+        if reason == "bad input":
+            return None  # the sequential path names the first bad row
+    if _patient_column(path) is None:
+        return None
+    outputs = [tempfile.TemporaryFile("w+b") for _ in range(jobs)]  # noqa: SIM115 - closed by Outcome.close
+    _JOB.update(base, shards=jobs, outputs=outputs)
+    try:
+        reports = _pool(_work_hash, jobs)
     finally:
         _JOB.clear()
-    usable = all(report.fallback is None for report in reports)
+    if any(report.fallback for report in reports):
+        for output in outputs:
+            output.close()
+        return None
+    chunks = sorted((first, shard, offset, length) for shard, report in enumerate(reports)
+                    for first, offset, length in report.chunks)
+    return Outcome(_total(reports), _read_chunks(chunks, outputs), outputs)
+
+
+def _read_chunks(chunks: list[tuple[int, int, int, int]], outputs: list[IO[Any]]) -> Iterator[IO[str]]:
+    for _, shard, offset, length in chunks:
+        output = outputs[shard]
+        output.seek(offset)
+        yield io.StringIO(output.read(length).decode("utf-8"))
+
+
+def _in_order(reports: list[ShardReport]) -> bool:
+    """Whether the ranges' patient IDs increase across the cuts (no patient in two ranges)."""
     previous: str | None = None
     for report in reports:
         if report.first is None:
             continue
         if previous is not None and not previous < report.first:
-            usable = False  # a patient could straddle a cut, or IDs are not in order
+            return False
         previous = report.last
-    if not usable:
-        for output in outputs:
-            output.close()
+    return True
+
+
+def _total(reports: list[ShardReport]) -> ValidationCounts:
+    counts = ValidationCounts()
+    for report in reports:
+        counts.add(report.counts)
+    return counts
+
+
+def _patient_column(path: str) -> int | None:
+    """The patient_id column of a CSV file's header (None: JSON, or no such column)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.readline(1 << 16)
+    except OSError:
         return None
-    for output in outputs:
-        output.seek(0)
-    return reports, outputs
+    if header.lstrip(b"\xef\xbb\xbf").lstrip()[:1] in (b"[", b"{"):
+        return None
+    names = [name.strip().lower() for name in header.decode("utf-8-sig", "replace").rstrip("\r\n").split(",")]
+    return names.index("patient_id") if "patient_id" in names else None

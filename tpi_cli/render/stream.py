@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from json.encoder import encode_basestring as _encode
 from typing import IO
 
@@ -37,16 +37,11 @@ def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str
 
         done = parallel.run(rules, validator, path, path, fmt, jobs, _writer)
         if done is not None:
-            reports, outputs = done
-            counts = ValidationCounts()
-            for report in reports:
-                counts.add(report.counts)
             try:
-                _finish(fmt, outputs, out, counts)
+                _finish(fmt, done.parts, out, done.counts)
             finally:
-                for output in outputs:
-                    output.close()
-            return counts.block
+                done.close()
+            return done.counts.block
     counts = ValidationCounts()
     seen: set[str] = set()
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+", encoding="utf-8", newline="") as spool:
@@ -116,7 +111,7 @@ def _json_text(value: str | None) -> str:
     return "null" if value is None else _encode(value)
 
 
-def _finish(fmt: str, parts: list[IO[str]], out: IO[str], counts: ValidationCounts) -> None:
+def _finish(fmt: str, parts: Iterable[IO[str]], out: IO[str], counts: ValidationCounts) -> None:
     """The report: a header, the violations of each part in order, a summary."""
     summary = {"block": counts.block, "warn": counts.warn, "overridden": counts.overridden}
     if fmt == "json":
@@ -138,7 +133,7 @@ def _finish(fmt: str, parts: list[IO[str]], out: IO[str], counts: ValidationCoun
     out.write("tpi supports, and does not replace, a clinician's judgement.\n")
 
 
-def _copy(parts: list[IO[str]], out: IO[str], separator: str = "") -> None:
+def _copy(parts: Iterable[IO[str]], out: IO[str], separator: str = "") -> None:
     """Each part in order; ``separator`` between two parts that are not empty."""
     written = False
     for part in parts:
