@@ -1,16 +1,17 @@
-"""``tpi validate`` on several processes: a large CSV file cut into ranges of whole patients.
+"""``tpi validate`` on several processes, each a share of the patients.
 
-The engine is a pure function of one patient's history, so a file whose patients are contiguous
-can be cut at patient boundaries and each range validated on its own. The parent finds the cuts
-(a few reads around each one), forks one worker per range, and each worker streams its range
-through the same reader and validator as the sequential path, writing its report into an unnamed
-temporary file made before the fork (nothing is left behind; memory stays flat). The parent then
-writes the header, the ranges' reports in order, and the summary.
+The engine is a pure function of one patient's history, so patients can be validated apart.
 
-Anything that could make a range wrong sends the caller back to the sequential path, which gives
-the same answer on one process: a quote anywhere near a cut or inside a range (a quoted field may
-hold a newline), patient IDs that do not increase within a range or across a cut, or a bad row
-(the sequential path then reports the first one in the file, with its line).
+* By ranges: a file whose patients are contiguous, with increasing IDs, is cut at patient
+  boundaries (a few reads around each cut) and each worker streams its byte range through the same
+  reader and validator as the sequential path (memory stays flat).
+* By hash: otherwise (IDs out of order, a patient's rows scattered, quotes near a cut), each worker
+  reads the whole file, checks every row, and keeps the patients whose ID hashes to it, grouped in
+  memory; the parent puts the patients' reports back in order of first appearance.
+
+Workers are forked and write their reports into unnamed temporary files made before the fork
+(nothing is left behind). A bad row anywhere sends the caller back to the sequential path, which
+reports the first one in the file with its line; the report is the same as on one process.
 """
 
 from __future__ import annotations
