@@ -440,6 +440,10 @@ def plan_data(plan: Plan, env: Env) -> None:
     if "4" in need:
         wanted["patient"] = patient_dataset(f"patient-{sizes.patient_injections}", sizes.patient_injections,
                                             sizes.patient_years, "1976-01-01", 11)
+        # The same patient density at a tenth of the size: how time per row grows with n.
+        small = sizes.patient_injections // 10
+        wanted["patient-small"] = patient_dataset(f"patient-{small}", small, sizes.patient_years / 10,
+                                                  "1976-01-01", 11)
     for key, dataset in wanted.items():
         plan.files[key] = ensure_data(dataset, env.data, env.log)
     for data in plan.files.values():  # load the page cache, so that no first run reads from the disk
@@ -469,7 +473,7 @@ def run_targets(plan: Plan, env: Env) -> list[Row]:
             long_commands.append(validate_command(files["big"]))
     if "4" in need:
         long_commands += [validate_command(files["desk"]), validate_command(files["patient"]),
-                          validate_command(files["rows"])]
+                          validate_command(files["patient-small"]), validate_command(files["rows"])]
     measure(env, long_commands, plan.runs, "targets " + ",".join(sorted(need - {"3"})))
 
     if "1" in need:
@@ -544,6 +548,18 @@ def per_row_rows(plan: Plan, env: Env) -> list[Row]:
                              f"({many.rows:,} rows)",
                         str(len(one_s)), format_per_row(median / one.rows), format_per_row(low / one.rows),
                         format_per_row(high / one.rows), format_per_row(base), f"{ratio:.2f}x", "≤ 3x", ratio <= 3))
+    # Growth: time per row of the patient against the same patient density at a tenth of the size.
+    # An O(n log n) engine keeps this near 1 (log 20000 / log 2000 = 1.3); O(n^2) would give ~10.
+    small = files["patient-small"]
+    small_s = env.samples[validate_command(small).key]
+    small_median = statistics.median(s.seconds for s in small_s) - startup
+    median, low, high = (value - startup for value in stats(one_s, seconds_of))
+    growth = (median / one.rows) / (small_median / small.rows)
+    rows.append(Row("4", f"growth with n: time per row (net of startup) of {code(validate_command(one).shown)} vs "
+                         f"{code(validate_command(small).shown)} ({small.rows:,} rows, the same density)",
+                    str(len(one_s)), format_per_row(median / one.rows), format_per_row(low / one.rows),
+                    format_per_row(high / one.rows), format_per_row(small_median / small.rows), f"{growth:.2f}x",
+                    "≤ 1.3x (n log n)", growth <= 1.3))
     return rows
 
 

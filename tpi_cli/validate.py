@@ -19,11 +19,14 @@ injection that passes (it is then measured and passes); it never clears one that
 
 from __future__ import annotations
 
+from typing import Any
+
 from tpi_cli.engine import FAIL, PASS, PatientIndex, anesthetic_limit, describe, measure
 from tpi_cli.model import Injection, PatientHistory
 from tpi_cli.quantity import PG_PER_MG, Ratio
 from tpi_cli.results import Violation
 from tpi_cli.rules import (
+    ANESTHETIC_DOSE,
     BLOCK,
     CATEGORIES,
     MAX_COUNT,
@@ -43,6 +46,7 @@ from tpi_cli.rules import (
 
 _MARGIN = 1e-9
 _FAR = 10**9
+_NO_LIMIT = float("inf")
 
 
 class _Plan:
@@ -88,7 +92,7 @@ class Validator:
             self._least[plan.kind] = min(self._least.get(plan.kind, _FAR), plan.limit)
         self._least_points = self._least.get(MAX_POINTS, _FAR)
         self._least_count = min(self._least.get(MAX_COUNT, _FAR), self._least.get(MAX_REGIONS, _FAR))
-        self._least_load = self._least.get(MAX_STEROID_DOSE, _FAR)
+        self._least_load: float = self._least.get(MAX_STEROID_DOSE, _NO_LIMIT)  # reference units: huge ints
         self._anesthetics = [drug for drug in rules.drugs.values() if drug.is_anesthetic]
 
     def patient(self, history: PatientHistory) -> list[Violation]:
@@ -96,6 +100,7 @@ class Validator:
         injections = history.injections
         if not injections:
             return []
+        suspects: list[tuple[int, int]] = []
         number = dict.fromkeys(CATEGORIES, 0)
         load = dict.fromkeys(CATEGORIES, 0)
         # Per site: the shortest gap in days between two injections, the most injections and the
@@ -104,23 +109,42 @@ class Validator:
         at_site: dict[Site, int] = {}
         load_at_site: dict[Site, int] = {}
         gap = _FAR
-        for injection in injections:
+        # Per session (day), in the same pass: its totals, checked when the day changes.
+        sessions = bool(self._session_plans)
+        first = 0
+        session_day = injections[0].day
+        points = steroid = mass = 0
+        weight: Ratio | None = None  # the latest weight on or before the session's day
+        for position, injection in enumerate(injections):
+            day = injection.day
+            if sessions and day != session_day:
+                if not self._session_within(points, position - first, steroid, mass, weight):
+                    self._screen_session(injections, first, position, weight, suspects)
+                first, session_day, points, steroid, mass = position, day, 0, 0, 0
             category = injection.category
+            ref = injection.ref
             number[category] += 1
-            load[category] += injection.ref
+            load[category] += ref
+            if sessions:
+                if injection.weight is not None:
+                    weight = injection.weight
+                points += injection.points or 1
+                steroid += ref
+                mass += injection.la
             site = injection.site
-            day = last_day.get(site)
-            if day is None:
+            before = last_day.get(site)
+            if before is None:
                 at_site[site] = 1
-                load_at_site[site] = injection.ref
+                load_at_site[site] = ref
             else:
-                gap = min(gap, injection.day - day)
+                gap = min(gap, day - before)
                 at_site[site] += 1
-                load_at_site[site] += injection.ref
-            last_day[site] = injection.day
+                load_at_site[site] += ref
+            last_day[site] = day
+        if sessions and not self._session_within(points, len(injections) - first, steroid, mass, weight):
+            self._screen_session(injections, first, len(injections), weight, suspects)
         most_at_site = max(at_site.values())
         most_load_at_site = max(load_at_site.values())
-        suspects: list[tuple[int, int]] = []
         for plan in self._other_plans:
             for category in plan.applies:
                 if number[category]:
@@ -142,12 +166,25 @@ class Validator:
                 found = self._screen_window(plan, injections)
             for position in found:
                 suspects.append((position, plan.order))
-        if self._session_plans:
-            self._screen_sessions(injections, suspects)
         if not suspects:
             return []
         suspects.sort()
         return self._measure(history, suspects)
+
+    def _session_within(self, points: int, count: int, steroid: int, mass: int, weight: Ratio | None) -> bool:
+        """Whether a session is within the tightest limits of every session rule (only when they
+        all involve every category). Anesthetic: all of it against the smallest limit of any."""
+        if not self._plain_sessions or points > self._least_points or count > self._least_count or \
+                steroid > self._least_load:
+            return False
+        if not mass:
+            return True
+        key = (weight.num, weight.den) if weight is not None else None
+        smallest = self._smallest_inverse.get(key)
+        if smallest is None:
+            smallest = self._smallest_inverse[key] = max(
+                (self._inverse(drug, weight) for drug in self._anesthetics), default=0.0)
+        return mass * smallest <= 1 - _MARGIN
 
     @staticmethod
     def _screen_interval(plan: _Plan, injections: list[Injection]) -> list[int]:
@@ -171,99 +208,66 @@ class Validator:
     def _screen_window(plan: _Plan, injections: list[Injection]) -> list[int]:
         applies, counted, scope, span, dose, limit = (plan.applies, plan.counted, plan.scope, plan.span, plan.dose,
                                                       plan.limit)
-        seen: dict[object, list[Injection]] = {}
+        # Per group: the counted days and amounts, the first still within the span, and the sum of
+        # those from it on (a sliding window: each injection enters and leaves once).
+        groups: dict[object, list[Any]] = {}
         found = []
         for position, injection in enumerate(injections):
             key: object = injection.site if scope == SITE else injection.site.region if scope == REGION else None
-            group = seen.get(key)
+            group = groups.get(key)
             category = injection.category
+            day = injection.day
             if category in applies:
                 amount = injection.ref if dose else 1
-                if group:
-                    day = injection.day
-                    for earlier in reversed(group):
-                        if span is not None and day - earlier.day >= span:
-                            break
-                        amount += earlier.ref if dose else 1
-                        if amount > limit:
-                            break
+                if group is not None:
+                    days, amounts, head, total = group
+                    if span is not None:
+                        while head < len(days) and day - days[head] >= span:
+                            total -= amounts[head]
+                            head += 1
+                        group[2], group[3] = head, total
+                    amount += total
                 if amount > limit:
                     found.append(position)
             if category in counted:
+                value = injection.ref if dose else 1
                 if group is None:
-                    group = seen[key] = []
-                group.append(injection)
+                    groups[key] = [[day], [value], 0, value]
+                else:
+                    group[0].append(day)
+                    group[1].append(value)
+                    group[3] += value
         return found
 
-    def _screen_sessions(self, injections: list[Injection], suspects: list[tuple[int, int]]) -> None:
-        """One pass over the sessions (days) for every session rule. A rule that involves every
-        category reads the session's totals, computed once; others add up their own."""
-        size = len(injections)
-        start = 0
-        weight: Ratio | None = None  # the latest weight on or before the session's day
-        while start < size:
-            day = injections[start].day
-            end = start + 1
-            while end < size and injections[end].day == day:
-                end += 1
-            if end - start == 1:
-                injection = injections[start]
-                if injection.weight is not None:
-                    weight = injection.weight
-                points, load, mass = injection.points or 1, injection.ref, injection.la
-            else:
-                points = load = mass = 0
-                for position in range(start, end):
-                    injection = injections[position]
-                    if injection.weight is not None:
-                        weight = injection.weight
-                    points += injection.points or 1
-                    load += injection.ref
-                    mass += injection.la
-            share = 0.0
-            if mass:
-                # All the session's anesthetic against the smallest limit of any anesthetic: when
-                # even that is well within 100%, the exact shares are not needed.
-                key = (weight.num, weight.den) if weight is not None else None
-                smallest = self._smallest_inverse.get(key)
-                if smallest is None:
-                    smallest = self._smallest_inverse[key] = max(
-                        (self._inverse(drug, weight) for drug in self._anesthetics), default=0.0)
-                share = mass * smallest
-                if share > 1 - _MARGIN:
-                    share = 0.0
-                    for position in range(start, end):
-                        for drug, amount in injections[position].drugs.items():
-                            if drug.is_anesthetic:
-                                share += amount.value * self._inverse(drug, weight)
-            if self._plain_sessions and points <= self._least_points and end - start <= self._least_count \
-                    and load <= self._least_load and share <= 1 - _MARGIN:
-                start = end
-                continue  # within every session rule (a region count is at most the injection count)
-            regions = 1 if end - start == 1 else -1  # counted only when needed
-            for plan in self._session_plans:
-                if plan.everything:
-                    kind = plan.kind
-                    if kind == MAX_POINTS:
-                        over = points > plan.limit
-                    elif kind == MAX_COUNT:
-                        over = end - start > plan.limit
-                    elif kind == MAX_REGIONS:
-                        if regions < 0:
-                            regions = len({injections[p].site.region for p in range(start, end)})
-                        over = regions > plan.limit
-                    elif kind == MAX_STEROID_DOSE:
-                        over = load > plan.limit
-                    else:
-                        over = share > 1 - _MARGIN
+    def _screen_session(self, injections: list[Injection], start: int, end: int, weight: Ratio | None,
+                        suspects: list[tuple[int, int]]) -> None:
+        """A session the quick bound could not clear: for each session rule, the injections whose
+        running total (the session's counted injections before them, and their own) is over."""
+        for plan in self._session_plans:
+            kind, applies, counted, limit = plan.rule.kind, plan.applies, plan.counted, plan.limit
+            total: float = 0
+            regions: set[str] = set()
+            for position in range(start, end):
+                injection = injections[position]
+                if kind == MAX_POINTS:
+                    own: float = injection.points or 1
+                elif kind == MAX_COUNT:
+                    own = 1
+                elif kind == MAX_STEROID_DOSE:
+                    own = injection.ref
+                elif kind == MAX_REGIONS:
+                    own = 0 if injection.site.region in regions else 1
                 else:
-                    over = self._session_over(plan, injections, start, end, weight)
-                if over:
-                    applies = plan.applies
-                    for position in range(start, end):
-                        if injections[position].category in applies:
-                            suspects.append((position, plan.order))
-            start = end
+                    own = sum(amount.value * self._inverse(drug, weight)
+                              for drug, amount in injection.drugs.items() if drug.is_anesthetic)
+                if injection.category in applies:
+                    over = total + own > (1 - _MARGIN if kind == ANESTHETIC_DOSE else limit)
+                    if over:
+                        suspects.append((position, plan.order))
+                if injection.category in counted:
+                    total += own
+                    if kind == MAX_REGIONS:
+                        regions.add(injection.site.region)
 
     def _inverse(self, drug: Drug, weight: Ratio | None) -> float:
         """1 / the drug's limit in picograms (infinite when its limit is unknown), cached."""
@@ -273,36 +277,6 @@ class Validator:
             found = anesthetic_limit(drug, weight)
             factor = self._inverse_limits[key] = 1 / (float(found) * PG_PER_MG) if found is not None else float("inf")
         return factor
-
-    def _session_over(self, plan: _Plan, injections: list[Injection], start: int, end: int,
-                      weight: Ratio | None) -> bool:
-        kind = plan.rule.kind
-        involved = plan.involved
-        limit = plan.limit
-        if kind == MAX_POINTS:
-            total = 0
-            for position in range(start, end):
-                injection = injections[position]
-                if injection.category in involved:
-                    total += injection.points or 1
-            return total > limit
-        if kind == MAX_COUNT:
-            return end - start > limit and sum(1 for i in injections[start:end] if i.category in involved) > limit
-        if kind == MAX_REGIONS:
-            if end - start <= limit:
-                return False
-            return len({i.site.region for i in injections[start:end] if i.category in involved}) > limit
-        if kind == MAX_STEROID_DOSE:
-            return sum(i.ref for i in injections[start:end] if i.category in involved) > limit
-        share = 0.0
-        for position in range(start, end):
-            injection = injections[position]
-            if injection.category not in involved:
-                continue
-            for drug, amount in injection.drugs.items():
-                if drug.is_anesthetic:
-                    share += amount.value * self._inverse(drug, weight)
-        return share > 1 - _MARGIN
 
     def _measure(self, history: PatientHistory, suspects: list[tuple[int, int]]) -> list[Violation]:
         injections = history.injections
