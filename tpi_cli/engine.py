@@ -44,6 +44,7 @@ from tpi_cli.rules import (
     Drug,
     Rule,
     Rules,
+    Site,
 )
 
 SKIP, PASS, WARNED, FAIL = -1, 0, 1, 2
@@ -155,10 +156,21 @@ class PatientIndex:
         self._weight_days = [w[0] for w in history.weights]
         self._positions: dict[tuple[frozenset[str], str], dict[object, list[int]]] = {}
         self._lists: dict[tuple[frozenset[str], str, object], ScopeList | None] = {}
+        self._quick: dict[tuple[int, Site, str | None], ScopeList | None] = {}
 
     def scope_list(self, rule: Rule, target: Injection) -> ScopeList | None:
         """What ``rule`` counts in ``target``'s scope, all positions (made on first use; one pass
         over the patient files every injection under each list it belongs to)."""
+        quick = (id(rule), target.site, target.side)
+        try:
+            return self._quick[quick]
+        except KeyError:
+            pass
+        found = self._scope_list(rule, target)
+        self._quick[quick] = found
+        return found
+
+    def _scope_list(self, rule: Rule, target: Injection) -> ScopeList | None:
         scope = PATIENT if rule.scope == SESSION else rule.scope
         key = _query_key(scope, target)
         signature = (rule.counts, scope, key)
