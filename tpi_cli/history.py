@@ -270,7 +270,7 @@ def _conflict(injection: Injection, field: str, line: int, file: str) -> TpiErro
 class _PatientRows:
     """The rows of one patient, merged into injections as they come (each sealed as it changes)."""
 
-    __slots__ = ("by_key", "first_line", "patient_id", "skip", "techniques")
+    __slots__ = ("by_key", "first_line", "last_day", "patient_id", "skip", "techniques", "unsorted")
 
     def __init__(self, patient_id: str | None, first_line: int = 0, skip: bool = False) -> None:
         self.patient_id = patient_id
@@ -278,12 +278,16 @@ class _PatientRows:
         self.skip = skip  # rows read and checked, but the patient is not wanted (--patient, a shard)
         self.by_key: dict[tuple[int, Site, str | None], Injection] = {}
         self.techniques = False  # whether any row gave a technique (checked when done)
+        self.last_day = -1
+        self.unsorted = False  # whether an injection came before an earlier-dated one
 
     def injection(self, day: int, site: Site, side: str | None, line: int) -> Injection:
         key = (day, site, side)
         found = self.by_key.get(key)
         if found is None:
             found = self.by_key[key] = Injection(self.patient_id, day, site, side, {}, line=line, seq=len(self.by_key))
+            self.unsorted = self.unsorted or day < self.last_day
+            self.last_day = day
         return found
 
     def add(self, row: _Row, file: str) -> None:
@@ -302,7 +306,8 @@ class _PatientRows:
                 if injection.technique == "wet" and not injection.drugs:
                     raise TpiError("technique is wet but the injection has no drug", file=file,
                                    line=injection.line, field="technique")
-        injections.sort(key=_DAY)  # stable: ties keep first appearance
+        if self.unsorted:
+            injections.sort(key=_DAY)  # stable: ties keep first appearance
         return PatientHistory(self.patient_id, injections, first_line=self.first_line)
 
 
@@ -557,6 +562,9 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
                 if injection is None:
                     injection = by_key[key] = Injection(current.patient_id, day, site, side, {}, points, weight,
                                                         override, start, 0, technique)
+                    if day < current.last_day:
+                        current.unsorted = True
+                    current.last_day = day
                     if amount is not None:
                         injection.drugs[drug] = amount
                         injection.category = category
