@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Iterator
 from math import gcd
 from typing import Any
 
@@ -514,22 +515,27 @@ def _build(document: Any, check: _Validator) -> Rules | None:
         return None
 
 
-def _build_drugs(top: YMap, check: _Validator) -> dict[str, Drug]:
-    drugs: dict[str, Drug] = {}
-    section = check.mapping(top.get("drugs"), check.line_of(top, "drugs"), "drugs")
+def _entries(top: YMap, key: str, what: str, check: _Validator) -> Iterator[tuple[str, int, str, YMap]]:
+    """Each named entry of a section (``drugs``, ``sites``): name, line, where, mapping."""
+    section = check.mapping(top.get(key), check.line_of(top, key), key)
     if section is None:
-        return drugs
+        return
     if not section:
-        check.error(section.line, "drugs: no drugs defined")
-    seen: dict[str, str] = {}
+        check.error(section.line, f"{key}: no {key} defined")
     for name, body in section.items():
         if check.full:
             break
         line = section.key_lines[name]
-        where = f"drug {name!r}"
+        where = f"{what} {name!r}"
         entry = check.mapping(body, line, where)
-        if entry is None:
-            continue
+        if entry is not None:
+            yield name, line, where, entry
+
+
+def _build_drugs(top: YMap, check: _Validator) -> dict[str, Drug]:
+    drugs: dict[str, Drug] = {}
+    seen: dict[str, str] = {}
+    for name, line, where, entry in _entries(top, "drugs", "drug", check):
         check.keys(entry, _DRUG_KEYS, where)
         drug_class = check.choice(entry, "class", where, DRUG_CLASSES)
         if entry.get("class") is None:
@@ -574,20 +580,8 @@ def _claim_names(check: _Validator, seen: dict[str, str], name: str, aliases: tu
 
 def _build_sites(top: YMap, check: _Validator) -> dict[str, Site]:
     sites: dict[str, Site] = {}
-    section = check.mapping(top.get("sites"), check.line_of(top, "sites"), "sites")
-    if section is None:
-        return sites
-    if not section:
-        check.error(section.line, "sites: no sites defined")
     seen: dict[str, str] = {}
-    for name, body in section.items():
-        if check.full:
-            break
-        line = section.key_lines[name]
-        where = f"site {name!r}"
-        entry = check.mapping(body, line, where)
-        if entry is None:
-            continue
+    for name, line, where, entry in _entries(top, "sites", "site", check):
         check.keys(entry, _SITE_KEYS, where)
         region = check.text(entry, "region", where, required=True)
         lateral = entry.get("lateral", True)
