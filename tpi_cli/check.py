@@ -47,10 +47,12 @@ from tpi_cli.rules import (
     ANESTHETIC_DOSE,
     BLOCK,
     DRY,
+    MAX_COUNT,
     MAX_STEROID_DOSE,
     PATIENT,
     SESSION,
     STEROID,
+    WARN,
     Drug,
     Rule,
     Rules,
@@ -61,12 +63,13 @@ from tpi_cli.rules import (
 class Planner:
     """Evaluates one proposal (its drugs, site and side) on any day, against one patient."""
 
-    def __init__(self, index: PatientIndex, proposal: Injection, active: list[Rule]) -> None:
+    def __init__(self, index: PatientIndex, proposal: Injection, active: list[Rule], on: int) -> None:
         self.index = index
         self.proposal = proposal
         self.active = active
+        self.first_later = index.position_after(on)  # no day before ``on`` is ever asked
         self._moved: dict[int, Injection] = {}
-        self._base: dict[tuple[int, int], int] = {}
+        self._exposure: dict[int, tuple[list[int], dict[int, int]]] = {}
         self._status: dict[tuple[int, int], int] = {}
         self._candidates: dict[int, list[int]] = {}
 
@@ -91,22 +94,54 @@ class Planner:
         end = bisect_left(self.index.days, max(d.add(day) for d in spans)) if spans else start
         return range(start, end)
 
-    def conflicts(self, rule: Rule, day: int) -> list[tuple[int, tuple[int, ...]]]:
-        """Later injections the proposal on ``day`` makes newly worse: (position, their measure)."""
-        proposal = self.at(day)
-        found = []
-        for position in self._later(rule, day):
-            later = self.index.injections[position]
+    def _exposed(self, rule: Rule) -> tuple[list[int], dict[int, int]]:
+        """The later injections the proposal could make worse, whatever its day, and their status
+        without it: those the rule applies to, in force, counting the proposal, not already at the
+        rule's worst status, and (for a count or dose without grace) with less headroom than the
+        proposal adds. Positions ascending."""
+        known = self._exposure.get(id(rule))
+        if known is not None:
+            return known
+        proposal = self.proposal
+        worst = WARNED if rule.severity == WARN else FAIL
+        additive = rule.strict is None and (rule.kind == MAX_STEROID_DOSE or
+                                            (rule.kind == MAX_COUNT and rule.unit != SESSION))
+        adds = proposal.ref if rule.kind == MAX_STEROID_DOSE else 1
+        limit = rule.max_ref if rule.kind == MAX_STEROID_DOSE else rule.max
+        positions: list[int] = []
+        bases: dict[int, int] = {}
+        injections = self.index.injections
+        for position in range(self.first_later, len(injections)):
+            later = injections[position]
             if later.category not in rule.applies_to or not rule.in_force(later.day):
                 continue
+            if not counts_scope(rule, later, proposal) or proposal.category not in rule.counts:
+                continue
+            base = measure(self.index, rule, later, position)
+            if base[0] >= worst:
+                continue  # cannot get worse
+            if additive and limit is not None and base[0] == PASS and base[3] + adds <= limit:
+                continue  # the proposal cannot push it over
+            positions.append(position)
+            bases[position] = base[0]
+        known = self._exposure[id(rule)] = (positions, bases)
+        return known
+
+    def conflicts(self, rule: Rule, day: int) -> list[tuple[int, tuple[int, ...]]]:
+        """Later injections the proposal on ``day`` makes newly worse: (position, their measure)."""
+        span = self._later(rule, day)
+        if not span:
+            return []
+        positions, bases = self._exposed(rule)
+        proposal = self.at(day)
+        found = []
+        for index in range(bisect_left(positions, span.start), bisect_left(positions, span.stop)):
+            position = positions[index]
+            later = self.index.injections[position]
             if not counts(rule, later, proposal):
                 continue
-            key = (id(rule), position)
-            base = self._base.get(key)
-            if base is None:
-                base = self._base[key] = measure(self.index, rule, later, position)[0]
             result = measure(self.index, rule, later, position, proposal)
-            if result[0] > base:
+            if result[0] > bases[position]:
                 found.append((position, result))
         return found
 
@@ -207,7 +242,7 @@ def check(rules: Rules, profiles: frozenset[str], history: PatientHistory, propo
     """Is ``proposal`` appropriate on ``on``? Every rule's status, earliest day and counts."""
     active = [rule for rule in rules.rules if rule.active(profiles)]
     index = PatientIndex(rules, active, history, weight)
-    planner = Planner(index, proposal, active)
+    planner = Planner(index, proposal, active, on)
     earliest, _ = planner.earliest(on)
     target = planner.at(on)
     k = index.position_after(on)
@@ -277,7 +312,7 @@ def forecast(rules: Rules, profiles: frozenset[str], history: PatientHistory, on
                 raise TpiError(f"the rules file has no defaults.{category}: tpi next needs one", file=rules.path,
                                field="defaults")
             proposal = make_proposal(history.patient_id, on, site, side, drugs)
-            planner = Planner(index, proposal, active)
+            planner = Planner(index, proposal, active, on)
             first, failing = planner.earliest(on)
             earliest[category] = first
             held[category] = _holding(planner, failing, on)
