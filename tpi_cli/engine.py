@@ -24,6 +24,7 @@ uses it to ask whether a proposal would make a later (planned) injection newly i
 from __future__ import annotations
 
 from bisect import bisect_left
+from typing import cast
 
 from tpi_cli.dates import Duration, iso
 from tpi_cli.model import Injection, PatientHistory
@@ -126,6 +127,22 @@ def _query_key(scope: str, injection: Injection) -> object:
     return None
 
 
+_SMALL = 64  # up to this many injections, a scope list is picked out directly, not all filed at once
+
+
+def _in_list(scope: str, key: object, injection: Injection) -> bool:
+    """Whether an injection is in the scope list ``key`` (see ``_file_keys``)."""
+    if scope == SITE:
+        site, sides = cast(tuple[Site, str], key)
+        if injection.site is not site:
+            return False
+        side = injection.side
+        return sides == "A" or side is None or side == BILATERAL or side == (LEFT if sides == "L" else RIGHT)
+    if scope == REGION:
+        return bool(injection.site.region == key)
+    return True
+
+
 def _file_keys(scope: str, injection: Injection) -> tuple[object, ...]:
     """The scope lists an injection is in: a left injection in its site's left and all-sides
     lists, a bilateral or unspecified one in all three."""
@@ -178,11 +195,18 @@ class PatientIndex:
             return self._lists[signature]
         except KeyError:
             pass
+        counted = rule.counts
+        injections = self.injections
+        if len(injections) <= _SMALL:  # a few injections: pick this list's out directly
+            positions: list[int] | None = [position for position, injection in enumerate(injections)
+                                           if injection.category in counted and _in_list(scope, key, injection)]
+            made = ScopeList(injections, positions) if positions else None
+            self._lists[signature] = made
+            return made
         filed = self._positions.get((rule.counts, scope))
         if filed is None:
             filed = self._positions[(rule.counts, scope)] = {}
-            counted = rule.counts
-            for position, injection in enumerate(self.injections):
+            for position, injection in enumerate(injections):
                 if injection.category in counted:
                     for where in _file_keys(scope, injection):
                         found = filed.get(where)

@@ -47,6 +47,7 @@ from tpi_cli.rules import (
 _MARGIN = 1e-9
 _FAR = 10**9
 _NO_LIMIT = float("inf")
+_UNSET = object()
 
 
 class _Plan:
@@ -109,17 +110,21 @@ class Validator:
         at_site: dict[Site, int] = {}
         load_at_site: dict[Site, int] = {}
         gap = _FAR
-        # Per session (day), in the same pass: its totals, checked when the day changes.
+        # Per session (day), in the same pass: its totals against the tightest session limits
+        # (when every session rule involves every category; else each rule on its own).
         sessions = bool(self._session_plans)
+        quick = self._plain_sessions
+        least_points, least_count, least_load = self._least_points, self._least_count, self._least_load
         first = 0
         session_day = injections[0].day
         points = steroid = mass = 0
         weight: Ratio | None = None  # the latest weight on or before the session's day
+        bound_weight: Any = _UNSET  # the weight `bound` was computed for
+        bound = 0.0
+        size = len(injections)
         for position, injection in enumerate(injections):
             day = injection.day
             if sessions and day != session_day:
-                if not self._session_within(points, position - first, steroid, mass, weight):
-                    self._screen_session(injections, first, position, weight, suspects)
                 first, session_day, points, steroid, mass = position, day, 0, 0, 0
             category = injection.category
             ref = injection.ref
@@ -131,6 +136,15 @@ class Validator:
                 points += injection.points or 1
                 steroid += ref
                 mass += injection.la
+                if position + 1 == size or injections[position + 1].day != day:  # the session ends here
+                    within = quick and points <= least_points and position + 1 - first <= least_count and \
+                        steroid <= least_load
+                    if within and mass:
+                        if weight is not bound_weight:
+                            bound_weight, bound = weight, self._smallest(weight)
+                        within = mass * bound <= 1 - _MARGIN
+                    if not within:
+                        self._screen_session(injections, first, position + 1, weight, suspects)
             site = injection.site
             before = last_day.get(site)
             if before is None:
@@ -141,8 +155,6 @@ class Validator:
                 at_site[site] += 1
                 load_at_site[site] += ref
             last_day[site] = day
-        if sessions and not self._session_within(points, len(injections) - first, steroid, mass, weight):
-            self._screen_session(injections, first, len(injections), weight, suspects)
         most_at_site = max(at_site.values())
         most_load_at_site = max(load_at_site.values())
         for plan in self._other_plans:
@@ -171,20 +183,15 @@ class Validator:
         suspects.sort()
         return self._measure(history, suspects)
 
-    def _session_within(self, points: int, count: int, steroid: int, mass: int, weight: Ratio | None) -> bool:
-        """Whether a session is within the tightest limits of every session rule (only when they
-        all involve every category). Anesthetic: all of it against the smallest limit of any."""
-        if not self._plain_sessions or points > self._least_points or count > self._least_count or \
-                steroid > self._least_load:
-            return False
-        if not mass:
-            return True
+    def _smallest(self, weight: Ratio | None) -> float:
+        """1 / the smallest limit of any local anesthetic at this weight (a session's anesthetic
+        all taken against it bounds its share of the maximum)."""
         key = (weight.num, weight.den) if weight is not None else None
         smallest = self._smallest_inverse.get(key)
         if smallest is None:
             smallest = self._smallest_inverse[key] = max(
                 (self._inverse(drug, weight) for drug in self._anesthetics), default=0.0)
-        return mass * smallest <= 1 - _MARGIN
+        return smallest
 
     @staticmethod
     def _screen_interval(plan: _Plan, injections: list[Injection]) -> list[int]:
