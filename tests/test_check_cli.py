@@ -266,3 +266,13 @@ def test_missing_files_exit_2(tpi: Run, spec_rules: str, example: str, tmp_path:
     assert result.exit_code == 2
     assert "nope.yaml" in result.stderr
     assert result.stdout == ""
+
+
+def test_check_a_new_patient_on_an_empty_history(tpi: Run, write: Callable[[str, str], str], spec_rules: str) -> None:
+    # A header and no rows: any --patient is a new patient with no injections yet.
+    history = write("empty.csv", "patient_id,date,site,side,drug,dose\n")
+    result = tpi("check", history, "--patient", "NEW1", "--site", "left trapezius", "--drug", "triamcinolone=20mg",
+                 "--on", "2026-11-28", "--rules", spec_rules, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["patient_id"], document["verdict"]) == ("NEW1", "allowed")

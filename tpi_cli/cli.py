@@ -178,6 +178,8 @@ def _one_patient(path: str, rules: Rules, patient: str | None) -> PatientHistory
                            file=name)
         return found[0] if found else PatientHistory(None, [], [])
     if not found:
+        if not seen:
+            return PatientHistory(patient, [], [])  # an empty history: a new patient
         raise TpiError(f"no patient {patient!r} in the history", file=name, field="--patient",
                        suggestions=did_you_mean(patient, [p for p in seen if p is not None]))
     return found[0]
