@@ -26,9 +26,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DISCLAIMER = "tpi supports, and does not replace, a clinician's judgement."
-
-
 class BadInput(click.ClickException):
     """Bad usage or bad input: exit 2 with one line on stderr."""
 

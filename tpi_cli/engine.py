@@ -24,7 +24,6 @@ uses it to ask whether a proposal would make a later (planned) injection newly i
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import cast
 
 from tpi_cli.dates import Duration, iso
 from tpi_cli.model import Injection, PatientHistory
@@ -131,16 +130,8 @@ _SMALL = 64  # up to this many injections, a scope list is picked out directly, 
 
 
 def _in_list(scope: str, key: object, injection: Injection) -> bool:
-    """Whether an injection is in the scope list ``key`` (see ``_file_keys``)."""
-    if scope == SITE:
-        site, sides = cast(tuple[Site, str], key)
-        if injection.site is not site:
-            return False
-        side = injection.side
-        return sides == "A" or side is None or side == BILATERAL or side == (LEFT if sides == "L" else RIGHT)
-    if scope == REGION:
-        return bool(injection.site.region == key)
-    return True
+    """Whether an injection is in the scope list ``key``."""
+    return key in _file_keys(scope, injection)
 
 
 def _file_keys(scope: str, injection: Injection) -> tuple[object, ...]:

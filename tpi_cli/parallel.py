@@ -41,16 +41,14 @@ def plan(path: str, jobs: int) -> tuple[bytes, list[tuple[int, int]]] | None:
     """The header line and the byte ranges of whole patients, or None if the file does not suit."""
     if jobs < 2 or path == "-":
         return None
+    found = _patient_column(path)
+    if found is None or b'"' in found[0]:
+        return None
+    header, column = found
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as handle:
-            header = handle.readline()
-            if not header or b'"' in header or header.lstrip(b"\xef\xbb\xbf").lstrip()[:1] in (b"[", b"{"):
-                return None
-            names = [name.strip().lower() for name in header.decode("utf-8-sig").rstrip("\r\n").split(",")]
-            if "patient_id" not in names:
-                return None
-            column = names.index("patient_id")
+            handle.seek(len(header))
             start = handle.tell()
             cuts = [start]
             for k in range(1, jobs):
@@ -60,7 +58,7 @@ def plan(path: str, jobs: int) -> tuple[bytes, list[tuple[int, int]]] | None:
                 if cuts[-1] < cut < size:
                     cuts.append(cut)
             cuts.append(size)
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         return None
     ranges = [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
     return (header, ranges) if len(ranges) > 1 else None
@@ -279,14 +277,14 @@ def _total(reports: list[ShardReport]) -> ValidationCounts:
     return counts
 
 
-def _patient_column(path: str) -> int | None:
-    """The patient_id column of a CSV file's header (None: JSON, or no such column)."""
+def _patient_column(path: str) -> tuple[bytes, int] | None:
+    """A CSV file's header line and its patient_id column (None: JSON, or no such column)."""
     try:
         with open(path, "rb") as handle:
             header = handle.readline(1 << 16)
     except OSError:
         return None
-    if header.lstrip(b"\xef\xbb\xbf").lstrip()[:1] in (b"[", b"{"):
+    if not header or header.lstrip(b"\xef\xbb\xbf").lstrip()[:1] in (b"[", b"{"):
         return None
     names = [name.strip().lower() for name in header.decode("utf-8-sig", "replace").rstrip("\r\n").split(",")]
-    return names.index("patient_id") if "patient_id" in names else None
+    return (header, names.index("patient_id")) if "patient_id" in names else None

@@ -299,7 +299,3 @@ class Validator:
             found.append(Violation(history.patient_id, injection.day, injection.site.name, injection.side, rule.id,
                                    BLOCK if result[0] == FAIL else WARN, message, injection.override))
         return found
-
-
-def validate_patient(rules: Rules, active: list[Rule], history: PatientHistory) -> list[Violation]:
-    return Validator(rules, active).patient(history)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tpi_cli.render.common import iso, rule_group
+from tpi_cli.render.common import DISCLAIMER, iso, rule_group
 from tpi_cli.results import ALLOWED, BLOCKED, CheckResult, RuleOutcome
 
 _SUMMARY_MAX = 139
@@ -54,7 +54,7 @@ def check_cds(result: CheckResult) -> str:
             "summary": _summary(f"Allowed on {iso(result.on)}{note}: {result.category} injection at "
                                 f"{result.proposal.label}"),
             "indicator": "info",
-            "detail": f"{passes}. tpi supports, and does not replace, a clinician's judgement.",
+            "detail": f"{passes}. {DISCLAIMER}",
             "source": {"label": "tpi rules"},
         })
     for outcome in result.rules:

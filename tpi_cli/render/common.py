@@ -6,6 +6,8 @@ from datetime import date
 
 from tpi_cli.quantity import Ratio
 
+DISCLAIMER = "tpi supports, and does not replace, a clinician's judgement."
+
 
 def iso(day: int | None) -> str | None:
     return None if day is None else date.fromordinal(day).isoformat()

@@ -17,7 +17,7 @@ from typing import IO
 
 from tpi_cli.errors import TpiError, did_you_mean, printable
 from tpi_cli.history import read_patients
-from tpi_cli.render.common import iso
+from tpi_cli.render.common import DISCLAIMER, iso
 from tpi_cli.render.csv_out import VIOLATION_HEADER, violation_row
 from tpi_cli.results import ValidationCounts, Violation
 from tpi_cli.rules import Rules
@@ -130,7 +130,7 @@ def _finish(fmt: str, parts: Iterable[IO[str]], out: IO[str], counts: Validation
         out.write("no violations\n")
     out.write(f"{counts.patients} patient(s), {counts.injections} injection(s): {counts.block} blocking, "
               f"{counts.warn} warning(s), {counts.overridden} overridden.\n")
-    out.write("tpi supports, and does not replace, a clinician's judgement.\n")
+    out.write(DISCLAIMER + "\n")
 
 
 def _copy(parts: Iterable[IO[str]], out: IO[str], separator: str = "") -> None:

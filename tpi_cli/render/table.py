@@ -14,11 +14,9 @@ from rich.text import Text
 
 from tpi_cli.errors import printable
 from tpi_cli.quantity import MASS, PG_PER_MG
-from tpi_cli.render.common import iso, mg_text, rule_group
+from tpi_cli.render.common import DISCLAIMER, iso, mg_text, rule_group
 from tpi_cli.results import ALLOWED, NOT_YET, CheckResult, ForecastResult, TotalsResult
 from tpi_cli.rules import Rules
-
-DISCLAIMER = "tpi supports, and does not replace, a clinician's judgement."
 
 
 def _text(text: str, style: str = "") -> Text:
