@@ -93,3 +93,90 @@ def test_plan_cuts_only_at_patient_boundaries(write: Write) -> None:
         before = data[:start].rstrip(b"\n").rsplit(b"\n", 1)[-1].split(b",")[0]
         after = data[start:].split(b",", 1)[0]
         assert before != after
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Which parallel rounds ran (_work_range, _work_scatter, _work_gather, _work_hash)."""
+    used: list[str] = []
+    pool = parallel._pool
+
+    def spy(work: Callable[[int], parallel.ShardReport], count: int) -> list[parallel.ShardReport]:
+        used.append(work.__name__)
+        return pool(work, count)
+
+    monkeypatch.setattr(parallel, "_pool", spy)
+    return used
+
+
+def _same_report(tpi: Run, path: str, rules: str, jobs: str = "2") -> Result:
+    one = tpi("validate", path, "--rules", rules, "--format", "json", "--jobs", "1")
+    many = tpi("validate", path, "--rules", rules, "--format", "json", "--jobs", jobs)
+    assert many.stderr == one.stderr
+    assert (many.exit_code, many.stdout) == (one.exit_code, one.stdout)
+    return many
+
+
+@pytest.mark.parametrize("jobs", ["2", "3"])
+def test_scattered_rows_are_validated_once_each_by_id(tpi: Run, write: Write, spec_rules: str,
+                                                      monkeypatch: pytest.MonkeyPatch, jobs: str) -> None:
+    used = _spy(monkeypatch)
+    path = write("h.csv", history(300, seed=11, order="interleaved"))
+    many = _same_report(tpi, path, spec_rules, jobs)
+    assert used == ["_work_range", "_work_scatter", "_work_gather"]
+    assert json.loads(many.stdout)["patients"] == 300
+
+
+def test_scattered_keeps_padded_and_unicode_ids_together(tpi: Run, write: Write, spec_rules: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # The reader strips each ID as text: " P00001", "P00001\u00a0" and "P00001\x1c" are one patient,
+    # wherever their rows are; so are the rows of "Pé", however padded.
+    used = _spy(monkeypatch)
+    lines = history(120, seed=4, order="interleaved").splitlines(keepends=True)
+    padded = [HEADER]
+    for number, line in enumerate(lines[1:]):
+        pid, rest = line.split(",", 1)
+        if pid == "P00001":
+            pid = [" P00001", "P00001\u00a0", "P00001\x1c", "P00001"][number % 4]
+        elif pid == "P00002":
+            pid = ["Pé", "\u2003Pé"][number % 2]
+        padded.append(f"{pid},{rest}")
+    path = write("h.csv", "".join(padded))
+    many = _same_report(tpi, path, spec_rules)
+    assert used == ["_work_range", "_work_scatter", "_work_gather"]
+    assert json.loads(many.stdout)["patients"] == 120
+
+
+def test_scattered_crlf_and_blank_lines_keep_their_line_numbers(tpi: Run, write: Write, spec_rules: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    used = _spy(monkeypatch)
+    lines = history(150, seed=6, order="interleaved").splitlines()
+    with_blanks = [lines[0]] + [line for number, line in enumerate(lines[1:]) for line in
+                                ((line, "") if number % 17 == 0 else (line,))]
+    path = write("h.csv", "\r\n".join(with_blanks) + "\r\n")
+    _same_report(tpi, path, spec_rules)
+    assert used == ["_work_range", "_work_scatter", "_work_gather"]
+    # A bad row anywhere: exit 2 naming its line in the file, the same as one process.
+    bad = len(with_blanks) * 2 // 3
+    with_blanks[bad] = with_blanks[bad].replace(",70,", ",70 kilos,")
+    path = write("h.csv", "\r\n".join(with_blanks) + "\r\n")
+    many = _same_report(tpi, path, spec_rules)
+    assert many.exit_code == 2
+    assert f"h.csv:{bad + 1}: weight_kg:" in many.stderr
+
+
+@pytest.mark.parametrize("change", ["lone carriage return", "quote", "anonymous row"])
+def test_files_that_do_not_scatter_give_the_same_report(tpi: Run, write: Write, spec_rules: str,
+                                                        monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    used = _spy(monkeypatch)
+    lines = history(150, seed=8, order="interleaved").splitlines(keepends=True)
+    middle = len(lines) // 2
+    if change == "lone carriage return":
+        lines[middle] = lines[middle].rstrip("\n") + "\r"
+    elif change == "quote":
+        lines[middle] = lines[middle].rstrip("\n") + '"why, not"\n'
+        lines[middle] = lines[middle].replace(',"why', '"why').replace(",70,", ",70,", 1)
+    else:
+        lines[middle] = "," + lines[middle].split(",", 1)[1]
+    path = write("h.csv", "".join(lines))
+    _same_report(tpi, path, spec_rules)
+    assert "_work_gather" not in used

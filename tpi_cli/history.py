@@ -18,7 +18,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from operator import attrgetter, itemgetter
 from typing import IO, Any, cast
@@ -428,14 +428,17 @@ def read_patients(path: str, rules: Rules, *, patient: str | None = None,
 
 
 def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | None,
-                  mode: str, shard: tuple[int, int] | None = None) -> Iterator[PatientHistory]:
+                  mode: str, shard: tuple[int, int] | None = None,
+                  numbers: Sequence[int] | None = None) -> Iterator[PatientHistory]:
     """The CSV reader: rows parsed (through caches) and merged into patients as they are read.
 
     ``SORTED`` and ``CONTIGUOUS`` stream: a patient is given as soon as the next one starts;
     ``SORTED`` raises Restart(CONTIGUOUS) when an ID is not greater than the one before, and
     ``CONTIGUOUS`` raises Restart(GROUPED) when a finished patient comes back. ``GROUPED`` keeps
     every patient until the end. ``shard`` ``(k, n)`` keeps only the patients whose ID hashes to
-    ``k`` of ``n`` (every row is still read and checked)."""
+    ``k`` of ``n`` (every row is still read and checked). ``numbers``: the stream is a header line
+    and rows gathered from a larger file, one line each; row ``i`` is that file's line
+    ``numbers[i]`` (errors and first appearance then refer to the file)."""
     grouped = mode == GROUPED
     remember = mode == CONTIGUOUS
     text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
@@ -466,6 +469,7 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
         middle = itemgetter(*[columns[c] - 2 if columns[c] >= 0 else width - 4 for c in _SHAPE_COLUMNS])
         middles: dict[str, Shape] = {}
         commas = width - 1
+        header_lines = number
         groups: dict[str | None, _PatientRows] = {}
         by_raw: dict[str, _PatientRows] = {}  # grouped: each patient_id text seen, to its patient
         done: set[str | None] = set()
@@ -477,6 +481,8 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
         injection = cast(Injection, None)  # set with the first row
         for text_line in lines:
             start = number = number + 1
+            if numbers is not None:
+                start = numbers[number - header_lines - 1]
             if len(text_line) >= MAX_LINE:
                 raise TpiError("line longer than 1 MiB", file=file, line=start)
             if fast and '"' not in text_line:

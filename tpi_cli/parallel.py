@@ -5,9 +5,16 @@ The engine is a pure function of one patient's history, so patients can be valid
 * By ranges: a file whose patients are contiguous, with increasing IDs, is cut at patient
   boundaries (a few reads around each cut) and each worker streams its byte range through the same
   reader and validator as the sequential path (memory stays flat).
-* By hash: otherwise (IDs out of order, a patient's rows scattered, quotes near a cut), each worker
-  reads the whole file, checks every row, and keeps the patients whose ID hashes to it, grouped in
-  memory; the parent puts the patients' reports back in order of first appearance.
+* Scattered: otherwise (IDs out of order, a patient's rows scattered), when the file has no quote,
+  no lone carriage return and the patient ID first, in two rounds. First each worker cuts one
+  byte range into lines and sorts them, untouched, into one bucket per worker by a hash of the
+  patient ID, noting each line's number in the file. Then each worker reads its buckets (rows in
+  file order, every patient whole) through the same reader, with the lines' numbers, grouped in
+  memory, and validates them. Each row is parsed once, by one worker.
+* By hash: otherwise, each worker reads the whole file, checks every row, and keeps the patients
+  whose ID hashes to it, grouped in memory.
+
+In the last two, the parent puts the patients' reports back in order of first appearance.
 
 Workers are forked and write their reports into unnamed temporary files made before the fork
 (nothing is left behind). A bad row anywhere sends the caller back to the sequential path, which
@@ -20,11 +27,13 @@ import io
 import itertools
 import os
 import tempfile
+from array import array
 from collections.abc import Callable, Iterator
+from itertools import compress
 from typing import IO, Any
 
 from tpi_cli.errors import TpiError
-from tpi_cli.history import GROUPED, SORTED, Prefixed, Restart, _csv_patients
+from tpi_cli.history import CONTIGUOUS, GROUPED, SORTED, Prefixed, Restart, _csv_patients
 from tpi_cli.model import PatientHistory
 from tpi_cli.results import ValidationCounts, Violation
 from tpi_cli.rules import Rules
@@ -99,6 +108,8 @@ class ShardReport:
         self.last: str | None = None
         self.fallback: str | None = None  # why the sequential path must decide
         self.chunks: list[tuple[int, int, int]] = []  # by hash: (first line, offset, length) a patient
+        self.sizes: list[int] = []  # scattered, first round: the bytes in each bucket
+        self.numbers: list[bytes] = []  # and the line numbers of its rows (an array of ints)
 
 
 class Outcome:
@@ -168,23 +179,126 @@ def _work_hash(index: int) -> ShardReport:
     job = _JOB
 
     def work(report: ShardReport) -> None:
-        out: IO[bytes] = job["outputs"][index]
-        validator: Validator = job["validator"]
         with open(job["path"], "rb") as handle:
-            for history in _csv_patients(handle, job["name"], job["rules"], None, GROUPED,
-                                         shard=(index, job["shards"])):
-                violations = validator.patient(history)
-                if not violations:
-                    _tally(report, history, violations, _ignore)
-                    continue
-                text = io.StringIO()
-                _tally(report, history, violations, job["make_writer"](job["fmt"], text))
-                data = text.getvalue().encode("utf-8")
-                report.chunks.append((history.first_line, out.tell(), len(data)))
-                out.write(data)
-        out.flush()
+            _validate_grouped(report, job["outputs"][index],
+                              _csv_patients(handle, job["name"], job["rules"], None, GROUPED,
+                                            shard=(index, job["shards"])))
 
     return _guard(work)
+
+
+def _validate_grouped(report: ShardReport, out: IO[bytes], histories: Iterator[PatientHistory]) -> None:
+    """Validate patients given in any order, each patient's report written apart to ``out``."""
+    job = _JOB
+    validator: Validator = job["validator"]
+    for history in histories:
+        violations = validator.patient(history)
+        if not violations:
+            _tally(report, history, violations, _ignore)
+            continue
+        text = io.StringIO()
+        _tally(report, history, violations, job["make_writer"](job["fmt"], text))
+        data = text.getvalue().encode("utf-8")
+        report.chunks.append((history.first_line, out.tell(), len(data)))
+        out.write(data)
+    out.flush()
+
+
+def _work_scatter(index: int) -> ShardReport:
+    """Scattered, first round: sort the lines of one byte range into a bucket per worker, by a
+    hash of the patient ID (the same ID, however padded, always to the same bucket)."""
+    return _guard(lambda report: _scatter(index, report))
+
+
+def _scatter(index: int, report: ShardReport) -> None:
+    job = _JOB
+    start, end = job["ranges"][index]
+    shards: int = job["shards"]
+    with open(job["path"], "rb") as handle:
+        number = 0  # the lines before the range
+        while handle.tell() < start:
+            number += handle.read(min(1 << 22, start - handle.tell())).count(b"\n")
+        chunk = handle.read(end - start)
+    if b'"' in chunk or chunk.count(b"\r") != chunk.count(b"\r\n"):
+        report.fallback = "layout"  # quoted fields, or lone carriage returns: not one row a line
+        return
+    lines = chunk.split(b"\n")
+    del chunk
+    if lines and not lines[-1]:
+        lines.pop()  # the range ends with a line end
+    keys = _keys(lines)
+    # Blank lines are left out (the reader skips them); a row without a patient ID is not scattered.
+    if not all(keys) and any(line.strip() for line, key in zip(lines, keys, strict=True) if not key):
+        report.fallback = "layout"
+        return
+    shard_of = [hash(key) % shards if key else -1 for key in keys]
+    del keys
+    buckets: list[list[bytes]] = []
+    numbers: list[array[int]] = []
+    for shard in range(shards):
+        mask = [found == shard for found in shard_of]
+        buckets.append(list(compress(lines, mask)))
+        numbers.append(array("q", compress(range(number + 1, number + 1 + len(lines)), mask)))
+    for shard, bucket in enumerate(buckets):
+        data = b"\n".join(bucket) + b"\n" if bucket else b""
+        job["buckets"][index][shard].write(data)
+        job["buckets"][index][shard].flush()
+        report.sizes.append(len(data))
+        report.numbers.append(numbers[shard].tobytes())
+
+
+def _read_all(file: IO[bytes], size: int) -> bytes:
+    """The first ``size`` bytes of a file shared with other processes (its offset is not used)."""
+    parts = []
+    offset = 0
+    while offset < size:
+        part = os.pread(file.fileno(), size - offset, offset)
+        if not part:
+            raise OSError("a temporary file ended early")
+        parts.append(part)
+        offset += len(part)
+    return b"".join(parts)
+
+
+def _work_gather(index: int) -> ShardReport:
+    """Scattered, second round: this worker's bucket of every range, its rows put in order of
+    patient ID (stable: each patient's rows keep their file order), streamed through the reader
+    one whole patient at a time, with the rows' line numbers in the file."""
+    job = _JOB
+
+    def work(report: ShardReport) -> None:
+        parts = []
+        numbers = array("q")
+        for source, scattered in enumerate(job["scattered"]):
+            bucket: IO[bytes] = job["buckets"][source][index]
+            parts.append(_read_all(bucket, scattered.sizes[index]))
+            numbers.frombytes(scattered.numbers[index])
+        data = b"".join(parts)
+        del parts
+        lines = data.split(b"\n")
+        lines.pop()  # every bucket ends with a line end
+        keys = _keys(lines)
+        del data
+        order = sorted(range(len(lines)), key=keys.__getitem__)
+        del keys
+        stream = io.BytesIO(b"".join([job["header"], b"\n".join([lines[i] for i in order]), b"\n"]))
+        del lines
+        ordered = array("q", [numbers[i] for i in order])
+        del order, numbers
+        _validate_grouped(report, job["outputs"][index],
+                          _csv_patients(stream, job["name"], job["rules"], None, CONTIGUOUS, numbers=ordered))
+
+    return _guard(work)
+
+
+def _keys(lines: list[bytes]) -> list[bytes]:
+    """Each line's patient ID (the first field), stripped as the reader strips it."""
+    keys = [line.split(b",", 1)[0].strip() for line in lines]
+    joined = b"".join(keys)
+    if not joined.isascii() or any(bytes([byte]) in joined for byte in range(0x1C, 0x20)):
+        # Characters that str.strip takes off and bytes.strip does not.
+        keys = [key.decode("utf-8", "surrogateescape").strip().encode("utf-8", "surrogateescape") for key in keys]
+    return keys
 
 
 def _ignore(violation: Violation) -> None:
@@ -203,7 +317,8 @@ def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs
     """Validate ``path`` on ``jobs`` processes; None when the sequential path must do it.
 
     First by ranges of whole patients (contiguous, increasing IDs: streamed, flat memory); if the
-    IDs turn out not to be so, by hash of the ID (each worker groups its share in memory)."""
+    IDs turn out not to be so, scattered by a hash of the ID, else by hash (each worker groups its
+    share in memory)."""
     import multiprocessing
 
     if jobs < 2 or path == "-" or "fork" not in multiprocessing.get_all_start_methods():
@@ -234,21 +349,69 @@ def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs
             output.close()
         if reason == "bad input":
             return None  # the sequential path names the first bad row
-    if _patient_column(path) is None:
+    found = _patient_column(path)
+    if found is None:
         return None
     outputs = [tempfile.TemporaryFile("w+b") for _ in range(jobs)]  # noqa: SIM115 - closed by Outcome.close
-    _JOB.update(base, shards=jobs, outputs=outputs)
-    try:
-        reports = _pool(_work_hash, jobs)
-    finally:
-        _JOB.clear()
-    if any(report.fallback for report in reports):
+    grouped: list[ShardReport] | None = None
+    if found[1] == 0 and b'"' not in found[0]:
+        grouped = _scattered(base, found[0], jobs, outputs)
+    if grouped is None:
+        for output in outputs:
+            output.seek(0)
+            output.truncate()
+        _JOB.update(base, shards=jobs, outputs=outputs)
+        try:
+            grouped = _pool(_work_hash, jobs)
+        finally:
+            _JOB.clear()
+    if any(report.fallback for report in grouped):
         for output in outputs:
             output.close()
         return None
-    chunks = sorted((first, shard, offset, length) for shard, report in enumerate(reports)
+    chunks = sorted((first, shard, offset, length) for shard, report in enumerate(grouped)
                     for first, offset, length in report.chunks)
-    return Outcome(_total(reports), _read_chunks(chunks, outputs), outputs)
+    return Outcome(_total(grouped), _read_chunks(chunks, outputs), outputs)
+
+
+def _scattered(base: dict[str, Any], header: bytes, jobs: int, outputs: list[IO[Any]]) -> list[ShardReport] | None:
+    """The scattered rounds; None when the file does not suit them (then by hash)."""
+    ranges = _line_ranges(base["path"], len(header), jobs)
+    if ranges is None:
+        return None
+    buckets = [[tempfile.TemporaryFile("w+b") for _ in range(jobs)] for _ in ranges]  # noqa: SIM115
+    try:
+        _JOB.update(base, header=header, ranges=ranges, shards=jobs, buckets=buckets)
+        try:
+            scattered = _pool(_work_scatter, len(ranges))
+            if any(report.fallback for report in scattered):
+                return None
+            _JOB.update(scattered=scattered, outputs=outputs)
+            return _pool(_work_gather, jobs)
+        finally:
+            _JOB.clear()
+    finally:
+        for row in buckets:
+            for bucket in row:
+                bucket.close()
+
+
+def _line_ranges(path: str, start: int, jobs: int) -> list[tuple[int, int]] | None:
+    """The rows after the header cut into ``jobs`` byte ranges of whole lines."""
+    try:
+        size = os.path.getsize(path)
+        cuts = [start]
+        with open(path, "rb") as handle:
+            for k in range(1, jobs):
+                handle.seek(max(start, start + (size - start) * k // jobs - 1))
+                handle.readline()
+                cut = handle.tell()
+                if cuts[-1] < cut < size:
+                    cuts.append(cut)
+    except OSError:
+        return None
+    cuts.append(size)
+    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
 def _read_chunks(chunks: list[tuple[int, int, int, int]], outputs: list[IO[Any]]) -> Iterator[IO[str]]:
