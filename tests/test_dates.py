@@ -9,6 +9,8 @@ from datetime import date, timedelta
 import pytest
 from click.testing import Result
 from dateutil.relativedelta import relativedelta
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tpi_cli.dates import Duration, parse_date
 
@@ -281,3 +283,15 @@ def test_window_option_uses_calendar_arithmetic(tpi: Callable[..., Result], writ
     assert first_out.exit_code == 0, first_out.stderr
     rows = json.loads(first_out.stdout)["rows"]
     assert all(row["steroid_injections"] == 0 for row in rows)
+
+
+@given(st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z") | st.dates(date(1890, 1, 1), date(3010, 12, 31)).map(str))
+def test_parse_date_plain_dates_agree_with_the_full_parse(text: str) -> None:
+    # Plain YYYY-MM-DD takes a quick path; a leading space forces the full one: same date or same refusal.
+    def outcome(value: str) -> object:
+        try:
+            return parse_date(value)
+        except ValueError as exc:
+            return str(exc).replace(repr(value), repr(text))
+
+    assert outcome(text) == outcome(" " + text)

@@ -28,6 +28,15 @@ _TIME = re.compile(r"([01]\d|2[0-3])(?::[0-5]\d(?::[0-5]\d(?:[.,]\d{1,9})?)?)?"
 
 def parse_date(text: str) -> date:
     """An ISO date, or an ISO datetime cut to its date. Raises ValueError with a reason."""
+    if len(text) == 10 and text.isascii() and text[4] == "-" and text[7] == "-" and \
+            text[:4].isdigit() and text[5:7].isdigit() and text[8:].isdigit():
+        try:  # plain YYYY-MM-DD, the usual case: the C parser
+            result = date.fromisoformat(text)
+        except ValueError:
+            pass  # not on the calendar: the full parse says so
+        else:
+            if MIN_DATE <= result <= MAX_DATE:
+                return result
     value = text.strip()
     match = _DATE.match(value)
     if match is None:

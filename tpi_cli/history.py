@@ -487,15 +487,21 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
                 raise TpiError("line longer than 1 MiB", file=file, line=start)
             if fast and '"' not in text_line:
                 # The line end stays on the last field (override); it is stripped there if need be.
-                if text_line.count(",") != commas:
-                    if not text_line.strip():
-                        continue  # a blank line
-                    raise TpiError(f"{text_line.count(',') + 1} fields, but the header has {width}", file=file,
-                                   line=start)
-                pid_raw, date_raw, rest = text_line.split(",", 2)
-                middle_raw, weight_raw, override_raw = rest.rsplit(",", 2)
-                shape = middles.get(middle_raw)
+                # A middle part already known has the right number of commas, so the row has too.
+                try:
+                    pid_raw, date_raw, rest = text_line.split(",", 2)
+                    middle_raw, weight_raw, override_raw = rest.rsplit(",", 2)
+                    shape = middles.get(middle_raw)
+                except ValueError:  # fewer than four commas: the check below says what is wrong
+                    shape = None
                 if shape is None:
+                    if text_line.count(",") != commas:
+                        if not text_line.strip():
+                            continue  # a blank line
+                        raise TpiError(f"{text_line.count(',') + 1} fields, but the header has {width}", file=file,
+                                       line=start)
+                    pid_raw, date_raw, rest = text_line.split(",", 2)
+                    middle_raw, weight_raw, override_raw = rest.rsplit(",", 2)
                     parts = middle_raw.split(",")
                     parts.append("")
                     parser.day(date_raw, start)  # a bad date is reported before a bad site

@@ -77,7 +77,21 @@ class Ratio:
 
 
 def decimal_text(num: int, den: int, places: int = 2) -> str:
-    """``num / den`` as ``12.5`` / ``5.33``: rounded half up, trailing zeros dropped (no Ratio made)."""
+    """``num / den`` as ``12.5`` / ``5.33``: rounded half up, trailing zeros dropped (no Ratio made;
+    remembered: validate writes the same few amounts many times)."""
+    key = (num, den, places)
+    found = _DECIMALS.get(key)
+    if found is None:
+        if len(_DECIMALS) >= 65_536:
+            _DECIMALS.clear()
+        found = _DECIMALS[key] = _decimal_text(num, den, places)
+    return found
+
+
+_DECIMALS: dict[tuple[int, int, int], str] = {}
+
+
+def _decimal_text(num: int, den: int, places: int) -> str:
     scale = 10**places
     units = (num * scale * 2 + den) // (2 * den)
     whole, frac = divmod(units, scale)

@@ -13,8 +13,9 @@ import json
 import tempfile
 from collections.abc import Callable, Iterable
 from json.encoder import encode_basestring as _encode
-from typing import IO
+from typing import IO, Any
 
+from tpi_cli.dates import iso as day_text
 from tpi_cli.errors import TpiError, did_you_mean, printable
 from tpi_cli.history import read_patients
 from tpi_cli.render.common import DISCLAIMER, iso
@@ -24,6 +25,8 @@ from tpi_cli.rules import Rules
 from tpi_cli.validate import Validator
 
 SPOOL_IN_MEMORY = 1024 * 1024
+_MAX_CACHED = 10_000
+_UNSET = object()
 
 
 def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str | None, fmt: str,
@@ -77,13 +80,29 @@ def _writer(fmt: str, spool: IO[str]) -> Callable[[Violation], None]:
     if fmt == "json":
         first = [True]
         text = _json_text
+        # The same object json.dumps would write, put together from escaped parts (faster); the
+        # parts a patient's violations share are escaped once.
+        patient: list[Any] = [_UNSET, ""]
+        middles: dict[tuple[str, str | None, str, str], str] = {}
+        dates: dict[int, str] = {}
 
         def write_json(violation: Violation) -> None:
-            # The same object json.dumps would write, put together from escaped parts (faster).
-            spool.write(f'{"" if first[0] else ","}\n    {{"patient_id": {text(violation.patient_id)}, '
-                        f'"date": "{iso(violation.day)}", "site": {text(violation.site)}, '
-                        f'"side": {text(violation.side)}, "rule": {text(violation.rule)}, '
-                        f'"severity": "{violation.severity}", "message": {text(violation.message)}, '
+            if violation.patient_id is not patient[0]:
+                patient[0], patient[1] = violation.patient_id, text(violation.patient_id)
+            key = (violation.site, violation.side, violation.rule, violation.severity)
+            middle = middles.get(key)
+            if middle is None:
+                if len(middles) > _MAX_CACHED:
+                    middles.clear()
+                middle = middles[key] = (f'"site": {text(violation.site)}, "side": {text(violation.side)}, '
+                                         f'"rule": {text(violation.rule)}, "severity": "{violation.severity}"')
+            day = dates.get(violation.day)
+            if day is None:
+                if len(dates) > _MAX_CACHED:
+                    dates.clear()
+                day = dates[violation.day] = day_text(violation.day)
+            spool.write(f'{"" if first[0] else ","}\n    {{"patient_id": {patient[1]}, "date": "{day}", '
+                        f'{middle}, "message": {text(violation.message)}, '
                         f'"overridden": {text(violation.overridden)}}}')
             first[0] = False
 
