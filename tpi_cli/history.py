@@ -572,16 +572,16 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
                 injection = by_key.get(key)  # type: ignore[assignment]
                 last_day, last_site, last_side, last_group = day, site, side, current
                 if injection is None:
-                    injection = by_key[key] = Injection(current.patient_id, day, site, side, {}, points, weight,
-                                                        override, start, 0, technique)
+                    if amount is not None:
+                        injection = by_key[key] = Injection(current.patient_id, day, site, side, {drug: amount},
+                                                            points, weight, override, start, 0, technique, category,
+                                                            ref, la)
+                    else:
+                        injection = by_key[key] = Injection(current.patient_id, day, site, side, {}, points, weight,
+                                                            override, start, 0, technique, DRY)
                     if day < current.last_day:
                         current.unsorted = True
                     current.last_day = day
-                    if amount is not None:
-                        injection.drugs[drug] = amount
-                        injection.category = category
-                        injection.ref = ref
-                        injection.la = la
                     if technique is not None:
                         current.techniques = True
                     continue

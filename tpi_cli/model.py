@@ -22,11 +22,11 @@ class Injection:
 
     def __init__(self, patient_id: str | None, day: int, site: Site, side: str | None,
                  drugs: dict[Drug, Amount], points: int | None = None, weight: Ratio | None = None,
-                 override: str | None = None, line: int = 0, seq: int = 0, technique: str | None = None) -> None:
+                 override: str | None = None, line: int = 0, seq: int = 0, technique: str | None = None,
+                 category: str | None = None, ref: int = 0, la: int = 0) -> None:
         self.patient_id = patient_id
         self.day = day
         self.site = site
-        self.side = side if site.lateral else None
         self.drugs = drugs
         self.points = points
         self.weight = weight
@@ -34,11 +34,18 @@ class Injection:
         self.line = line
         self.seq = seq
         self.technique = technique
-        self.category = DRY
-        self.ref = 0
-        self.la = 0
-        if drugs:
-            self.seal()
+        if category is None:
+            self.side = side if site.lateral else None
+            self.category = DRY
+            self.ref = 0
+            self.la = 0
+            if drugs:
+                self.seal()
+        else:  # the caller (the CSV reader) derived these from the drugs and checked the side
+            self.side = side
+            self.category = category
+            self.ref = ref
+            self.la = la
 
     def seal(self) -> None:
         """Derive the category, the corticosteroid load and the anesthetic mass from the drugs."""
