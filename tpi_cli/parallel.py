@@ -354,7 +354,7 @@ def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs
         return None
     outputs = [tempfile.TemporaryFile("w+b") for _ in range(jobs)]  # noqa: SIM115 - closed by Outcome.close
     grouped: list[ShardReport] | None = None
-    if found[1] == 0 and b'"' not in found[0]:
+    if found[1] == 0 and b'"' not in found[0] and found[0].endswith(b"\n"):
         grouped = _scattered(base, found[0], jobs, outputs)
     if grouped is None:
         for output in outputs:
