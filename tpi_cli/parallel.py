@@ -8,9 +8,10 @@ The engine is a pure function of one patient's history, so patients can be valid
 * Scattered: otherwise (IDs out of order, a patient's rows scattered), when the file has no quote,
   no lone carriage return and the patient ID first, in two rounds. First each worker cuts one
   byte range into lines and sorts them, untouched, into one bucket per worker by a hash of the
-  patient ID, noting each line's number in the file. Then each worker reads its buckets (rows in
-  file order, every patient whole) through the same reader, with the lines' numbers, grouped in
-  memory, and validates them. Each row is parsed once, by one worker.
+  patient ID, noting each line's number in the file. Then each worker orders the lines of its
+  buckets by patient ID (stable: a patient's rows keep their file order) and streams them through
+  the same reader, one whole patient at a time, with the lines' numbers. Each row is parsed once,
+  by one worker.
 * By hash: otherwise, each worker reads the whole file, checks every row, and keeps the patients
   whose ID hashes to it, grouped in memory.
 
@@ -356,10 +357,7 @@ def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs
     grouped: list[ShardReport] | None = None
     if found[1] == 0 and b'"' not in found[0] and found[0].endswith(b"\n"):
         grouped = _scattered(base, found[0], jobs, outputs)
-    if grouped is None:
-        for output in outputs:
-            output.seek(0)
-            output.truncate()
+    if grouped is None:  # the scattered rounds did not start writing to ``outputs``
         _JOB.update(base, shards=jobs, outputs=outputs)
         try:
             grouped = _pool(_work_hash, jobs)

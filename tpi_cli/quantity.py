@@ -68,12 +68,7 @@ class Ratio:
 
     def decimal_text(self, places: int = 2) -> str:
         """``12.5`` / ``5.33``: rounded half up, trailing zeros dropped."""
-        scale = 10**places
-        units = (self.num * scale * 2 + self.den) // (2 * self.den)
-        whole, frac = divmod(units, scale)
-        if not frac:
-            return str(whole)
-        return f"{whole}.{frac:0{places}d}".rstrip("0")
+        return _decimal_text(self.num, self.den, places)
 
 
 def decimal_text(num: int, den: int, places: int = 2) -> str:
