@@ -425,3 +425,108 @@ def test_long_bad_field_is_quoted_short(tpi: Callable[..., Result], tmp_path: Pa
         assert result.exit_code == 2
         assert result.stderr.count("Z") <= 1000, (field, len(result.stderr))
         assert "PID-4242" not in result.stderr
+
+
+# --- a report that cannot be written whole ---------------------------------------------------------
+
+
+class _FailingStdout(io.StringIO):
+    """A stdout whose writes (or flushes) fail as a full disk or a closed pipe would."""
+
+    def __init__(self, error: OSError, at_flush: bool, descriptor: int) -> None:
+        super().__init__()
+        self.error = error
+        self.at_flush = at_flush
+        self.descriptor = descriptor
+
+    def fileno(self) -> int:  # a real stdout has one (tpi points it at /dev/null after a failure)
+        return self.descriptor
+
+    def write(self, text: str) -> int:
+        if not self.at_flush:
+            raise self.error
+        return super().write(text)
+
+    def flush(self) -> None:
+        if self.at_flush and self.getvalue():
+            raise self.error
+
+
+OUTPUT_ERRORS = {
+    "broken pipe": (BrokenPipeError(32, "Broken pipe"), "the output was closed before the report was complete"),
+    "disk full": (OSError(28, "No space left on device"), "cannot write the report: No space left on device"),
+}
+
+
+@pytest.mark.parametrize("at_flush", [False, True], ids=["write", "flush"])
+@pytest.mark.parametrize("error", list(OUTPUT_ERRORS))
+@pytest.mark.parametrize("args", [
+    ["validate", "{history}", "--format", "json"],
+    ["validate", "{history}"],
+    ["totals", "{history}", "--on", "2026-06-01", "--format", "csv"],
+    ["check", "{history}", "--patient", "P001", "--site", "left trap", "--dry", "--on", "2026-06-01"],
+    ["sites"],
+    ["--help"],
+], ids=["validate-json", "validate-table", "totals-csv", "check-table", "sites", "help"])
+def test_output_that_cannot_be_written_is_exit_2_with_one_line(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                               args: list[str], error: str, at_flush: bool) -> None:
+    # A verdict's exit code (0 allowed, 1 blocked) is never given for a report cut short.
+    from tpi_cli.cli import main
+
+    history = tmp_path / "h.csv"
+    history.write_text(_long_history(3, 10), encoding="utf-8")
+    exc, message = OUTPUT_ERRORS[error]
+    monkeypatch.setattr("sys.argv", ["tpi", *[arg.format(history=history) for arg in args]])
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.delenv("TPI_DEBUG", raising=False)
+    monkeypatch.setattr("tpi_cli.cli._OUTPUT_FAILED", [])
+    descriptor = os.open(os.devnull, os.O_WRONLY)
+    monkeypatch.setattr("sys.stdout", _FailingStdout(exc, at_flush, descriptor))
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            main()
+    finally:
+        os.close(descriptor)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"tpi: error: {message}"), err
+    assert "internal error" not in err
+    assert "Traceback" not in err
+
+
+def test_reader_closing_the_pipe_early_gets_exit_2_and_no_traceback(tmp_path: Path) -> None:
+    # The real thing: `tpi validate big.csv | head -c 100`, with more output than a pipe holds.
+    import subprocess
+    import sys
+
+    history = tmp_path / "h.csv"
+    history.write_text(_long_history(40, 60), encoding="utf-8")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TPI_")}
+    for fmt in ("json", "csv", "table"):
+        with subprocess.Popen([sys.executable, "-m", "tpi_cli", "validate", str(history), "--format", fmt],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment) as process:
+            assert process.stdout is not None
+            assert process.stderr is not None
+            assert len(process.stdout.read(100)) == 100
+            process.stdout.close()
+            err = process.stderr.read().decode()
+            code = process.wait(timeout=120)
+        assert code == 2, (fmt, err)
+        assert err == "tpi: error: the output was closed before the report was complete (broken pipe)\n", (fmt, err)
+
+
+def test_interrupt_is_exit_130_not_a_verdict(tpi: Callable[..., Result], monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
+    history = tmp_path / "h.csv"
+    history.write_text(_long_history(2, 3), encoding="utf-8")
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("tpi_cli.cli._load", interrupted)
+    result = tpi("validate", str(history))
+    assert result.exit_code == 130
+    assert result.stderr == "tpi: interrupted\n"
+    assert result.stdout == ""

@@ -102,7 +102,9 @@ def handles_errors(command: F) -> F:
         from tpi_cli.errors import TpiError
 
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            sys.stdout.flush()  # a report that cannot be written whole is an error (below)
+            return result
         except TpiError as exc:
             raise BadInput(str(exc)) from None
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
@@ -111,6 +113,11 @@ def handles_errors(command: F) -> F:
             raise BadInput("out of memory: the input is too large for this machine") from None
         except RecursionError:
             raise BadInput("the input is nested too deeply") from None
+        except OSError as exc:  # inputs are read with their own messages: this is the report's way out
+            _output_failed(exc)
+        except KeyboardInterrupt:  # Ctrl-C: the shell's code for an interrupt, never a verdict's
+            click.echo("tpi: interrupted", err=True)
+            sys.exit(130)
         except Exception as exc:
             if os.environ.get("TPI_DEBUG"):
                 raise
@@ -118,6 +125,11 @@ def handles_errors(command: F) -> F:
                            "that caused it (set TPI_DEBUG=1 for the traceback)") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _write_error(exc: OSError) -> str:
+    where = f" {exc.filename}" if exc.filename else ""
+    return f"cannot write the report{where}: {exc.strerror or exc}; what was written is incomplete"
 
 
 def rules_options(command: F) -> F:
@@ -533,7 +545,36 @@ def main() -> None:
     gc.disable()
     try:
         cli(prog_name="tpi")
-    except BrokenPipeError:  # e.g. `tpi validate big.csv | head`
+    except OSError as exc:  # writing click's own output (help, usage) failed
+        _output_failed(exc)
+    except SystemExit as stop:
+        if _OUTPUT_FAILED:
+            raise
+        if stop.code == 1 and type(sys.stdout).__name__ == "_PacifyFlushWrapper":
+            # click's own output (help, usage) met a closed pipe and click chose exit 1
+            _output_failed(BrokenPipeError(32, "Broken pipe"))
+        try:
+            sys.stdout.flush()  # here, not at exit: a failed last write is reported like any other
+        except OSError as exc:
+            _output_failed(exc)
+        raise
+
+
+_OUTPUT_FAILED: list[OSError] = []  # said once: the last buffered text would only fail again at exit
+
+
+def _output_failed(exc: OSError) -> None:
+    """Exit 2 with one line: the report could not be written whole (never a verdict's exit code)."""
+    _OUTPUT_FAILED.append(exc)
+    try:  # what is still buffered goes nowhere (a second attempt would fail again, at exit)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(1)
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (tests)
+        pass
+    if isinstance(exc, BrokenPipeError):  # e.g. `tpi validate big.csv | head`
+        message = "the output was closed before the report was complete (broken pipe)"
+    else:
+        message = _write_error(exc)
+    click.echo(f"tpi: error: {message}", err=True)
+    sys.exit(2)

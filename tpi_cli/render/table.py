@@ -22,11 +22,20 @@ from tpi_cli.rules import Rules
 def _text(text: str, style: str = "") -> Text:
     """Text for rich, never markup, with control characters escaped (see ``printable``)."""
     return Text(printable(text), style=style)
+
+
 _STATUS_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit 1, a verdict's code: the caller reports the cut-short output instead.
+        self.quiet = True
+        raise BrokenPipeError(32, "Broken pipe")
+
+
 def console(width: int | None = None) -> Console:
-    return Console(highlight=False, width=width, soft_wrap=False)
+    return _Console(highlight=False, width=width, soft_wrap=False)
 
 
 def _verdict(result: CheckResult) -> Text:
