@@ -424,7 +424,9 @@ def timed_row(env: Env, target: str, command: Command, baseline: Command, limit:
     # Each round runs the baseline and the command back to back, so a round's own ratio cancels the
     # machine's drift between rounds; shown beside the ratio of medians (which decides "met?").
     rounds = [a.seconds / b.seconds for a, b in zip(samples, base, strict=False)]
-    per_round = f" (per round: {statistics.median(rounds):.2f}x, {min(rounds):.2f}-{max(rounds):.2f}x)" if rounds else ""
+    per_round = ""
+    if rounds:
+        per_round = f" (per round: {statistics.median(rounds):.2f}x, {min(rounds):.2f}-{max(rounds):.2f}x)"
     return Row(target, f"{code(command.shown)} vs {code(baseline.shown)}", str(len(samples)), format_seconds(median),
                format_seconds(low), format_seconds(high), format_seconds(base_median), f"{ratio:.2f}x{per_round}",
                f"≤ {limit:g}x", ratio <= limit)

@@ -639,3 +639,47 @@ def test_json_bad_input_is_still_refused_with_exit_2(tpi: Run, write: Write, spe
     assert path in lines[0]
     for word in [*words, *([f"{field}: "] if field else [])]:
         assert word in lines[0]
+
+
+@pytest.mark.parametrize("text", [
+    "patient_id,date,site,side,drug,dose\nP2,2026-01-02,trapezius,left,lidocaine,20 mg\n"
+    "P1,2026-01-01,trapezius,left,triamcinolone,40 mg\nP1,2026-01-20,trapezius,left,triamcinolone,40 mg\n",
+    "patient_id,date,site,side,drug,dose\nP1,2026-01-01,trapezius,left,triamcinolone,40 mg\n"
+    "P2,2026-01-02,trapezius,left,lidocaine,20 mg\nP1,2026-01-20,trapezius,left,triamcinolone,40 mg\n",
+], ids=["IDs decreasing", "a patient's rows scattered"])
+def test_a_pipe_is_read_once_whatever_the_patient_order(tmp_path: Path, rules: Rules, text: str) -> None:
+    # A FIFO (or `<(...)`, /dev/stdin on a pipe) gives its bytes once: it is grouped in memory from
+    # the start, like stdin, not read a second time when the IDs stop increasing.
+    import os
+    import threading
+
+    fifo = tmp_path / "history.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "w", encoding="utf-8") as out:
+            out.write(text)
+
+    from_pipe: list[tuple[str | None, int]] = []
+
+    def read() -> None:
+        from_pipe.extend((p.patient_id, len(p.injections)) for p in read_patients(str(fifo), rules))
+
+    writer = threading.Thread(target=feed, daemon=True)
+    reader = threading.Thread(target=read, daemon=True)
+    writer.start()
+    reader.start()
+    reader.join(timeout=30)
+    stuck = reader.is_alive()  # waiting to open the pipe a second time: nobody writes to it again
+    if stuck:
+        with open(fifo, "w", encoding="utf-8"):
+            pass  # lets the stuck reader see an empty pipe and end
+    writer.join(timeout=30)
+    assert not stuck, "the pipe was opened a second time"
+    regular = tmp_path / "history.csv"
+    regular.write_text(text, encoding="utf-8")
+    from_file: list[tuple[str | None, int]] = []
+    for patient in read_patients(str(regular), rules, on_restart=from_file.clear):  # read again: from the start
+        from_file.append((patient.patient_id, len(patient.injections)))
+    assert from_pipe == from_file
+    assert sorted(from_pipe) == [("P1", 2), ("P2", 1)]

@@ -496,25 +496,51 @@ def test_output_that_cannot_be_written_is_exit_2_with_one_line(monkeypatch: pyte
     assert "Traceback" not in err
 
 
-def test_reader_closing_the_pipe_early_gets_exit_2_and_no_traceback(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "PYTHONUNBUFFERED"])
+def test_reader_closing_the_pipe_early_gets_exit_2_and_no_traceback(tmp_path: Path, unbuffered: bool) -> None:
     # The real thing: `tpi validate big.csv | head -c 100`, with more output than a pipe holds.
+    # Under PYTHONUNBUFFERED a single large write to a pipe whose reader left comes back short
+    # (no error) and Python's text layer drops the rest: tpi puts a buffer under stdout.
     import subprocess
     import sys
 
     history = tmp_path / "h.csv"
-    history.write_text(_long_history(40, 60), encoding="utf-8")
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("TPI_")}
-    for fmt in ("json", "csv", "table"):
-        with subprocess.Popen([sys.executable, "-m", "tpi_cli", "validate", str(history), "--format", fmt],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment) as process:
+    history.write_text(_long_history(1500, 4), encoding="utf-8")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("TPI_", "PYTHONUNBUFFERED"))}
+    if unbuffered:
+        environment["PYTHONUNBUFFERED"] = "1"
+    for args in (["validate", str(history), "--format", "json"], ["validate", str(history), "--format", "csv"],
+                 ["validate", str(history), "--jobs", "1"],
+                 ["totals", str(history), "--on", "2026-06-01", "--format", "csv"],
+                 ["totals", str(history), "--on", "2026-06-01", "--format", "json"]):
+        with subprocess.Popen([sys.executable, "-m", "tpi_cli", *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=environment) as process:
             assert process.stdout is not None
             assert process.stderr is not None
             assert len(process.stdout.read(100)) == 100
             process.stdout.close()
             err = process.stderr.read().decode()
             code = process.wait(timeout=120)
-        assert code == 2, (fmt, err)
-        assert err == "tpi: error: the output was closed before the report was complete (broken pipe)\n", (fmt, err)
+        assert code == 2, (args, err)
+        assert err == "tpi: error: the output was closed before the report was complete (broken pipe)\n", (args, err)
+
+
+def test_unbuffered_stdout_still_writes_the_whole_report(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    history = tmp_path / "h.csv"
+    history.write_text(_long_history(1500, 4), encoding="utf-8")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TPI_")}
+    outputs = []
+    for unbuffered in ("1", ""):
+        environment["PYTHONUNBUFFERED"] = unbuffered
+        done = subprocess.run([sys.executable, "-m", "tpi_cli", "validate", str(history), "--format", "csv"],
+                              capture_output=True, env=environment, check=False, timeout=120)
+        assert done.returncode == 1
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count(b"\n") > 1000
 
 
 def test_interrupt_is_exit_130_not_a_verdict(tpi: Callable[..., Result], monkeypatch: pytest.MonkeyPatch,

@@ -9,6 +9,7 @@ JSON output never loads rich.
 from __future__ import annotations
 
 import functools
+import io
 import os
 import sys
 from collections.abc import Callable
@@ -543,6 +544,7 @@ def main() -> None:
     import gc
 
     gc.disable()
+    _buffer_stdout()
     try:
         cli(prog_name="tpi")
     except OSError as exc:  # writing click's own output (help, usage) failed
@@ -558,6 +560,21 @@ def main() -> None:
         except OSError as exc:
             _output_failed(exc)
         raise
+
+
+def _buffer_stdout() -> None:
+    """Under ``python -u`` or PYTHONUNBUFFERED, stdout writes straight to the file descriptor, and a
+    short write (a pipe's reader gone mid-write) is silently dropped by the text layer. A buffer
+    under it writes every byte or raises, so a cut report is always noticed."""
+    raw = getattr(sys.stdout, "buffer", None)
+    if not isinstance(raw, io.RawIOBase):
+        return
+    try:
+        descriptor = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return
+    sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(descriptor, "w", closefd=False)),
+                                  encoding=sys.stdout.encoding, errors=sys.stdout.errors)
 
 
 _OUTPUT_FAILED: list[OSError] = []  # said once: the last buffered text would only fail again at exit

@@ -16,7 +16,9 @@ import contextlib
 import csv
 import io
 import json
+import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
@@ -326,7 +328,14 @@ class Source:
 
     @property
     def rereadable(self) -> bool:
-        return self.path != "-"
+        """Stdin, a pipe (``<(...)``, a FIFO, ``/dev/stdin``) or a device gives its bytes once: only a
+        regular file can be read again."""
+        if self.path == "-":
+            return False
+        try:
+            return stat.S_ISREG(os.stat(self.path).st_mode)
+        except (OSError, ValueError):
+            return True  # open() names the problem
 
     def open(self) -> IO[bytes]:
         if self.path == "-":
