@@ -179,3 +179,16 @@ def test_files_that_do_not_scatter_give_the_same_report(tpi: Run, write: Write, 
     path = write("h.csv", "".join(lines))
     _same_report(tpi, path, spec_rules)
     assert "_work_gather" not in used
+
+
+def _interrupt_handler(index: int) -> object:
+    import signal
+
+    return signal.getsignal(signal.SIGINT)
+
+
+def test_workers_leave_ctrl_c_to_the_parent() -> None:
+    # Ctrl-C goes to the whole process group: a worker that took it would print its own traceback.
+    import signal
+
+    assert parallel._pool(_interrupt_handler, 2) == [signal.SIG_IGN, signal.SIG_IGN]  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import signal
 import tempfile
 from array import array
 from collections.abc import Callable, Iterator
@@ -309,7 +310,10 @@ def _ignore(violation: Violation) -> None:
 def _pool(work: Callable[[int], ShardReport], count: int) -> list[ShardReport]:
     import multiprocessing
 
-    with multiprocessing.get_context("fork").Pool(count) as pool:
+    # Ctrl-C reaches the whole process group: the workers leave it to the parent, which stops them
+    # and says "interrupted" once (no traceback from each worker).
+    with multiprocessing.get_context("fork").Pool(count, initializer=signal.signal,
+                                                  initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
         return pool.map(work, range(count))
 
 
