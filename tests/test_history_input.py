@@ -15,6 +15,7 @@ import pytest
 from click.testing import Result
 
 from tests.conftest import SPEC_RULES
+from tpi_cli.errors import TpiError
 from tpi_cli.history import read_patients
 from tpi_cli.model import PatientHistory
 from tpi_cli.rules import Rules, parse_rules
@@ -683,3 +684,27 @@ def test_a_pipe_is_read_once_whatever_the_patient_order(tmp_path: Path, rules: R
         from_file.append((patient.patient_id, len(patient.injections)))
     assert from_pipe == from_file
     assert sorted(from_pipe) == [("P1", 2), ("P2", 1)]
+
+
+@pytest.mark.parametrize(("document", "field", "escape"), [
+    ('{"patient_id": "P\\ud800", "injections": [{"date": "2026-01-01", "site": "left trapezius", '
+     '"drugs": [{"name": "lidocaine", "dose": "30 mg"}]}]}', "patient_id", "\\ud800"),
+    ('[{"patient_id": "P1", "date": "2026-01-01", "site": "left trapezius", "drug": "lidocaine", "dose": "30 mg", '
+     '"override": "x\\udfff"}]', "override", "\\udfff"),
+    ('[{"patient_id": "P\\udc00x", "date": "2026-01-01", "site": "left trapezius", "drug": "", "dose": ""}]',
+     "patient_id", "\\udc00"),
+])
+def test_json_lone_surrogate_in_a_text_field_is_refused(tmp_path: Path, rules: Rules, document: str, field: str,
+                                                         escape: str) -> None:
+    # JSON can spell a lone surrogate (\ud800) that no UTF-8 output can carry: refused where read.
+    path = write_bytes(tmp_path, "h.json", document.encode())
+    with pytest.raises(TpiError) as refused:
+        read(path, rules)
+    assert str(refused.value) == f"{path}:1: {field}: contains a lone surrogate ('{escape}'), not text"
+
+
+def test_json_surrogate_pair_is_one_character_and_fine(tmp_path: Path, rules: Rules) -> None:
+    document = ('[{"patient_id": "P\\ud83d\\ude00", "date": "2026-01-01", "site": "left trapezius", "drug": "",'
+                ' "dose": ""}]')
+    [history] = read(write_bytes(tmp_path, "h.json", document.encode()), rules)
+    assert history.patient_id == "P\U0001f600"

@@ -102,6 +102,12 @@ class RowParser:
             raise self.error(line, field, f"longer than {MAX_FIELD} characters")
         if "\x00" in raw:
             raise self.error(line, field, "contains a NUL byte")
+        if not raw.isascii():
+            try:
+                raw.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a JSON escape such as \ud800 (UTF-8 input cannot hold one)
+                raise self.error(line, field, f"contains a lone surrogate ({exc.object[exc.start]!a}), not text") \
+                    from None
 
     def text(self, raw: str, line: int, field: str) -> str | None:
         """A free-text field (patient_id, override): stripped, None when empty."""
