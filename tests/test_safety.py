@@ -556,3 +556,23 @@ def test_interrupt_is_exit_130_not_a_verdict(tpi: Callable[..., Result], monkeyp
     assert result.exit_code == 130
     assert result.stderr == "tpi: interrupted\n"
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(("first", "message"), [
+    ("Jane Doe,1980-02-03,SSN 123-45-6789,2026-01-01,trapezius,left,lidocaine,30 mg",
+     "date: missing column: the first line holds a date, so it is a row, not the header (the header row is missing)"),
+    ("Jane Doe SSN 123-45-6789 secret", "date: missing column (the header's only column is not named 'date')"),
+    ("name,ssn 123-45-6789,visit,where,what,how much",
+     "date: missing column (none of the header's 6 columns is named 'date')"),
+])
+def test_a_missing_header_is_not_quoted_back(tpi: Callable[..., Result], tmp_path: Path, first: str,
+                                             message: str) -> None:
+    # Without a header the first line is a patient's row: the message names no value of it.
+    path = tmp_path / "h.csv"
+    path.write_text(first + "\nP1,2026-01-01,trapezius,left,lidocaine,30 mg,,,\n", encoding="utf-8")
+    result = tpi("validate", str(path))
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == f"tpi: error: {path}:1: {message}\n"
+    for secret in ("Jane", "SSN", "123-45", "1980"):
+        assert secret not in result.stderr

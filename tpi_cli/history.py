@@ -693,6 +693,14 @@ def _group(rows: Iterator[_Row], file: str, patient: str | None) -> Iterator[Pat
             yield group.finish(file)
 
 
+def _is_date(text: str) -> bool:
+    try:
+        parse_date(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _columns(header: list[str], file: str) -> list[int]:
     names = [name.strip().lower() for name in header]
     found: dict[str, int] = {}
@@ -703,9 +711,15 @@ def _columns(header: list[str], file: str) -> list[int]:
             found[name] = index
     for required in REQUIRED_COLUMNS:
         if required not in found:
+            # The header is not quoted back: when it is missing, the first line is a patient's row.
+            if any(_is_date(name) for name in names):
+                raise TpiError("missing column: the first line holds a date, so it is a row, not the header "
+                               "(the header row is missing)", file=file, line=1, field=required)
             extra = [n for n in names if n not in COLUMNS]
-            raise TpiError(f"missing column (header: {', '.join(names)[:120]})", file=file, line=1,
-                           field=required, suggestions=did_you_mean(required, extra))
+            which = "the header's only column is not" if len(names) == 1 else \
+                f"none of the header's {len(names)} columns is"
+            raise TpiError(f"missing column ({which} named {required!r})",
+                           file=file, line=1, field=required, suggestions=did_you_mean(required, extra))
     if "dose" not in found:
         raise TpiError("missing column (a drug needs a dose)", file=file, line=1, field="dose")
     return [found.get(name, -1) for name in COLUMNS]
