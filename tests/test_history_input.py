@@ -708,3 +708,38 @@ def test_json_surrogate_pair_is_one_character_and_fine(tmp_path: Path, rules: Ru
                 ' "dose": ""}]')
     [history] = read(write_bytes(tmp_path, "h.json", document.encode()), rules)
     assert history.patient_id == "P\U0001f600"
+
+
+def test_json_row_keys_match_like_csv_column_names(tmp_path: Path, rules: Rules) -> None:
+    # "Drug" is the drug, as a CSV header's "Drug" is: never silently a dry needling row.
+    document = ('[{"Patient_ID": "P1", " DATE ": "2026-01-01", "Site": "left trapezius", "Drug": "triamcinolone", '
+                '"DOSE": "40 mg", "Points": 2}]')
+    [history] = read(write_bytes(tmp_path, "h.json", document.encode()), rules)
+    [injection] = history.injections
+    assert history.patient_id == "P1"
+    assert injection.date.isoformat() == "2026-01-01"
+    assert {drug.name: amount.text() for drug, amount in injection.drugs.items()} == {"triamcinolone": "40 mg"}
+    assert injection.points == 2
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ('"date": "2026-01-01", "DATE": "2026-02-01", "drug": "", "dose": ""',
+     "date: given twice (keys are matched like CSV column names: case and spaces ignored)"),
+    ('"date": "2026-01-01", "medication": "triamcinolone", "amount": "40 mg"',
+     "drug: missing, and the row has keys tpi does not know ('medication', 'amount'): a drug under another name "
+     'would read as dry needling (give "drug": "" for none)'),
+])
+def test_json_row_keys_that_could_hide_a_drug_are_refused(tmp_path: Path, rules: Rules, row: str,
+                                                           message: str) -> None:
+    path = write_bytes(tmp_path, "h.json", f'[{{"patient_id": "P1", "site": "left trapezius", {row}}}]'.encode())
+    with pytest.raises(TpiError) as refused:
+        read(path, rules)
+    assert str(refused.value) == f"{path}:1: {message}"
+
+
+@pytest.mark.parametrize("row", ['"technique": "dry"', '"note": "x", "drug": null', ""])
+def test_json_dry_needling_rows_without_unknown_keys_still_read(tmp_path: Path, rules: Rules, row: str) -> None:
+    extra = f", {row}" if row else ""
+    document = f'[{{"patient_id": "P1", "date": "2026-01-01", "site": "left trapezius"{extra}}}]'
+    [history] = read(write_bytes(tmp_path, "h.json", document.encode()), rules)
+    assert [injection.drugs for injection in history.injections] == [{}]

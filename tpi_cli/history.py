@@ -774,7 +774,34 @@ class _JsonRows:
             if "injections" in item:
                 yield from _json_patient(item, path, row, fail)
             else:
-                yield row(item, path)
+                yield row(_row_keys(item, path, fail), path)
+
+
+_COLUMN_SET = frozenset(COLUMNS)
+
+
+def _row_keys(item: dict[str, Any], path: tuple[int | str, ...], fail: Fail) -> dict[str, Any]:
+    """A history row's keys matched as CSV column names are (case and surrounding spaces ignored;
+    other keys ignored, like extra columns). Refused: two keys for one column, and a row without a
+    ``drug`` key that has keys tpi does not know: one of them may be the drug misnamed, and the row
+    would otherwise read as dry needling (CSV refuses a header without a drug column)."""
+    if "drug" in item and _COLUMN_SET.issuperset(item):
+        return item
+    fields: dict[str, Any] = {}
+    unknown: list[str] = []
+    for key, value in item.items():
+        name = key.strip().lower()
+        if name not in _COLUMN_SET:
+            unknown.append(key)
+        elif name in fields:
+            raise fail(path, name, "given twice (keys are matched like CSV column names: case and spaces ignored)")
+        else:
+            fields[name] = value
+    if "drug" not in fields and unknown:
+        names = ", ".join(quote(key) for key in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+        raise fail(path, "drug", f"missing, and the row has keys tpi does not know ({names}): a drug under another "
+                                 'name would read as dry needling (give "drug": "" for none)')
+    return fields
 
 
 _PATIENT_KEYS = {"patient_id", "weight_kg", "injections"}
