@@ -302,3 +302,36 @@ def test_next_unspecified_side_feeds_both_rows_and_a_site_not_in_history(tpi: Ru
                            "--format", "json"))
     assert [(r["site"], r["side"], r["dry"], r["steroid"], r["steroid_mg_remaining"]) for r in document["sites"]] == [
         ("infraspinatus", "right", "2026-03-10", "2026-03-10", 120.0)]
+
+
+def test_totals_table_of_many_rows_is_laid_out_plainly(tpi: Run, spec_rules: str, write: Write,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # Above PLAIN_ROWS rows (rich takes about 1 ms a row) the same cells, in columns, without rich.
+    from tpi_cli.render import table
+
+    path = write("h.csv", TOTALS_HISTORY)
+    monkeypatch.setattr(table, "PLAIN_ROWS", 0)
+    result = tpi("totals", path, "--rules", spec_rules, "--on", "2026-03-10")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("─"))
+    assert lines[start - 2:start + 7] == [
+        "                                        all    all  mg by drug",
+        "patient  site               inj  mg-eq  inj  mg-eq  (in window)",
+        "─" * 90,
+        "P1       trapezius (left)     1     16    2     56  dexamethasone 3",
+        "P1       trapezius (right)    1     40    1     40  methylprednisolone 40",
+        "P2       trapezius            1     10    2     20  triamcinolone 10",
+        "P1       all sites            2     56    3     96  dexamethasone 3, methylprednisolone 40",
+        "P2       all sites            1     10    2     20  triamcinolone 10",
+        "P3       all sites            0      0    0      0  -",
+    ]
+    assert lines[start + 8] == "mg triamcinolone-eq = mg x 4 / the drug's equivalent mg:"
+
+
+def test_totals_table_of_a_big_history_lists_every_row(tpi: Run, spec_rules: str, write: Write) -> None:
+    # 3,000 patients, 6,000 rows: over PLAIN_ROWS, so laid out plainly, every row there.
+    rows = "".join(f"P{p:04d},2026-01-0{1 + p % 9},trapezius,left,triamcinolone,40 mg,,,\n" for p in range(3000))
+    result = tpi("totals", write("h.csv", HEADER + rows), "--rules", spec_rules, "--on", "2026-03-10")
+    assert result.exit_code == 0
+    assert sum(line.startswith("P") for line in result.stdout.splitlines()) == 6000  # a site row and a patient row

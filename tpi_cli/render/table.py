@@ -145,23 +145,30 @@ def print_totals(result: TotalsResult, out: Console | None = None) -> None:
                       f"mg-eq: mg of {result.reference.name}", style="bold"))
     ref = result.reference
     assert ref.equivalent_mg is not None
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("patient", overflow="fold")
-    table.add_column("site", overflow="fold", min_width=9)
-    table.add_column("inj", justify="right", no_wrap=True)
-    table.add_column("mg-eq", justify="right", no_wrap=True)
-    table.add_column("all\ninj", justify="right", no_wrap=True)
-    table.add_column("all\nmg-eq", justify="right", no_wrap=True)
-    table.add_column("mg by drug\n(in window)", overflow="fold", min_width=16)
+    rows = []
     for row in [*result.rows, *result.patients]:
         by_drug = ", ".join(f"{name} {mg_text(value, PG_PER_MG)}" for name, value in sorted(row.by_drug.items()))
         site = row.site if row.site is not None else "all sites"
-        style = "bold" if row.site is None else ""
         where = site if row.side is None else f"{site} ({row.side})"
-        table.add_row(_text(str(row.patient_id or "-")), _text(where, style=style),
-                      str(row.injections), mg_text(row.ref, result.ref_scale), str(row.all_time_injections),
-                      mg_text(row.all_time_ref, result.ref_scale), _text(by_drug or "-"))
-    target.print(table)
+        rows.append([printable(str(row.patient_id or "-")), printable(where), str(row.injections),
+                     mg_text(row.ref, result.ref_scale), str(row.all_time_injections),
+                     mg_text(row.all_time_ref, result.ref_scale), printable(by_drug or "-")])
+    if len(rows) > PLAIN_ROWS:
+        _plain_table(target, [("", "patient"), ("", "site"), ("", "inj"), ("", "mg-eq"), ("all", "inj"),
+                              ("all", "mg-eq"), ("mg by drug", "(in window)")], rows, right={2, 3, 4, 5})
+    else:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        table.add_column("patient", overflow="fold")
+        table.add_column("site", overflow="fold", min_width=9)
+        table.add_column("inj", justify="right", no_wrap=True)
+        table.add_column("mg-eq", justify="right", no_wrap=True)
+        table.add_column("all\ninj", justify="right", no_wrap=True)
+        table.add_column("all\nmg-eq", justify="right", no_wrap=True)
+        table.add_column("mg by drug\n(in window)", overflow="fold", min_width=16)
+        for cells in rows:
+            style = "bold" if cells[1] == "all sites" else ""
+            table.add_row(Text(cells[0]), Text(cells[1], style=style), *cells[2:6], Text(cells[6]))
+        target.print(table)
     lines = [f"mg {ref.name}-eq = mg x {ref.equivalent_mg.decimal_text(3)} / the drug's equivalent mg:"]
     for drug in result.drugs:
         assert drug.equivalent_mg is not None
@@ -171,6 +178,33 @@ def print_totals(result: TotalsResult, out: Console | None = None) -> None:
     for line in lines:
         target.print(_text(line, style="dim"))
     target.print(_text(DISCLAIMER, style="dim"))
+
+
+# Above this many rows a table is laid out here, not by rich (about 1 ms a row: a clinic's totals
+# would take minutes): columns as wide as their widest cell, nothing folded.
+PLAIN_ROWS = 1000
+
+
+def _plain_table(target: Console, headers: list[tuple[str, ...]], rows: list[list[str]], right: set[int]) -> None:
+    """A table in rich's SIMPLE_HEAD layout, written straight to the console's file. The cells are
+    already printable (control characters escaped)."""
+    widths = [max(len(part) for part in header) for header in headers]
+    for cells in rows:
+        for index, cell in enumerate(cells):
+            widths[index] = max(widths[index], len(cell))
+
+    def line(cells: list[str] | tuple[str, ...]) -> str:
+        return "  ".join(cell.rjust(width) if index in right else cell.ljust(width)
+                        for index, (cell, width) in enumerate(zip(cells, widths, strict=True))).rstrip() + "\n"
+
+    out = target.file
+    height = max(len(header) for header in headers)
+    for level in range(height):
+        out.write(line([header[level - height + len(header)] if level - height + len(header) >= 0 else ""
+                        for header in headers]))
+    out.write("\u2500" * (sum(widths) + 2 * (len(widths) - 1)) + "\n")
+    out.writelines(line(cells) for cells in rows)
+    out.write("\n")
 
 
 def print_sites(rules: Rules, out: Console | None = None) -> None:
