@@ -295,3 +295,10 @@ def test_parse_date_plain_dates_agree_with_the_full_parse(text: str) -> None:
             return str(exc).replace(repr(value), repr(text))
 
     assert outcome(text) == outcome(" " + text)
+
+
+@pytest.mark.parametrize("text", ["٢٠٢٦-٠١-٠١", "２０２６-01-01", "2026-0١-01", "2026-01-01T1２:00"])
+def test_dates_take_ascii_digits_only(text: str) -> None:
+    # ISO 8601 digits are 0-9; other scripts' digits (which int() would read) are refused.
+    with pytest.raises(ValueError, match="not an ISO date"):
+        parse_date(text)

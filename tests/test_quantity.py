@@ -273,3 +273,16 @@ def test_a_total_landing_exactly_on_a_limit_is_within_it(tpi: Callable[..., Resu
     assert len(document["violations"]) == violations
     if violations:
         assert document["violations"][0]["date"] == f"2026-0{len(doses)}-01"
+
+
+@pytest.mark.parametrize("text", ["٣٠٠٠ mg", "２0 mg", "5 mL @ １%", "0.٥ mg"])
+def test_doses_take_ascii_digits_only(text: str) -> None:
+    # Digits of other scripts (which int() and Decimal read) are refused in a dose, as in points.
+    with pytest.raises(ValueError, match=r"not a dose|not a plain decimal"):
+        parse_dose(text, mass_only=False)
+
+
+@pytest.mark.parametrize("text", ["٧٠", "７0"])
+def test_decimals_take_ascii_digits_only(text: str) -> None:
+    with pytest.raises(ValueError, match="not a plain decimal"):
+        parse_decimal(text)

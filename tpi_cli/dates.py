@@ -21,9 +21,9 @@ MIN_DATE = date(1900, 1, 1)
 MAX_DATE = date(2999, 12, 31)
 MAX_DURATION_YEARS = 100
 
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](.*))?\Z")
-_TIME = re.compile(r"([01]\d|2[0-3])(?::[0-5]\d(?::[0-5]\d(?:[.,]\d{1,9})?)?)?"
-                   r"(?:Z|z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?\Z")
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ](.*))?\Z")
+_TIME = re.compile(r"([01][0-9]|2[0-3])(?::[0-5][0-9](?::[0-5][0-9](?:[.,][0-9]{1,9})?)?)?"
+                   r"(?:Z|z|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)?\Z")
 
 
 def parse_date(text: str) -> date:
@@ -65,8 +65,9 @@ _UNITS = {
     "mo": "months", "month": "months", "months": "months",
     "y": "years", "yr": "years", "yrs": "years", "year": "years", "years": "years",
 }
-_PART = re.compile(r"\s*(\d{1,6})\s*([a-z]+)\s*,?", re.IGNORECASE)
-_ISO_DURATION = re.compile(r"P(?:(\d{1,6})Y)?(?:(\d{1,6})M)?(?:(\d{1,6})W)?(?:(\d{1,6})D)?\Z", re.IGNORECASE)
+_PART = re.compile(r"\s*([0-9]{1,6})\s*([a-z]+)\s*,?", re.IGNORECASE)
+_ISO_DURATION = re.compile(r"P(?:([0-9]{1,6})Y)?(?:([0-9]{1,6})M)?(?:([0-9]{1,6})W)?(?:([0-9]{1,6})D)?\Z",
+                           re.IGNORECASE)
 
 
 _CACHES: dict[tuple[int, int], tuple[dict[int, int], dict[int, int]]] = {}

@@ -15,7 +15,7 @@ PG_PER_MG = 10**9
 MG_PER_G = 1000
 _MAX_DIGITS = 18
 
-_NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)\Z")
+_NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z")
 
 
 class Ratio:
@@ -123,7 +123,7 @@ def to_units(value: Ratio, per_unit: int, what: str) -> int:
 
 MASS, VOLUME, UNITS = "mg", "mL", "units"
 
-_NUM = r"(\d+(?:\.\d*)?|\.\d+)"
+_NUM = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 _MASS = re.compile(_NUM + r"\s*(mg|mcg|µg|μg|ug|g)\Z", re.IGNORECASE)
 _SOLUTION = re.compile(_NUM + r"\s*ml\s*(?:@|of)\s*" + _NUM + r"\s*(%|mg\s*/\s*ml)\Z", re.IGNORECASE)
 _VOLUME = re.compile(_NUM + r"\s*ml\Z", re.IGNORECASE)
@@ -215,6 +215,6 @@ def _parse_amount(value: str, mass_only: bool) -> Amount:
         raise ValueError(f"{value!r} is not a finite dose")
     if _VOLUME.match(value):
         raise ValueError(f"{value!r}: a volume needs a strength for this drug, e.g. '3 mL @ 1%'")
-    if re.match(r"[\d.]+\s*e", lowered):
+    if re.match(r"[0-9.]+\s*e", lowered):
         raise ValueError(f"{value!r}: write the dose as a plain decimal, not in exponent form")
     raise ValueError(f"{value!r} is not a dose ({DOSE_FORMS})")

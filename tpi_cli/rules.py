@@ -41,7 +41,7 @@ SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "
 SNAPSHOT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "rules.snapshot.json")
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}\Z")
-_SNOMED = re.compile(r"\d{6,18}\Z")
+_SNOMED = re.compile(r"[0-9]{6,18}\Z")
 MAX_RULES = 10_000
 
 
