@@ -576,3 +576,28 @@ def test_a_missing_header_is_not_quoted_back(tpi: Callable[..., Result], tmp_pat
     assert result.stderr == f"tpi: error: {path}:1: {message}\n"
     for secret in ("Jane", "SSN", "123-45", "1980"):
         assert secret not in result.stderr
+
+
+@pytest.mark.parametrize(("value", "line", "message"), [
+    ("9" * 5000, 2, "a number of 5000 digits (tpi reads at most 40)"),
+    ("-" + "9" * 500, 2, "a number of 500 digits (tpi reads at most 40)"),
+    ("1" + "0" * 500 + ".5", 1, f"weight_kg: '{'1' + '0' * 58}…' is not a number tpi accepts"),
+])
+def test_json_numbers_too_long_are_refused_shortly(tpi: Callable[..., Result], tmp_path: Path, value: str, line: int,
+                                                   message: str) -> None:
+    # Not Python's "use sys.set_int_max_str_digits()", and never the whole number echoed.
+    path = tmp_path / "h.json"
+    path.write_text('[{"patient_id": "P1", "date": "2026-01-01", "site": "left trapezius", "drug": "",\n'
+                    f'"dose": "", "weight_kg": {value}}}]', encoding="utf-8")
+    result = tpi("validate", str(path))
+    assert result.exit_code == 2
+    assert result.stderr == f"tpi: error: {path}:{line}: {message}\n"
+
+
+def test_a_long_bad_number_in_csv_is_quoted_short(tpi: Callable[..., Result], tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text("patient_id,date,site,side,drug,dose,weight_kg\n"
+                    f"P1,2026-01-01,trapezius,left,,,{'9' * 900}\n", encoding="utf-8")
+    result = tpi("validate", str(path))
+    assert result.exit_code == 2
+    assert result.stderr == f"tpi: error: {path}:2: weight_kg: '{'9' * 59}…' has more than 18 digits (weight in kg)\n"

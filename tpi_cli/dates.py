@@ -15,6 +15,8 @@ from datetime import date
 
 from dateutil.relativedelta import relativedelta
 
+from tpi_cli.errors import quote
+
 # The range tpi accepts: wide enough for any real record or plan, narrow enough that every date
 # plus the longest duration stays a valid date.
 MIN_DATE = date(1900, 1, 1)
@@ -40,16 +42,16 @@ def parse_date(text: str) -> date:
     value = text.strip()
     match = _DATE.match(value)
     if match is None:
-        raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD)")
+        raise ValueError(f"{quote(value)} is not an ISO date (YYYY-MM-DD)")
     year, month, day, time = match.groups()
     if time is not None and not _TIME.match(time):
-        raise ValueError(f"{value!r} is not an ISO date or datetime")
+        raise ValueError(f"{quote(value)} is not an ISO date or datetime")
     try:
         result = date(int(year), int(month), int(day))
     except ValueError:
-        raise ValueError(f"{value!r} is not a date on the calendar") from None
+        raise ValueError(f"{quote(value)} is not a date on the calendar") from None
     if not MIN_DATE <= result <= MAX_DATE:
-        raise ValueError(f"{value!r} is outside {MIN_DATE.isoformat()} to {MAX_DATE.isoformat()}")
+        raise ValueError(f"{quote(value)} is outside {MIN_DATE.isoformat()} to {MAX_DATE.isoformat()}")
     return result
 
 
@@ -105,18 +107,18 @@ class Duration:
                 part = _PART.match(value, position)
                 if part is None:
                     raise ValueError(
-                        f"{value!r} is not a duration (e.g. '6 weeks', '3 months', '1 month 2 weeks', 'P6W')")
+                        f"{quote(value)} is not a duration (e.g. '6 weeks', '3 months', '1 month 2 weeks', 'P6W')")
                 unit = _UNITS.get(part.group(2).lower())
                 if unit is None:
-                    raise ValueError(f"{value!r}: unknown unit {part.group(2)!r} (days, weeks, months, years)")
+                    raise ValueError(f"{quote(value)}: unknown unit {part.group(2)!r} (days, weeks, months, years)")
                 if unit in seen:
-                    raise ValueError(f"{value!r} gives {unit} twice")
+                    raise ValueError(f"{quote(value)} gives {unit} twice")
                 seen.add(unit)
                 parts[unit] = int(part.group(1))
                 position = part.end()
         duration = cls(parts["years"], parts["months"], parts["weeks"] * 7 + parts["days"], value)
         if duration.approximate_days() > MAX_DURATION_YEARS * 365.25:
-            raise ValueError(f"{value!r} is longer than {MAX_DURATION_YEARS} years")
+            raise ValueError(f"{quote(value)} is longer than {MAX_DURATION_YEARS} years")
         return duration
 
     def _describe(self) -> str:

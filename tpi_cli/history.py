@@ -862,7 +862,7 @@ def _json_row(item: dict[str, Any], path: tuple[int | str, ...], parser: RowPars
                                    "cause of medication errors")
         elif isinstance(value, Decimal):
             if not value.is_finite() or abs(value.adjusted()) > 20:
-                raise fail(path, name, f"{value} is not a number tpi accepts")
+                raise fail(path, name, f"{quote(format(value, 'f'))} is not a number tpi accepts")
             fields.append(format(value, "f"))
         else:
             fields.append(str(value))
@@ -880,14 +880,35 @@ def _json_load(text: str, file: str) -> Any:
     from decimal import Decimal
 
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant,
+        return json.loads(text, parse_float=Decimal, parse_int=_json_int, parse_constant=_refuse_constant,
                           object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
         raise TpiError(f"not valid JSON: {exc.msg}", file=file, line=exc.lineno) from None
     except RecursionError:
         raise TpiError("not valid JSON: nested too deeply", file=file) from None
+    except _LongNumber as exc:
+        found = _LONG_NUMBER.search(text)
+        raise TpiError(f"a number of {exc} digits (tpi reads at most {MAX_JSON_DIGITS})", file=file,
+                       line=text.count("\n", 0, found.start()) + 1 if found else None) from None
     except ValueError as exc:
         raise TpiError(f"not valid JSON: {exc}", file=file, line=_json_error_line(text)) from None
+
+
+MAX_JSON_DIGITS = 40
+_LONG_NUMBER = re.compile(f"[0-9]{{{MAX_JSON_DIGITS + 1},}}")
+
+
+class _LongNumber(ValueError):
+    pass
+
+
+def _json_int(text: str) -> int:
+    """A JSON integer; one too long to be any value tpi reads is refused before Python converts it
+    (its own limit, 4,300 digits, gives a message about sys.set_int_max_str_digits)."""
+    digits = len(text) - text.startswith("-")
+    if digits > MAX_JSON_DIGITS:
+        raise _LongNumber(digits)
+    return int(text)
 
 
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')

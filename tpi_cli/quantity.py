@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from math import gcd
 
+from tpi_cli.errors import quote
+
 PG_PER_MG = 10**9
 MG_PER_G = 1000
 _MAX_DIGITS = 18
@@ -101,12 +103,12 @@ def parse_decimal(text: str) -> Ratio:
     if not _NUMBER.match(value):
         lowered = value.lower()
         if lowered.lstrip("+-") in {"nan", "inf", "infinity"}:
-            raise ValueError(f"{value!r} is not a finite number")
+            raise ValueError(f"{quote(value)} is not a finite number")
         if value.startswith("-"):
-            raise ValueError(f"{value!r} is negative")
-        raise ValueError(f"{value!r} is not a plain decimal number")
+            raise ValueError(f"{quote(value)} is negative")
+        raise ValueError(f"{quote(value)} is not a plain decimal number")
     if len(value) > _MAX_DIGITS + 1:
-        raise ValueError(f"{value!r} has more than {_MAX_DIGITS} digits")
+        raise ValueError(f"{quote(value)} has more than {_MAX_DIGITS} digits")
     whole, _, frac = value.partition(".")
     return Ratio(int((whole or "0") + frac), 10 ** len(frac))
 
@@ -179,10 +181,10 @@ def parse_dose(text: str, *, mass_only: bool) -> Amount:
     if len(value) > 60:
         raise ValueError("dose text is too long")
     if value.startswith("-"):
-        raise ValueError(f"{value!r}: a dose cannot be negative")
+        raise ValueError(f"{quote(value)}: a dose cannot be negative")
     amount = _parse_amount(value, mass_only)
     if amount.value <= 0:
-        raise ValueError(f"{value!r}: a dose must be more than 0")
+        raise ValueError(f"{quote(value)}: a dose must be more than 0")
     return amount
 
 
@@ -190,31 +192,32 @@ def _parse_amount(value: str, mass_only: bool) -> Amount:
     match = _MASS.match(value)
     if match:
         number = parse_decimal(match.group(1))
-        return Amount(to_units(number, _PG_PER[match.group(2).lower()], f"dose {value!r}"))
+        return Amount(to_units(number, _PG_PER[match.group(2).lower()], f"dose {quote(value)}"))
     match = _SOLUTION.match(value)
     if match:
         volume, strength, unit = parse_decimal(match.group(1)), parse_decimal(match.group(2)), match.group(3)
         if unit == "%":
             if float(strength) > 100:
-                raise ValueError(f"{value!r}: a strength above 100% is impossible")
+                raise ValueError(f"{quote(value)}: a strength above 100% is impossible")
             mg_per_ml = strength * Ratio(10)  # a percent is g/100 mL: 1% = 10 mg/mL
         else:
             mg_per_ml = strength
-        return Amount(to_units(volume * mg_per_ml, PG_PER_MG, f"dose {value!r}"))
+        return Amount(to_units(volume * mg_per_ml, PG_PER_MG, f"dose {quote(value)}"))
     if not mass_only:
         match = _VOLUME.match(value)
         if match:
-            return Amount(to_units(parse_decimal(match.group(1)), 1000, f"dose {value!r}"), VOLUME)
+            return Amount(to_units(parse_decimal(match.group(1)), 1000, f"dose {quote(value)}"), VOLUME)
         match = _UNITS.match(value)
         if match:
-            return Amount(to_units(parse_decimal(match.group(1)), 1000, f"dose {value!r}"), UNITS)
+            return Amount(to_units(parse_decimal(match.group(1)), 1000, f"dose {quote(value)}"), UNITS)
     if _NUMBER.match(value):
-        raise ValueError(f"{value!r} has no unit ({DOSE_FORMS}): unitless doses are a known cause of medication errors")
+        raise ValueError(f"{quote(value)} has no unit ({DOSE_FORMS}): unitless doses are a known cause of "
+                         "medication errors")
     lowered = value.lower()
     if any(word in lowered for word in ("nan", "inf")):
-        raise ValueError(f"{value!r} is not a finite dose")
+        raise ValueError(f"{quote(value)} is not a finite dose")
     if _VOLUME.match(value):
-        raise ValueError(f"{value!r}: a volume needs a strength for this drug, e.g. '3 mL @ 1%'")
+        raise ValueError(f"{quote(value)}: a volume needs a strength for this drug, e.g. '3 mL @ 1%'")
     if re.match(r"[0-9.]+\s*e", lowered):
-        raise ValueError(f"{value!r}: write the dose as a plain decimal, not in exponent form")
-    raise ValueError(f"{value!r} is not a dose ({DOSE_FORMS})")
+        raise ValueError(f"{quote(value)}: write the dose as a plain decimal, not in exponent form")
+    raise ValueError(f"{quote(value)} is not a dose ({DOSE_FORMS})")
