@@ -423,7 +423,7 @@ def timed_row(env: Env, target: str, command: Command, baseline: Command, limit:
     ratio = median / base_median
     # Each round runs the baseline and the command back to back, so a round's own ratio cancels the
     # machine's drift between rounds; shown beside the ratio of medians (which decides "met?").
-    rounds = [a.seconds / b.seconds for a, b in zip(samples, base, strict=False)]
+    rounds = [a.seconds / b.seconds for a, b in zip(samples, base, strict=True)]
     per_round = ""
     if rounds:
         per_round = f" (per round: {statistics.median(rounds):.2f}x, {min(rounds):.2f}-{max(rounds):.2f}x)"

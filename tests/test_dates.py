@@ -302,3 +302,9 @@ def test_dates_take_ascii_digits_only(text: str) -> None:
     # ISO 8601 digits are 0-9; other scripts' digits (which int() would read) are refused.
     with pytest.raises(ValueError, match="not an ISO date"):
         parse_date(text)
+
+
+@pytest.mark.parametrize("text", ["٦ weeks", "P٦W", "１2 months"])
+def test_durations_take_ascii_digits_only(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        Duration.parse(text)

@@ -737,9 +737,59 @@ def test_json_row_keys_that_could_hide_a_drug_are_refused(tmp_path: Path, rules:
     assert str(refused.value) == f"{path}:1: {message}"
 
 
-@pytest.mark.parametrize("row", ['"technique": "dry"', '"note": "x", "drug": null', ""])
+@pytest.mark.parametrize("row", ['"technique": "dry"', '"note": "x", "drug": null', "", '"Technique": "dry", "note": "x"'])
 def test_json_dry_needling_rows_without_unknown_keys_still_read(tmp_path: Path, rules: Rules, row: str) -> None:
     extra = f", {row}" if row else ""
     document = f'[{{"patient_id": "P1", "date": "2026-01-01", "site": "left trapezius"{extra}}}]'
     [history] = read(write_bytes(tmp_path, "h.json", document.encode()), rules)
     assert [injection.drugs for injection in history.injections] == [{}]
+
+
+def _bad_byte_history(rows: int, bad: int, crlf: bool = False) -> bytes:
+    end = "\r\n" if crlf else "\n"
+    lines = [f"patient_id,date,site,side,drug,dose{end}"]
+    lines += [f"P{i},2026-01-01,trapezius,left,,{end}" for i in range(rows)]
+    data = "".join(lines).encode()
+    at = data.index(f"P{bad - 2},".encode())  # the row on line `bad`
+    return data[:at + 3] + b"\xff" + data[at + 3:]
+
+
+@pytest.mark.parametrize(("rows", "bad", "crlf"), [(2, 3, False), (3000, 2501, False), (3000, 2999, True)])
+def test_bad_utf8_from_stdin_names_its_line(tpi: Run, spec_rules: str, rows: int, bad: int, crlf: bool) -> None:
+    # Stdin cannot be read again to find the line: it is counted in the chunk the decoder refused.
+    result = tpi("validate", "-", "--rules", spec_rules, input=_bad_byte_history(rows, bad, crlf))
+    assert result.exit_code == 2
+    assert result.stderr == f"tpi: error: <stdin>:{bad}: not UTF-8 text (byte 0xff)\n"
+
+
+def test_bad_utf8_in_a_fifo_is_refused_without_reopening_it(tmp_path: Path, rules: Rules) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "history.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as out:
+            out.write(_bad_byte_history(3000, 2501))
+
+    errors: list[str] = []
+
+    def read() -> None:
+        try:
+            list(read_patients(str(fifo), rules))
+        except TpiError as exc:
+            errors.append(str(exc))
+
+    writer = threading.Thread(target=feed, daemon=True)
+    reader = threading.Thread(target=read, daemon=True)
+    writer.start()
+    reader.start()
+    reader.join(timeout=30)
+    stuck = reader.is_alive()  # waiting to open the pipe again, to look for the line
+    if stuck:
+        with open(fifo, "wb"):
+            pass
+    writer.join(timeout=30)
+    assert not stuck, "the pipe was opened a second time"
+    assert errors == [f"{fifo}:2501: not UTF-8 text (byte 0xff)"]

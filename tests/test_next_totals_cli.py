@@ -334,4 +334,19 @@ def test_totals_table_of_a_big_history_lists_every_row(tpi: Run, spec_rules: str
     rows = "".join(f"P{p:04d},2026-01-0{1 + p % 9},trapezius,left,triamcinolone,40 mg,,,\n" for p in range(3000))
     result = tpi("totals", write("h.csv", HEADER + rows), "--rules", spec_rules, "--on", "2026-03-10")
     assert result.exit_code == 0
-    assert sum(line.startswith("P") for line in result.stdout.splitlines()) == 6000  # a site row and a patient row
+    lines = result.stdout.splitlines()
+    assert sum(line.startswith("P") for line in lines) == 6000  # a site row and a patient row
+    assert "P0000    trapezius (left)    1     40    1     40  triamcinolone 40" in lines  # the plain layout
+
+
+def test_plain_totals_table_aligns_wide_characters(tpi: Run, spec_rules: str, write: Write,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from tpi_cli.render import table
+
+    monkeypatch.setattr(table, "PLAIN_ROWS", 0)
+    path = write("h.csv", HEADER + "患者一号,2026-01-01,trapezius,left,triamcinolone,40 mg,,,\n"
+                 "P2,2026-01-02,trapezius,left,triamcinolone,40 mg,,,\n")
+    result = tpi("totals", path, "--rules", spec_rules, "--on", "2026-03-10")
+    rows = [line for line in result.stdout.splitlines() if "trapezius (left)" in line]
+    assert rows == ["患者一号  trapezius (left)    1     40    1     40  triamcinolone 40",
+                    "P2        trapezius (left)    1     40    1     40  triamcinolone 40"]

@@ -564,6 +564,10 @@ def test_interrupt_is_exit_130_not_a_verdict(tpi: Callable[..., Result], monkeyp
     ("Jane Doe SSN 123-45-6789 secret", "date: missing column (the header's only column is not named 'date')"),
     ("name,ssn 123-45-6789,visit,where,what,how much",
      "date: missing column (none of the header's 6 columns is named 'date')"),
+    ("Dave,12/01/2026,trapezius,left,lidocaine,30 mg",  # no "did you mean 'dave'"
+     "date: missing column (none of the header's 6 columns is named 'date')"),
+    ("Jane,2026-01-01T10:00,trapezius,left,lidocaine,30 mg",
+     "date: missing column: the first line holds a date, so it is a row, not the header (the header row is missing)"),
 ])
 def test_a_missing_header_is_not_quoted_back(tpi: Callable[..., Result], tmp_path: Path, first: str,
                                              message: str) -> None:
@@ -574,8 +578,8 @@ def test_a_missing_header_is_not_quoted_back(tpi: Callable[..., Result], tmp_pat
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr == f"tpi: error: {path}:1: {message}\n"
-    for secret in ("Jane", "SSN", "123-45", "1980"):
-        assert secret not in result.stderr
+    for secret in ("jane", "ssn", "123-45", "1980", "dave", "trapezius"):
+        assert secret not in result.stderr.lower()
 
 
 @pytest.mark.parametrize(("value", "line", "message"), [
@@ -601,3 +605,43 @@ def test_a_long_bad_number_in_csv_is_quoted_short(tpi: Callable[..., Result], tm
     result = tpi("validate", str(path))
     assert result.exit_code == 2
     assert result.stderr == f"tpi: error: {path}:2: weight_kg: '{'9' * 59}…' has more than 18 digits (weight in kg)\n"
+
+
+def test_closed_stdout_is_exit_2_with_one_line(tmp_path: Path) -> None:
+    # `tpi validate h.csv >&-`: Python starts with sys.stdout None; nothing could be written.
+    import subprocess
+    import sys
+
+    history = tmp_path / "h.csv"
+    history.write_text(_long_history(2, 3), encoding="utf-8")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TPI_")}
+    for args in (["validate", str(history)], ["--help"]):
+        done = subprocess.run([sys.executable, "-m", "tpi_cli", *args], stderr=subprocess.PIPE, env=environment,
+                              preexec_fn=lambda: os.close(1), check=False, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == b"tpi: error: cannot write the report: standard output is closed; what was written " \
+                              b"is incomplete\n"
+
+
+def test_full_disk_on_stdout_and_stderr_is_still_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    history = tmp_path / "h.csv"
+    history.write_text(_long_history(40, 60), encoding="utf-8")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TPI_")}
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([sys.executable, "-m", "tpi_cli", "validate", str(history), "--format", "json"],
+                              stdout=full, stderr=full, env=environment, check=False, timeout=60)
+    assert done.returncode == 2
+
+
+def test_a_long_number_is_found_on_its_line_not_in_a_string(tpi: Callable[..., Result], tmp_path: Path) -> None:
+    path = tmp_path / "h.json"
+    path.write_text('[{"patient_id": "P1", "override": "reference ' + "1" * 45 + '",\n"date": "2026-01-01",\n'
+                    '"site": "left trapezius", "drug": "", "dose": "", "weight_kg": ' + "9" * 50 + "}]",
+                    encoding="utf-8")
+    result = tpi("validate", str(path))
+    assert result.stderr == f"tpi: error: {path}:3: a number of 50 digits (tpi reads at most 40)\n"

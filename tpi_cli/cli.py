@@ -8,6 +8,7 @@ JSON output never loads rich.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -104,7 +105,8 @@ def handles_errors(command: F) -> F:
 
         try:
             result = command(*args, **kwargs)
-            sys.stdout.flush()  # a report that cannot be written whole is an error (below)
+            if sys.stdout is not None:
+                sys.stdout.flush()  # a report that cannot be written whole is an error (below)
             return result
         except TpiError as exc:
             raise BadInput(str(exc)) from None
@@ -114,7 +116,9 @@ def handles_errors(command: F) -> F:
             raise BadInput("out of memory: the input is too large for this machine") from None
         except RecursionError:
             raise BadInput("the input is nested too deeply") from None
-        except OSError as exc:  # inputs are read with their own messages: this is the report's way out
+        except OSError as exc:
+            if not _is_output_error(exc):
+                raise BadInput(f"cannot read or write: {exc.strerror or exc}") from None
             _output_failed(exc)
         except KeyboardInterrupt:  # Ctrl-C: the shell's code for an interrupt, never a verdict's
             click.echo("tpi: interrupted", err=True)
@@ -126,6 +130,14 @@ def handles_errors(command: F) -> F:
                            "that caused it (set TPI_DEBUG=1 for the traceback)") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _is_output_error(exc: OSError) -> bool:
+    """A failure to write the report (stdout, or the spool behind it), not to read an input (the
+    readers turn those into their own messages)."""
+    import errno
+
+    return isinstance(exc, BrokenPipeError) or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 
 def _write_error(exc: OSError) -> str:
@@ -544,6 +556,8 @@ def main() -> None:
     import gc
 
     gc.disable()
+    if sys.stdout is None:  # started with stdout closed (`>&-`): nothing could be written
+        _output_failed(OSError(9, "standard output is closed"))
     _buffer_stdout()
     try:
         cli(prog_name="tpi")
@@ -552,7 +566,7 @@ def main() -> None:
     except SystemExit as stop:
         if _OUTPUT_FAILED:
             raise
-        if stop.code == 1 and type(sys.stdout).__name__ == "_PacifyFlushWrapper":
+        if stop.code == 1 and type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
             # click's own output (help, usage) met a closed pipe and click chose exit 1
             _output_failed(BrokenPipeError(32, "Broken pipe"))
         try:
@@ -573,8 +587,10 @@ def _buffer_stdout() -> None:
         descriptor = sys.stdout.fileno()
     except (OSError, ValueError):
         return
+    # Still written line by line, as asked (each line's bytes all written, or an error).
     sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(descriptor, "w", closefd=False)),
-                                  encoding=sys.stdout.encoding, errors=sys.stdout.errors)
+                                  encoding=sys.stdout.encoding, errors=sys.stdout.errors, line_buffering=True,
+                                  write_through=True)
 
 
 _OUTPUT_FAILED: list[OSError] = []  # said once: the last buffered text would only fail again at exit
@@ -587,11 +603,12 @@ def _output_failed(exc: OSError) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    except (OSError, ValueError):  # stdout without a file descriptor (tests)
+    except (OSError, ValueError, AttributeError):  # stdout closed, or without a file descriptor (tests)
         pass
     if isinstance(exc, BrokenPipeError):  # e.g. `tpi validate big.csv | head`
         message = "the output was closed before the report was complete (broken pipe)"
     else:
         message = _write_error(exc)
-    click.echo(f"tpi: error: {message}", err=True)
+    with contextlib.suppress(OSError, ValueError):  # stderr is gone too: the exit code alone says it
+        click.echo(f"tpi: error: {message}", err=True)
     sys.exit(2)

@@ -621,9 +621,13 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
         elif current is not None and not current.skip:
             yield current.finish(file)
     except UnicodeDecodeError as exc:
-        line = _bad_utf8_line(file) if file != "<stdin>" else None
-        raise TpiError(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})", file=file,
-                       line=line or number + 1) from None
+        # A file is read again for the exact line; a pipe cannot be (opening a FIFO again would
+        # wait for a writer for ever): its line is counted in the chunk the decoder refused, whose
+        # start is the line after the last one read.
+        line = _bad_utf8_line(file) if file != "<stdin>" and Source(file).rereadable else None
+        if line is None:
+            line = number + 1 + len(_LINE_END.findall(exc.object, 0, exc.start))
+        raise TpiError(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})", file=file, line=line) from None
     except csv.Error as exc:
         raise TpiError(f"not valid CSV: {exc}", file=file, line=number) from None
 
@@ -635,6 +639,9 @@ def _unwanted(patient_id: str | None, patient: str | None, shard: tuple[int, int
         key = (patient_id or "").encode("utf-8", "surrogatepass")
         return binascii.crc32(key) % shard[1] != shard[0]
     return False
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 def _bad_utf8_line(path: str) -> int | None:
@@ -712,14 +719,16 @@ def _columns(header: list[str], file: str) -> list[int]:
     for required in REQUIRED_COLUMNS:
         if required not in found:
             # The header is not quoted back: when it is missing, the first line is a patient's row.
-            if any(_is_date(name) for name in names):
+            if any(_is_date(cell.strip()) for cell in header):
                 raise TpiError("missing column: the first line holds a date, so it is a row, not the header "
                                "(the header row is missing)", file=file, line=1, field=required)
             extra = [n for n in names if n not in COLUMNS]
             which = "the header's only column is not" if len(names) == 1 else \
                 f"none of the header's {len(names)} columns is"
+            # Suggestions only from a line that names some column: else it may be a patient's row.
+            suggestions = did_you_mean(required, extra) if found else []
             raise TpiError(f"missing column ({which} named {required!r})",
-                           file=file, line=1, field=required, suggestions=did_you_mean(required, extra))
+                           file=file, line=1, field=required, suggestions=suggestions)
     if "dose" not in found:
         raise TpiError("missing column (a drug needs a dose)", file=file, line=1, field="dose")
     return [found.get(name, -1) for name in COLUMNS]
@@ -783,8 +792,9 @@ _COLUMN_SET = frozenset(COLUMNS)
 def _row_keys(item: dict[str, Any], path: tuple[int | str, ...], fail: Fail) -> dict[str, Any]:
     """A history row's keys matched as CSV column names are (case and surrounding spaces ignored;
     other keys ignored, like extra columns). Refused: two keys for one column, and a row without a
-    ``drug`` key that has keys tpi does not know: one of them may be the drug misnamed, and the row
-    would otherwise read as dry needling (CSV refuses a header without a drug column)."""
+    ``drug`` key that has keys tpi does not know (unless it says ``technique: dry``): one of them
+    may be the drug misnamed, and the row would otherwise read as dry needling (CSV refuses a
+    header without a drug column)."""
     if "drug" in item and _COLUMN_SET.issuperset(item):
         return item
     fields: dict[str, Any] = {}
@@ -797,7 +807,7 @@ def _row_keys(item: dict[str, Any], path: tuple[int | str, ...], fail: Fail) -> 
             raise fail(path, name, "given twice (keys are matched like CSV column names: case and spaces ignored)")
         else:
             fields[name] = value
-    if "drug" not in fields and unknown:
+    if "drug" not in fields and unknown and str(fields.get("technique") or "").strip().lower() != "dry":
         names = ", ".join(quote(key) for key in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
         raise fail(path, "drug", f"missing, and the row has keys tpi does not know ({names}): a drug under another "
                                  'name would read as dry needling (give "drug": "" for none)')
@@ -887,15 +897,15 @@ def _json_load(text: str, file: str) -> Any:
     except RecursionError:
         raise TpiError("not valid JSON: nested too deeply", file=file) from None
     except _LongNumber as exc:
-        found = _LONG_NUMBER.search(text)
+        found = next((match for match in _LONG_NUMBER.finditer(text) if match.group(1)), None)
         raise TpiError(f"a number of {exc} digits (tpi reads at most {MAX_JSON_DIGITS})", file=file,
-                       line=text.count("\n", 0, found.start()) + 1 if found else None) from None
+                       line=text.count("\n", 0, found.start(1)) + 1 if found else None) from None
     except ValueError as exc:
         raise TpiError(f"not valid JSON: {exc}", file=file, line=_json_error_line(text)) from None
 
 
 MAX_JSON_DIGITS = 40
-_LONG_NUMBER = re.compile(f"[0-9]{{{MAX_JSON_DIGITS + 1},}}")
+_LONG_NUMBER = re.compile(r'"(?:[^"\\]|\\.)*"|(-?[0-9]{' + str(MAX_JSON_DIGITS + 1) + ',})')  # strings skipped
 
 
 class _LongNumber(ValueError):

@@ -8,6 +8,7 @@ All user and rules text goes in as ``rich.text.Text``, never as markup, so a sit
 from __future__ import annotations
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -186,16 +187,19 @@ PLAIN_ROWS = 1000
 
 
 def _plain_table(target: Console, headers: list[tuple[str, ...]], rows: list[list[str]], right: set[int]) -> None:
-    """A table in rich's SIMPLE_HEAD layout, written straight to the console's file. The cells are
-    already printable (control characters escaped)."""
-    widths = [max(len(part) for part in header) for header in headers]
+    """A table like rich's SIMPLE_HEAD (header, a rule, the rows; two spaces between columns, no
+    styles), written straight to the console's file. The cells are already printable."""
+    widths = [max(cell_len(part) for part in header) for header in headers]
     for cells in rows:
         for index, cell in enumerate(cells):
-            widths[index] = max(widths[index], len(cell))
+            widths[index] = max(widths[index], cell_len(cell))  # terminal cells: a CJK character takes two
 
     def line(cells: list[str] | tuple[str, ...]) -> str:
-        return "  ".join(cell.rjust(width) if index in right else cell.ljust(width)
-                        for index, (cell, width) in enumerate(zip(cells, widths, strict=True))).rstrip() + "\n"
+        parts = []
+        for index, (cell, width) in enumerate(zip(cells, widths, strict=True)):
+            pad = " " * (width - cell_len(cell))
+            parts.append(pad + cell if index in right else cell + pad)
+        return "  ".join(parts).rstrip() + "\n"
 
     out = target.file
     height = max(len(header) for header in headers)
