@@ -276,3 +276,11 @@ def test_check_a_new_patient_on_an_empty_history(tpi: Run, write: Callable[[str,
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
     assert (document["patient_id"], document["verdict"]) == ("NEW1", "allowed")
+
+
+@pytest.mark.parametrize("points", ["٣", "３", "0", "1001", "2.5"])
+def test_points_option_takes_ascii_whole_numbers_1_to_1000(tpi: Run, write: Callable[[str, str], str], points: str) -> None:
+    result = tpi("check", write("h.csv", "patient_id,date,site,side,drug,dose\n"), "--site", "left trapezius",
+                 "--dry", "--points", points, "--on", "2026-11-28")
+    assert result.exit_code == 2
+    assert "is not a whole number of points from 1 to 1000" in result.stderr

@@ -458,3 +458,12 @@ def test_sites_command_lists_default_sites(tpi: Callable[..., Result]) -> None:
     text = json.dumps(json.loads(result.stdout))
     for site in DEFAULT_SITES:
         assert f'"{site}"' in text
+
+
+@pytest.mark.parametrize(("character", "shown"), [("\x00", "\\x00"), ("\x07", "\\x07")])
+def test_a_control_character_in_a_rules_file_is_named_with_its_line(character: str, shown: str) -> None:
+    text = SPEC_RULES.replace("reference_steroid: ", f"reference_steroid: {character}", 1)
+    line = text[:text.index(character)].count("\n") + 1
+    with pytest.raises(TpiError) as refused:
+        parse_rules(text, "rules.yaml")
+    assert str(refused.value) == f"rules.yaml:{line}: not valid YAML: the character '{shown}' is not allowed"

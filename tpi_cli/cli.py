@@ -96,6 +96,20 @@ class Weight(click.ParamType):  # type: ignore[type-arg]
             self.fail(str(exc), param, ctx)
 
 
+class Points(click.ParamType):  # type: ignore[type-arg]
+    """A whole number 1..1000 in ASCII digits (as in a history's points column)."""
+
+    name = "1..1000"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 1000:
+            self.fail(f"{value!r} is not a whole number of points from 1 to 1000.", param, ctx)
+        return int(text)
+
+
 def handles_errors(command: F) -> F:
     """Turn core errors into exit 2 with one line; never show a traceback."""
 
@@ -240,7 +254,7 @@ def cli() -> None:
 @click.option("--drug", "drugs", type=DrugDose(), multiple=True,
               help="A drug and its dose, e.g. triamcinolone=20mg or lidocaine='3 mL @ 1%' (repeatable).")
 @click.option("--dry", is_flag=True, help="Dry needling: no drug.")
-@click.option("--points", type=click.IntRange(1, 1000), help="Trigger points to inject (default 1).")
+@click.option("--points", type=Points(), help="Trigger points to inject (default 1).")
 @click.option("--weight-kg", "weight", type=Weight(), help="Body weight for mg/kg limits.")
 @click.option("--patient", help="Patient ID (needed when the history holds several patients).")
 @rules_options

@@ -180,6 +180,10 @@ def load(text: str, path: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = int(mark.line) + 1 if mark is not None else None
         raise TpiError(f"not valid YAML: {exc.problem or exc.context}", file=path, line=line) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, other controls)
+        character = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise TpiError(f"not valid YAML: the character {character!a} is not allowed", file=path,
+                       line=text.count("\n", 0, exc.position) + 1) from None
     except yaml.YAMLError as exc:
         raise TpiError(f"not valid YAML: {exc}", file=path) from None
     except RecursionError:
