@@ -350,3 +350,21 @@ def test_plain_totals_table_aligns_wide_characters(tpi: Run, spec_rules: str, wr
     rows = [line for line in result.stdout.splitlines() if "trapezius (left)" in line]
     assert rows == ["患者一号  trapezius (left)    1     40    1     40  triamcinolone 40",
                     "P2        trapezius (left)    1     40    1     40  triamcinolone 40"]
+
+
+def test_totals_and_validate_of_a_new_patient_on_an_empty_history(tpi: Run, spec_rules: str, write: Write) -> None:
+    # As check and next (README, choice 21): a history with no rows has no patient to miss.
+    path = write("h.csv", HEADER)
+    totals = tpi("totals", path, "--rules", spec_rules, "--patient", "NEW", "--on", "2026-03-10", "--format", "json")
+    assert totals.exit_code == 0, totals.stderr
+    document = as_json(totals)
+    assert document["rows"] == []
+    assert [(p["patient_id"], p["steroid_injections"], p["mg_ref"]) for p in document["patients"]] == [("NEW", 0, 0)]
+    validated = tpi("validate", path, "--rules", spec_rules, "--patient", "NEW", "--format", "json")
+    assert validated.exit_code == 0, validated.stderr
+    assert (as_json(validated)["patients"], as_json(validated)["violations"]) == (0, [])
+    for command in (["totals", "--on", "2026-03-10"], ["validate"]):  # a history with rows: refused
+        other = tpi(command[0], write("h2.csv", TOTALS_HISTORY), *command[1:], "--rules", spec_rules,
+                    "--patient", "NEW")
+        assert other.exit_code == 2
+        assert "no patient 'NEW' in the history" in other.stderr

@@ -418,6 +418,7 @@ def totals(history: str, on: date | None, window: Any, patient: str | None, rule
     """
     from tpi_cli.errors import TpiError, did_you_mean
     from tpi_cli.history import read_patients
+    from tpi_cli.model import PatientHistory
     from tpi_cli.totals import default_window
     from tpi_cli.totals import totals as run_totals
 
@@ -436,8 +437,10 @@ def totals(history: str, on: date | None, window: Any, patient: str | None, rule
         if patient is None or found.patient_id == patient:
             patients.append(found)
     if patient is not None and not patients:
-        raise TpiError(f"no patient {patient!r} in the history", field="--patient",
-                       suggestions=did_you_mean(patient, [p for p in seen if p is not None]))
+        if seen:
+            raise TpiError(f"no patient {patient!r} in the history", field="--patient",
+                           suggestions=did_you_mean(patient, [p for p in seen if p is not None]))
+        patients.append(PatientHistory(patient, [], []))  # an empty history: a new patient, as for check
     result = run_totals(rules, patients, day, chosen)
     if fmt == "json":
         from tpi_cli.render.json_out import totals_json

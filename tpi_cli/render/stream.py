@@ -58,8 +58,10 @@ def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str
             counts = ValidationCounts()
             seen.clear()
 
+        others = False  # a patient other than --patient (none: an empty history, a new patient)
         for history in read_patients(path, rules, on_restart=restart):
             if patient is not None and history.patient_id != patient:
+                others = True
                 if history.patient_id is not None and len(seen) < 100_000:
                     seen.add(history.patient_id)
                 continue
@@ -68,7 +70,7 @@ def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str
             for violation in validator.patient(history):
                 counts.tally(violation)
                 write(violation)
-        if patient is not None and counts.patients == 0:
+        if patient is not None and counts.patients == 0 and others:
             raise TpiError(f"no patient {patient!r} in the history", field="--patient",
                            suggestions=did_you_mean(patient, seen))
         spool.seek(0)
