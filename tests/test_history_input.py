@@ -793,3 +793,24 @@ def test_bad_utf8_in_a_fifo_is_refused_without_reopening_it(tmp_path: Path, rule
     writer.join(timeout=30)
     assert not stuck, "the pipe was opened a second time"
     assert errors == [f"{fifo}:2501: not UTF-8 text (byte 0xff)"]
+
+
+def test_json_patient_with_no_injections_is_a_patient(tmp_path: Path, rules: Rules) -> None:
+    # Kept (validate counts it, totals lists it, check finds it), not dropped with its empty list.
+    document = ('[{"patient_id": "P1", "weight_kg": 70, "injections": []}, '
+                '{"patient_id": "P2", "injections": [{"date": "2026-01-01", "site": "left trapezius"}]}]')
+    histories = read(write_bytes(tmp_path, "h.json", document.encode()), rules)
+    assert [(h.patient_id, len(h.injections)) for h in histories] == [("P1", 0), ("P2", 1)]
+
+
+@pytest.mark.parametrize(("patient", "message"), [
+    ('"patient_id": "P1", "weight_kg": "heavy"', "weight_kg: 'heavy' is not a plain decimal number (weight in kg)"),
+    ('"patient_id": "P\\u0000", "weight_kg": 70', "patient_id: contains a NUL byte"),
+    ('"patient_id": ["P1"]', "patient_id: expected a text or a number, got list"),
+])
+def test_json_patient_with_no_injections_is_checked(tmp_path: Path, rules: Rules, patient: str,
+                                                    message: str) -> None:
+    path = write_bytes(tmp_path, "h.json", f'[\n{{{patient}, "injections": []}}]'.encode())
+    with pytest.raises(TpiError) as refused:
+        read(path, rules)
+    assert str(refused.value) == f"{path}:2: {message}"

@@ -684,7 +684,17 @@ def _mixed_anonymous(patient_id: str | None, file: str, line: int) -> TpiError:
     return TpiError(message, file=file, line=line, field="patient_id")
 
 
-def _group(rows: Iterator[_Row], file: str, patient: str | None) -> Iterator[PatientHistory]:
+class _PatientOnly:
+    """A JSON patient with an empty list of injections: a patient all the same (a new one)."""
+
+    __slots__ = ("line", "patient_id")
+
+    def __init__(self, patient_id: str | None, line: int) -> None:
+        self.patient_id = patient_id
+        self.line = line
+
+
+def _group(rows: Iterator[_Row | _PatientOnly], file: str, patient: str | None) -> Iterator[PatientHistory]:
     patients: dict[str | None, _PatientRows] = {}
     for row in rows:
         group = patients.get(row.patient_id)
@@ -693,6 +703,8 @@ def _group(rows: Iterator[_Row], file: str, patient: str | None) -> Iterator[Pat
                 raise _mixed_anonymous(row.patient_id, file, row.line)
             group = _PatientRows(row.patient_id)
             patients[row.patient_id] = group
+        if isinstance(row, _PatientOnly):
+            continue
         if patient is None or row.patient_id == patient:
             group.add(row, file)
     for patient_id, group in patients.items():
@@ -762,7 +774,7 @@ class _JsonRows:
             exc.line = self.locate.line(self.paths[-exc.line - 1])
         return exc
 
-    def __iter__(self) -> Iterator[_Row]:
+    def __iter__(self) -> Iterator[_Row | _PatientOnly]:
         document = _json_load(self.text, self.file)
         parser = RowParser(self.rules, self.file)
 
@@ -773,6 +785,10 @@ class _JsonRows:
             self.paths.append(path)
             return _json_row(item, path, parser, fail, -len(self.paths))
 
+        def empty(item: dict[str, Any], path: tuple[int | str, ...]) -> _PatientOnly:
+            self.paths.append(path)
+            return _json_patient_only(item, path, parser, fail, -len(self.paths))
+
         if isinstance(document, list):
             items: list[tuple[tuple[int | str, ...], Any]] = [((i,), item) for i, item in enumerate(document)]
         else:
@@ -781,7 +797,7 @@ class _JsonRows:
             if not isinstance(item, dict):
                 raise fail(path, None, "expected an object (a history row or a patient with injections)")
             if "injections" in item:
-                yield from _json_patient(item, path, row, fail)
+                yield from _json_patient(item, path, row, empty, fail)
             else:
                 yield row(_row_keys(item, path, fail), path)
 
@@ -819,7 +835,9 @@ _INJECTION_KEYS = {"date", "site", "side", "technique", "points", "override", "d
 
 
 def _json_patient(item: dict[str, Any], path: tuple[int | str, ...],
-                  row: Callable[[dict[str, Any], tuple[int | str, ...]], _Row], fail: Fail) -> Iterator[_Row]:
+                  row: Callable[[dict[str, Any], tuple[int | str, ...]], _Row],
+                  empty: Callable[[dict[str, Any], tuple[int | str, ...]], _PatientOnly],
+                  fail: Fail) -> Iterator[_Row | _PatientOnly]:
     for key in item:
         if key not in _PATIENT_KEYS:
             raise fail(path, key, f"unknown key (a patient has {', '.join(sorted(_PATIENT_KEYS))})")
@@ -827,6 +845,8 @@ def _json_patient(item: dict[str, Any], path: tuple[int | str, ...],
     if not isinstance(injections, list):
         raise fail(path, "injections", "expected a list of injections")
     shared = {"patient_id": item.get("patient_id"), "weight_kg": item.get("weight_kg")}
+    if not injections:
+        yield empty(shared, path)  # checked like a row's, and kept: a patient with no injections
     for j, injection in enumerate(injections):
         here = (*path, "injections", j)
         if not isinstance(injection, dict):
@@ -854,8 +874,33 @@ def _json_patient(item: dict[str, Any], path: tuple[int | str, ...],
             yield row({**fields, "drug": drug.get("name"), "dose": drug.get("dose")}, there)
 
 
+def _json_patient_only(item: dict[str, Any], path: tuple[int | str, ...], parser: RowParser, fail: Fail,
+                       ref: int) -> _PatientOnly:
+    fields = _json_fields(item, path, fail)
+    try:
+        patient_id = parser.text(fields[0], ref, "patient_id")
+        parser.weight(fields[COLUMNS.index("weight_kg")], ref)
+    except TpiError as exc:
+        exc.line = fail(path, None, "").line
+        raise
+    return _PatientOnly(patient_id, ref)
+
+
 def _json_row(item: dict[str, Any], path: tuple[int | str, ...], parser: RowParser, fail: Fail, ref: int) -> _Row:
     """One row from a JSON object (extra keys are ignored, like extra CSV columns)."""
+    fields = _json_fields(item, path, fail)
+    for name in ("date", "site"):
+        if item.get(name) is None:
+            raise fail(path, name, f"missing {name!r}")
+    try:
+        return parser.parse(fields, ref)
+    except TpiError as exc:
+        exc.line = fail(path, None, "").line
+        raise
+
+
+def _json_fields(item: dict[str, Any], path: tuple[int | str, ...], fail: Fail) -> list[str]:
+    """A JSON row's values as the texts of a CSV row, in COLUMNS order (numbers written out)."""
     from decimal import Decimal
 
     fields = []
@@ -876,14 +921,7 @@ def _json_row(item: dict[str, Any], path: tuple[int | str, ...], parser: RowPars
             fields.append(format(value, "f"))
         else:
             fields.append(str(value))
-    for name in ("date", "site"):
-        if item.get(name) is None:
-            raise fail(path, name, f"missing {name!r}")
-    try:
-        return parser.parse(fields, ref)
-    except TpiError as exc:
-        exc.line = fail(path, None, "").line
-        raise
+    return fields
 
 
 def _json_load(text: str, file: str) -> Any:
