@@ -467,3 +467,18 @@ def test_a_control_character_in_a_rules_file_is_named_with_its_line(character: s
     with pytest.raises(TpiError) as refused:
         parse_rules(text, "rules.yaml")
     assert str(refused.value) == f"rules.yaml:{line}: not valid YAML: the character '{shown}' is not allowed"
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("dexamethasone: {class: corticosteroid, equivalent_mg: 0.75}", "dexamethasone: {class: corticosteroid, "
+     "equivalent_mg: 0}", "drug 'dexamethasone': equivalent_mg must be more than 0"),
+    ("bupivacaine: {class: anesthetic, max_mg_per_kg: 2.5, max_mg: 175}", "bupivacaine: {class: anesthetic, "
+     "max_mg: 0}", "drug 'bupivacaine': max_mg must be more than 0"),
+])
+def test_a_zero_limit_is_one_error_not_also_a_missing_one(old: str, new: str, message: str) -> None:
+    assert old in SPEC_RULES
+    with pytest.raises(TpiError) as refused:
+        parse_rules(SPEC_RULES.replace(old, new), "rules.yaml")
+    errors = [line for line in str(refused.value).splitlines() if "drug '" in line]
+    assert len(errors) == 1
+    assert errors[0].endswith(message)

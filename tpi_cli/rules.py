@@ -546,11 +546,11 @@ def _build_drugs(top: YMap, check: _Validator) -> dict[str, Drug]:
         per_kg = check.number(entry, "max_mg_per_kg", where)
         source = check.text(entry, "source", where)
         check.text(entry, "description", where)
-        if drug_class == CORTICOSTEROID and equivalent is None:
+        if drug_class == CORTICOSTEROID and entry.get("equivalent_mg") is None:  # (a bad value has its own error)
             check.error(line, f"{where}: a corticosteroid needs equivalent_mg (its potency-equivalent dose)")
         if drug_class != CORTICOSTEROID and "equivalent_mg" in entry:
             check.error(check.line_of(entry, "equivalent_mg"), f"{where}: equivalent_mg is only for corticosteroids")
-        if drug_class == ANESTHETIC and max_mg is None and per_kg is None:
+        if drug_class == ANESTHETIC and entry.get("max_mg") is None and entry.get("max_mg_per_kg") is None:
             check.error(line, f"{where}: a local anesthetic needs max_mg or max_mg_per_kg")
         if drug_class != ANESTHETIC:
             for key in ("max_mg", "max_mg_per_kg"):
