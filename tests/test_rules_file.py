@@ -482,3 +482,14 @@ def test_a_zero_limit_is_one_error_not_also_a_missing_one(old: str, new: str, me
     errors = [line for line in str(refused.value).splitlines() if "drug '" in line]
     assert len(errors) == 1
     assert errors[0].endswith(message)
+
+
+def test_rules_check_gives_bare_path_line_message_lines(tpi: Callable[..., Result], tmp_path: Path) -> None:
+    # SPEC.md: "every error as PATH:LINE: message" (no prefix), for a file that is not even YAML too.
+    path = tmp_path / "rules.yaml"
+    path.write_text("version: 1\nreference_steroid: [\n", encoding="utf-8")
+    result = tpi("rules", "check", str(path))
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"{path}:3: not valid YAML")

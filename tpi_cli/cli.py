@@ -478,16 +478,17 @@ def rules_check(path: str | None) -> None:
     Example:
       tpi rules check my-rules.yaml
     """
-    from tpi_cli.errors import RulesError
+    from tpi_cli.errors import RulesError, TpiError, printable
     from tpi_cli.rules import load_rules
 
     try:
         loaded = load_rules(path or os.environ.get("TPI_RULES"))
     except RulesError as exc:
-        from tpi_cli.errors import printable
-
-        for error in exc.errors:
-            click.echo(f"tpi: error: {printable(str(error))}", err=True)
+        for error in exc.errors:  # SPEC.md's lint format: PATH:LINE: message, one line each
+            click.echo(printable(str(error)), err=True)
+        sys.exit(2)
+    except TpiError as exc:  # not read at all (missing, not UTF-8, not YAML): the same format
+        click.echo(printable(str(exc)), err=True)
         sys.exit(2)
     always = sum(1 for rule in loaded.rules if not rule.profiles)
     profiles = ", ".join(sorted(loaded.profiles)) or "none"
