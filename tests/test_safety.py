@@ -645,3 +645,17 @@ def test_a_long_number_is_found_on_its_line_not_in_a_string(tpi: Callable[..., R
                     encoding="utf-8")
     result = tpi("validate", str(path))
     assert result.stderr == f"tpi: error: {path}:3: a number of 50 digits (tpi reads at most 40)\n"
+
+
+def test_stdin_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    # `tpi validate - 0>file`: stdin open for writing only; a read error, not a write error.
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TPI_")}
+    with open(tmp_path / "out", "wb") as write_only:
+        done = subprocess.run([sys.executable, "-m", "tpi_cli", "validate", "-"], stdin=write_only,
+                              capture_output=True, env=environment, check=False, timeout=60)
+    assert done.returncode == 2
+    assert done.stdout == b""
+    assert done.stderr == b"tpi: error: <stdin>: cannot read: Bad file descriptor\n"

@@ -435,6 +435,8 @@ def read_patients(path: str, rules: Rules, *, patient: str | None = None,
             return
         except Restart as restart:
             mode = restart.mode
+        except OSError as exc:  # reading failed half-way (a device error, stdin not open for reading)
+            raise TpiError(f"cannot read: {exc.strerror or exc}", file=source.name) from None
         finally:
             if handle is not sys.stdin.buffer:
                 handle.close()
