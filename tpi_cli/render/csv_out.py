@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterable, Sequence
 
 from tpi_cli.quantity import PG_PER_MG
-from tpi_cli.render.common import iso, mg
+from tpi_cli.render.common import budget_mg, iso, mg
 from tpi_cli.results import ForecastResult, TotalsResult, Violation
 from tpi_cli.rules import Rules
 
@@ -45,7 +45,7 @@ def next_csv(result: ForecastResult) -> str:
     rows = []
     for row in result.rows:
         held = "; ".join(f"{category}: {', '.join(ids)}" for category, ids in row.held_by.items() if ids)
-        remaining = mg(row.mg_remaining, result.ref_scale) if row.mg_remaining is not None else None
+        remaining = budget_mg(row.mg_remaining, result.ref_scale) if row.mg_remaining is not None else None
         rows.append([result.patient_id, iso(result.on), row.site.name, row.side, iso(row.earliest["dry"]),
                      iso(row.earliest["anesthetic"]), iso(row.earliest["steroid"]), remaining, held])
     return _table(header, rows)
