@@ -158,8 +158,8 @@ IV = "iv-a-rather-long-identifier-for-a-rule-so-that-summaries-must-be-shortened
         # 1 Jan + 5 weeks = 5 Feb (grace starts), + 6 weeks = 12 Feb
         ("2026-02-01", "1", 1, [("critical", IV)]),
         ("2026-02-01", "3", 1, [("critical", IV), ("warning", "pts")]),
-        ("2026-02-05", "1", 0, [("info", None), ("warning", IV)]),  # inside the grace period: allowed, warns
-        ("2026-02-12", "3", 0, [("info", None), ("warning", "pts")]),
+        ("2026-02-05", "1", 0, [("warning", IV)]),  # inside the grace period: allowed, warns (no info card)
+        ("2026-02-12", "3", 0, [("warning", "pts")]),
         ("2026-02-12", "1", 0, [("info", None)]),  # allowed: one info card
     ],
 )

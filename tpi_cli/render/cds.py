@@ -39,27 +39,26 @@ def _card(result: CheckResult, outcome: RuleOutcome) -> dict[str, object]:
         f"- Dates counted: {counted}",
         f"- Earliest date this rule passes: {iso(outcome.earliest) or 'never'}",
         f"- Source: {_md(rule.source or 'not given in the rules file')}",
+        "",
+        DISCLAIMER,
     ])
     return {"summary": _summary(summary), "indicator": indicator, "detail": detail,
             "source": {"label": _summary(rule.source or f"tpi rule {rule.id}")}}
 
 
 def check_cds(result: CheckResult) -> str:
-    cards: list[dict[str, object]] = []
-    if result.verdict == ALLOWED:
-        warned = sum(1 for outcome in result.rules if outcome.status == "warn")
-        note = f" with {warned} warning(s)" if warned else ""
-        passes = "No active rule fails" + ("; see the warnings" if warned else "")
+    # SPEC.md: "one card per failed or warned rule, or one info card when allowed": an allowed
+    # proposal with warnings gets its warning cards (no critical card says it is allowed).
+    cards: list[dict[str, object]] = [_card(result, outcome) for outcome in result.rules
+                                      if outcome.status in ("fail", "warn")]
+    if result.verdict == ALLOWED and not cards:
         cards.append({
-            "summary": _summary(f"Allowed on {iso(result.on)}{note}: {result.category} injection at "
+            "summary": _summary(f"Allowed on {iso(result.on)}: {result.category} injection at "
                                 f"{result.proposal.label}"),
             "indicator": "info",
-            "detail": f"{passes}. {DISCLAIMER}",
+            "detail": f"No active rule fails. {DISCLAIMER}",
             "source": {"label": "tpi rules"},
         })
-    for outcome in result.rules:
-        if outcome.status in ("fail", "warn"):
-            cards.append(_card(result, outcome))
     if result.verdict == BLOCKED and not any(c["indicator"] == "critical" for c in cards):
         cards.append({"summary": "Blocked: valid on no date", "indicator": "critical",
                       "detail": "No date makes this proposal valid.", "source": {"label": "tpi rules"}})
