@@ -493,3 +493,29 @@ def test_rules_check_gives_bare_path_line_message_lines(tpi: Callable[..., Resul
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith(f"{path}:3: not valid YAML")
+
+
+def test_rules_check_and_show_take_rules_option_too(tpi: Callable[..., Result], tmp_path: Path) -> None:
+    # SPEC.md: "All commands take --rules PATH ..., --profile NAME ..., --format ...".
+    rules = tmp_path / "r.yaml"
+    rules.write_text(SPEC_RULES, encoding="utf-8")
+    checked = tpi("rules", "check", "--rules", str(rules))
+    assert checked.exit_code == 0
+    assert checked.stdout.startswith(f"{rules}: OK:")
+    shown = tpi("rules", "show", "--rules", str(rules), "--format", "json")
+    assert shown.exit_code == 0
+    assert json.loads(shown.stdout)["path"] == str(rules)
+    both = tpi("rules", "show", str(rules), "--rules", str(tmp_path / "other.yaml"))
+    assert both.exit_code == 2
+    assert "two rules files given" in both.stderr
+    unknown = tpi("rules", "check", "--rules", str(rules), "--profile", "medicar")
+    assert unknown.exit_code == 2
+    assert "did you mean 'medicare'" in unknown.stderr
+
+
+def test_sites_take_profile_and_schema_takes_format_json(tpi: Callable[..., Result]) -> None:
+    assert tpi("sites", "--profile", "medicare", "--format", "csv").exit_code == 0
+    assert tpi("sites", "--profile", "nope").exit_code == 2
+    schema = tpi("rules", "schema", "--format", "json")
+    assert schema.exit_code == 0
+    assert json.loads(schema.stdout)["$schema"].startswith("https://json-schema.org/")

@@ -468,10 +468,21 @@ def rules() -> None:
     """
 
 
+def _rules_file(path: str | None, option: str | None) -> str | None:
+    """The rules file of `rules check` / `rules show`: PATH, or --rules, else $TPI_RULES."""
+    if path is not None and option is not None and path != option:
+        raise BadInput(f"two rules files given ({path} and --rules {option}): give one")
+    return path or option or os.environ.get("TPI_RULES")
+
+
 @rules.command(name="check")
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False), metavar="PATH",
+              help="The rules file, as PATH (else $TPI_RULES, else the packaged default).")
+@click.option("--profile", "profiles", multiple=True, envvar="TPI_PROFILE", metavar="NAME",
+              help="Also check that these profiles exist in the file (repeatable).")
 @handles_errors
-def rules_check(path: str | None) -> None:
+def rules_check(path: str | None, rules_path: str | None, profiles: tuple[str, ...]) -> None:
     """Validate a rules file: every error as PATH:LINE: message (exit 2), else a summary (exit 0).
 
     \b
@@ -482,7 +493,8 @@ def rules_check(path: str | None) -> None:
     from tpi_cli.rules import load_rules
 
     try:
-        loaded = load_rules(path or os.environ.get("TPI_RULES"))
+        loaded = load_rules(_rules_file(path, rules_path))
+        loaded.check_profiles(_profiles(profiles))
     except RulesError as exc:
         for error in exc.errors:  # SPEC.md's lint format: PATH:LINE: message, one line each
             click.echo(printable(str(error)), err=True)
@@ -491,26 +503,28 @@ def rules_check(path: str | None) -> None:
         click.echo(printable(str(exc)), err=True)
         sys.exit(2)
     always = sum(1 for rule in loaded.rules if not rule.profiles)
-    profiles = ", ".join(sorted(loaded.profiles)) or "none"
+    known = ", ".join(sorted(loaded.profiles)) or "none"
     click.echo(f"{loaded.path}: OK: {len(loaded.rules)} rules ({always} clinical, always active; payer profiles: "
-               f"{profiles}), {len(loaded.drugs)} drugs, {len(loaded.sites)} sites")
+               f"{known}), {len(loaded.drugs)} drugs, {len(loaded.sites)} sites")
 
 
 @rules.command(name="show")
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False), metavar="PATH",
+              help="The rules file, as PATH (else $TPI_RULES, else the packaged default).")
 @click.option("--profile", "profiles", multiple=True, envvar="TPI_PROFILE", metavar="NAME",
               help="Mark the rules this profile activates (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help=FORMAT_HELP)
 @handles_errors
-def rules_show(path: str | None, profiles: tuple[str, ...], fmt: str) -> None:
+def rules_show(path: str | None, rules_path: str | None, profiles: tuple[str, ...], fmt: str) -> None:
     """Print the rules with kind, scope, limits, profiles, dates in force and source.
 
     \b
     Example:
       tpi rules show --profile medicare
     """
-    loaded, active_profiles = _load(path or os.environ.get("TPI_RULES"), profiles)
+    loaded, active_profiles = _load(_rules_file(path, rules_path), profiles)
     if fmt == "json":
         from tpi_cli.render.json_out import rules_json
 
@@ -526,8 +540,10 @@ def rules_show(path: str | None, profiles: tuple[str, ...], fmt: str) -> None:
 
 
 @rules.command(name="schema")
+@click.option("--format", "fmt", type=click.Choice(["json"]), default="json", show_default=True,
+              help="The schema is JSON (JSON Schema draft 2020-12).")
 @handles_errors
-def rules_schema() -> None:
+def rules_schema(fmt: str) -> None:
     """Print the JSON Schema of the rules file.
 
     \b
@@ -543,17 +559,19 @@ def rules_schema() -> None:
 @cli.command()
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False), envvar="TPI_RULES", metavar="PATH",
               help="Rules file (else $TPI_RULES, else the packaged default).")
+@click.option("--profile", "profiles", multiple=True, envvar="TPI_PROFILE", metavar="NAME",
+              help="Accepted like every command's (sites do not depend on profiles); checked against the file.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help=FORMAT_HELP)
 @handles_errors
-def sites(rules_path: str | None, fmt: str) -> None:
+def sites(rules_path: str | None, profiles: tuple[str, ...], fmt: str) -> None:
     """List the known sites: name, region, sides, aliases, SNOMED CT code.
 
     \b
     Example:
       tpi sites --format csv
     """
-    loaded, _ = _load(rules_path, ())
+    loaded, _ = _load(rules_path, profiles)
     if fmt == "json":
         from tpi_cli.render.json_out import sites_json
 
