@@ -519,3 +519,21 @@ def test_sites_take_profile_and_schema_takes_format_json(tpi: Callable[..., Resu
     schema = tpi("rules", "schema", "--format", "json")
     assert schema.exit_code == 0
     assert json.loads(schema.stdout)["$schema"].startswith("https://json-schema.org/")
+
+
+def test_a_duplicate_id_is_reported_even_when_the_rule_has_other_errors(tpi: Callable[..., Result],
+                                                                        tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text(
+        "version: 1\nreference_steroid: triamcinolone\n"
+        "drugs:\n  triamcinolone: {class: corticosteroid, equivalent_mg: 4}\nsites:\n  trapezius: {region: neck}\n"
+        "rules:\n"
+        "  - {id: a, kind: max-count, applies_to: [steroid], scope: site, max: 3, window: 1 year}\n"
+        "  - {id: a, kind: max-count, applies_to: [steroid], scope: site, max: 3, window: 1 year, severity: fatal}\n",
+        encoding="utf-8")
+    result = tpi("rules", "check", str(rules))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"{rules}:9: rule 'a': duplicate id (first on line 8)",
+        f"{rules}:9: rule 'a': severity must be one of block, warn, got a text ('fatal')",
+    ]

@@ -669,18 +669,21 @@ def _build_rule_list(top: YMap, check: _Validator) -> list[Rule]:
     if len(value) > MAX_RULES:
         check.error(value.line, f"rules: more than {MAX_RULES} rules")
         return result
-    ids: dict[str, int] = {}
-    for item, line in zip(value, value.item_lines, strict=True):
+    ids: dict[str, tuple[int, int]] = {}  # id: (position, line) of its first rule
+    for position, (item, line) in enumerate(zip(value, value.item_lines, strict=True)):
         if check.full:
             break
+        # The id is looked at first, so that a duplicate is reported even for a rule with other errors.
+        raw_id = item.get("id") if isinstance(item, YMap) else None
+        key = raw_id.strip() if isinstance(raw_id, str) and not isinstance(raw_id, YNumber) else None
+        here = item.line if isinstance(item, YMap) else line
+        if key and key in ids:
+            check.error(here, f"rule {key!r}: duplicate id (first on line {ids[key][1]})")
+        elif key:
+            ids[key] = (position, here)
         rule = _build_rule(item, line, check)
-        if rule is None:
-            continue
-        if rule.id in ids:
-            check.error(rule.line, f"rule {rule.id!r}: duplicate id (first on line {ids[rule.id]})")
-            continue
-        ids[rule.id] = rule.line
-        result.append(rule)
+        if rule is not None and ids.get(rule.id, (-1, 0))[0] == position:
+            result.append(rule)
     return result
 
 
