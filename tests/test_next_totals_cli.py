@@ -386,3 +386,21 @@ def test_next_budget_is_rounded_down_so_the_figure_shown_is_allowed(tpi: Run, sp
         checked = tpi("check", path, "--rules", spec_rules, "--on", "2026-06-01", "--site", "left trapezius",
                       "--drug", f"triamcinolone={dose}", "--format", "json")
         assert as_json(checked)["verdict"] == verdict, dose
+
+
+def test_totals_give_mg_per_drug_all_time_too(tpi: Run, spec_rules: str, write: Write) -> None:
+    # SPEC.md: "over the window ... and over all time up to DATE: number of steroid injections, mg_ref,
+    # and mg per drug": `by_drug` is the window's, `all_time_by_drug` all time up to --on.
+    path = write("h.csv", HEADER + "P1,2024-10-01,trapezius,left,dexamethasone,4 mg,,,\n"
+                 "P1,2026-10-01,trapezius,left,triamcinolone,40 mg,,,\nP1,2026-12-01,trapezius,left,triamcinolone,"
+                 "40 mg,,,\n")
+    document = as_json(tpi("totals", path, "--rules", spec_rules, "--on", "2026-11-01", "--format", "json"))
+    [row] = document["rows"]
+    [patient] = document["patients"]
+    for entry in (row, patient):
+        assert entry["by_drug"] == {"triamcinolone": 40.0}
+        assert entry["all_time_by_drug"] == {"dexamethasone": 4.0, "triamcinolone": 40.0}  # not the planned one
+        assert (entry["all_time_injections"], entry["all_time_mg_ref"]) == (2, 61.33)
+    rows = list(csv.DictReader(io.StringIO(tpi("totals", path, "--rules", spec_rules, "--on", "2026-11-01",
+                                               "--format", "csv").stdout)))
+    assert rows[0]["all_time_by_drug"] == "dexamethasone=4.0; triamcinolone=40.0"

@@ -139,8 +139,8 @@ class ForecastResult:
 
 
 class TotalsRow:
-    __slots__ = ("all_time_injections", "all_time_ref", "by_drug", "injections", "patient_id", "ref", "side",
-                 "site")
+    __slots__ = ("all_time_by_drug", "all_time_injections", "all_time_ref", "by_drug", "injections", "patient_id",
+                 "ref", "side", "site")
 
     def __init__(self, patient_id: str | None, site: str | None, side: str | None) -> None:
         self.patient_id = patient_id
@@ -151,6 +151,7 @@ class TotalsRow:
         self.by_drug: dict[str, int] = {}  # picograms of the drug itself, in the window
         self.all_time_injections = 0
         self.all_time_ref = 0
+        self.all_time_by_drug: dict[str, int] = {}  # picograms of the drug itself, all time up to --on
 
 
 class TotalsResult:

@@ -43,12 +43,15 @@ def totals(rules: Rules, patients: Iterable[PatientHistory], on: int, window: Du
             for target in (row, patient):
                 target.all_time_injections += 1
                 target.all_time_ref += injection.ref
+                for drug, amount in injection.drugs.items():
+                    if drug.is_steroid:
+                        total = target.all_time_by_drug
+                        total[drug.name] = total.get(drug.name, 0) + amount.value
+                        if inside:
+                            target.by_drug[drug.name] = target.by_drug.get(drug.name, 0) + amount.value
                 if inside:
                     target.injections += 1
                     target.ref += injection.ref
-                    for drug, amount in injection.drugs.items():
-                        if drug.is_steroid:
-                            target.by_drug[drug.name] = target.by_drug.get(drug.name, 0) + amount.value
         result.rows.extend(rows[key] for key in sorted(rows, key=lambda k: (k[0], _side_order(k[1]))))
         result.patients.append(patient)
     return result

@@ -78,13 +78,15 @@ def totals_json(result: TotalsResult) -> str:
             {"patient_id": row.patient_id, "site": row.site, "side": row.side,
              "steroid_injections": row.injections, "mg_ref": mg(row.ref, scale),
              "by_drug": {name: mg(value, PG_PER_MG) for name, value in sorted(row.by_drug.items())},
-             "all_time_injections": row.all_time_injections, "all_time_mg_ref": mg(row.all_time_ref, scale)}
+             "all_time_injections": row.all_time_injections, "all_time_mg_ref": mg(row.all_time_ref, scale),
+             "all_time_by_drug": {name: mg(value, PG_PER_MG) for name, value in sorted(row.all_time_by_drug.items())}}
             for row in result.rows
         ],
         "patients": [
             {"patient_id": row.patient_id, "steroid_injections": row.injections, "mg_ref": mg(row.ref, scale),
              "by_drug": {name: mg(value, PG_PER_MG) for name, value in sorted(row.by_drug.items())},
-             "all_time_injections": row.all_time_injections, "all_time_mg_ref": mg(row.all_time_ref, scale)}
+             "all_time_injections": row.all_time_injections, "all_time_mg_ref": mg(row.all_time_ref, scale),
+             "all_time_by_drug": {name: mg(value, PG_PER_MG) for name, value in sorted(row.all_time_by_drug.items())}}
             for row in result.patients
         ],
     })
