@@ -537,3 +537,21 @@ def test_a_duplicate_id_is_reported_even_when_the_rule_has_other_errors(tpi: Cal
         f"{rules}:9: rule 'a': duplicate id (first on line 8)",
         f"{rules}:9: rule 'a': severity must be one of block, warn, got a text ('fatal')",
     ]
+
+
+def test_rules_show_of_many_rules_is_one_line_each(tpi: Callable[..., Result], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Above PLAIN_ROWS rules (a generated file of 10,000) the table is laid out without rich.
+    from tpi_cli.render import table
+
+    monkeypatch.setattr(table, "PLAIN_ROWS", 0)
+    rules = tmp_path / "r.yaml"
+    rules.write_text(SPEC_RULES, encoding="utf-8")
+    result = tpi("rules", "show", str(rules))
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    rule_line = next(i for i, line in enumerate(lines) if line.startswith("─"))
+    assert lines[rule_line - 1].split() == ["active", "rule", "group", "applies,", "scope,", "limit", "source"]
+    steroid_interval = next(line for line in lines if " steroid-interval " in line)
+    assert steroid_interval.startswith("yes ")
+    assert "min-interval: steroid; site; interval 6 weeks" in steroid_interval

@@ -227,6 +227,21 @@ def print_rules(rules: Rules, profiles: frozenset[str], out: Console | None = No
     chosen = ", ".join(sorted(profiles)) if profiles else "none"
     target.print(_text(f"{rules.path}: reference steroid {rules.reference_steroid.name}; profiles chosen: {chosen}",
                       style="bold"))
+    if len(rules.rules) > PLAIN_ROWS:  # e.g. a generated file of 10,000 rules: one line each
+        rows = []
+        for rule in rules.rules:
+            applies = "any" if len(rule.applies_to) == 4 else ", ".join(sorted(rule.applies_to))
+            text = f"{rule.kind}: {applies}; {rule.scope}; {rule.limit_text()}"
+            if rule.grace is not None and not rule.grace.is_zero():
+                text += f"; grace {rule.grace}"
+            if rule.effective is not None or rule.until is not None:
+                text += f"; in force {iso(rule.effective) or '...'} to {iso(rule.until) or '...'}"
+            rows.append(["yes" if rule.active(profiles) else "no", printable(rule.id),
+                         rule_group(rule.profiles, rule.severity), printable(text),
+                         printable(rule.source or "(no source given)")])
+        _plain_table(target, [("active",), ("rule",), ("group",), ("applies, scope, limit",), ("source",)], rows,
+                     right=set())
+        return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True)
     width = min(max((len(rule.id) for rule in rules.rules), default=10), 26)
     table.add_column("active", no_wrap=True)
