@@ -53,6 +53,14 @@ def write_bytes(tmp_path: Path, name: str, data: bytes) -> str:
     return str(path)
 
 
+def refusal(tmp_path: Path, rules: Rules, document: str) -> tuple[str, str]:
+    """A JSON history's path and the one-line message reading it is refused with."""
+    path = write_bytes(tmp_path, "h.json", document.encode())
+    with pytest.raises(TpiError) as refused:
+        read(path, rules)
+    return path, str(refused.value)
+
+
 # --- CSV -------------------------------------------------------------------------------------
 
 def test_csv_rows_become_injections(write: Write, rules: Rules) -> None:
@@ -697,10 +705,8 @@ def test_a_pipe_is_read_once_whatever_the_patient_order(tmp_path: Path, rules: R
 def test_json_lone_surrogate_in_a_text_field_is_refused(tmp_path: Path, rules: Rules, document: str, field: str,
                                                          escape: str) -> None:
     # JSON can spell a lone surrogate (\ud800) that no UTF-8 output can carry: refused where read.
-    path = write_bytes(tmp_path, "h.json", document.encode())
-    with pytest.raises(TpiError) as refused:
-        read(path, rules)
-    assert str(refused.value) == f"{path}:1: {field}: contains a lone surrogate ('{escape}'), not text"
+    path, message = refusal(tmp_path, rules, document)
+    assert message == f"{path}:1: {field}: contains a lone surrogate ('{escape}'), not text"
 
 
 def test_json_surrogate_pair_is_one_character_and_fine(tmp_path: Path, rules: Rules) -> None:
@@ -731,10 +737,8 @@ def test_json_row_keys_match_like_csv_column_names(tmp_path: Path, rules: Rules)
 ])
 def test_json_row_keys_that_could_hide_a_drug_are_refused(tmp_path: Path, rules: Rules, row: str,
                                                            message: str) -> None:
-    path = write_bytes(tmp_path, "h.json", f'[{{"patient_id": "P1", "site": "left trapezius", {row}}}]'.encode())
-    with pytest.raises(TpiError) as refused:
-        read(path, rules)
-    assert str(refused.value) == f"{path}:1: {message}"
+    path, refused = refusal(tmp_path, rules, f'[{{"patient_id": "P1", "site": "left trapezius", {row}}}]')
+    assert refused == f"{path}:1: {message}"
 
 
 @pytest.mark.parametrize("row", ['"technique": "dry"', '"note": "x", "drug": null', "", '"Technique": "dry", "note": "x"'])
@@ -810,7 +814,5 @@ def test_json_patient_with_no_injections_is_a_patient(tmp_path: Path, rules: Rul
 ])
 def test_json_patient_with_no_injections_is_checked(tmp_path: Path, rules: Rules, patient: str,
                                                     message: str) -> None:
-    path = write_bytes(tmp_path, "h.json", f'[\n{{{patient}, "injections": []}}]'.encode())
-    with pytest.raises(TpiError) as refused:
-        read(path, rules)
-    assert str(refused.value) == f"{path}:2: {message}"
+    path, refused = refusal(tmp_path, rules, f'[\n{{{patient}, "injections": []}}]')
+    assert refused == f"{path}:2: {message}"

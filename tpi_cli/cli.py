@@ -475,10 +475,14 @@ def _rules_file(path: str | None, option: str | None) -> str | None:
     return path or option or os.environ.get("TPI_RULES")
 
 
+# `rules check` and `rules show` name their file as PATH; --rules, as every command takes, is the same.
+rules_file_option = click.option("--rules", "rules_path", type=click.Path(dir_okay=False), metavar="PATH",
+                                 help="The rules file, as PATH (else $TPI_RULES, else the packaged default).")
+
+
 @rules.command(name="check")
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
-@click.option("--rules", "rules_path", type=click.Path(dir_okay=False), metavar="PATH",
-              help="The rules file, as PATH (else $TPI_RULES, else the packaged default).")
+@rules_file_option
 @click.option("--profile", "profiles", multiple=True, envvar="TPI_PROFILE", metavar="NAME",
               help="Also check that these profiles exist in the file (repeatable).")
 @handles_errors
@@ -510,8 +514,7 @@ def rules_check(path: str | None, rules_path: str | None, profiles: tuple[str, .
 
 @rules.command(name="show")
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
-@click.option("--rules", "rules_path", type=click.Path(dir_okay=False), metavar="PATH",
-              help="The rules file, as PATH (else $TPI_RULES, else the packaged default).")
+@rules_file_option
 @click.option("--profile", "profiles", multiple=True, envvar="TPI_PROFILE", metavar="NAME",
               help="Mark the rules this profile activates (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
@@ -557,10 +560,7 @@ def rules_schema(fmt: str) -> None:
 
 
 @cli.command()
-@click.option("--rules", "rules_path", type=click.Path(dir_okay=False), envvar="TPI_RULES", metavar="PATH",
-              help="Rules file (else $TPI_RULES, else the packaged default).")
-@click.option("--profile", "profiles", multiple=True, envvar="TPI_PROFILE", metavar="NAME",
-              help="Accepted like every command's (sites do not depend on profiles); checked against the file.")
+@rules_options  # --profile too, as every command takes it (sites do not depend on it; it is checked)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help=FORMAT_HELP)
 @handles_errors

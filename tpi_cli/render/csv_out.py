@@ -6,8 +6,7 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 
-from tpi_cli.quantity import PG_PER_MG
-from tpi_cli.render.common import budget_mg, iso, mg
+from tpi_cli.render.common import budget_mg, drug_mg, iso, mg
 from tpi_cli.results import ForecastResult, TotalsResult, Violation
 from tpi_cli.rules import Rules
 
@@ -56,8 +55,8 @@ def totals_csv(result: TotalsResult) -> str:
               "all_time_mg_ref", "window", "on", "reference_steroid", "all_time_by_drug"]
     rows = []
     for row in [*result.rows, *result.patients]:
-        by_drug = "; ".join(f"{name}={mg(value, PG_PER_MG)}" for name, value in sorted(row.by_drug.items()))
-        all_time = "; ".join(f"{name}={mg(value, PG_PER_MG)}" for name, value in sorted(row.all_time_by_drug.items()))
+        by_drug = "; ".join(f"{name}={value}" for name, value in drug_mg(row.by_drug).items())
+        all_time = "; ".join(f"{name}={value}" for name, value in drug_mg(row.all_time_by_drug).items())
         rows.append([row.patient_id, row.site if row.site is not None else "(all sites)", row.side,
                      row.injections, mg(row.ref, result.ref_scale), by_drug, row.all_time_injections,
                      mg(row.all_time_ref, result.ref_scale), result.window or "all time", iso(result.on),

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from tpi_cli.quantity import MASS, PG_PER_MG
-from tpi_cli.render.common import budget_mg, iso, mg
+from tpi_cli.render.common import budget_mg, drug_mg, iso, mg
 from tpi_cli.results import CheckResult, ForecastResult, TotalsResult
 from tpi_cli.rules import Rule, Rules
 
@@ -77,16 +77,16 @@ def totals_json(result: TotalsResult) -> str:
         "rows": [
             {"patient_id": row.patient_id, "site": row.site, "side": row.side,
              "steroid_injections": row.injections, "mg_ref": mg(row.ref, scale),
-             "by_drug": {name: mg(value, PG_PER_MG) for name, value in sorted(row.by_drug.items())},
+             "by_drug": drug_mg(row.by_drug),
              "all_time_injections": row.all_time_injections, "all_time_mg_ref": mg(row.all_time_ref, scale),
-             "all_time_by_drug": {name: mg(value, PG_PER_MG) for name, value in sorted(row.all_time_by_drug.items())}}
+             "all_time_by_drug": drug_mg(row.all_time_by_drug)}
             for row in result.rows
         ],
         "patients": [
             {"patient_id": row.patient_id, "steroid_injections": row.injections, "mg_ref": mg(row.ref, scale),
-             "by_drug": {name: mg(value, PG_PER_MG) for name, value in sorted(row.by_drug.items())},
+             "by_drug": drug_mg(row.by_drug),
              "all_time_injections": row.all_time_injections, "all_time_mg_ref": mg(row.all_time_ref, scale),
-             "all_time_by_drug": {name: mg(value, PG_PER_MG) for name, value in sorted(row.all_time_by_drug.items())}}
+             "all_time_by_drug": drug_mg(row.all_time_by_drug)}
             for row in result.patients
         ],
     })

@@ -17,7 +17,7 @@ from tpi_cli.errors import printable
 from tpi_cli.quantity import MASS, PG_PER_MG
 from tpi_cli.render.common import DISCLAIMER, budget_mg_text, iso, mg_text, rule_group
 from tpi_cli.results import ALLOWED, NOT_YET, CheckResult, ForecastResult, TotalsResult
-from tpi_cli.rules import Rules
+from tpi_cli.rules import Rule, Rules
 
 
 def _text(text: str, style: str = "") -> Text:
@@ -222,6 +222,17 @@ def print_sites(rules: Rules, out: Console | None = None) -> None:
     target.print(table)
 
 
+def _rule_limit(rule: Rule) -> tuple[str, str | None]:
+    """What a rule limits (kind, categories, scope, limit, grace), and when it is in force if bounded."""
+    applies = "any" if len(rule.applies_to) == 4 else ", ".join(sorted(rule.applies_to))
+    text = f"{rule.kind}: {applies}; {rule.scope}; {rule.limit_text()}"
+    if rule.grace is not None and not rule.grace.is_zero():
+        text += f"; grace {rule.grace}"
+    if rule.effective is None and rule.until is None:
+        return text, None
+    return text, f"in force {iso(rule.effective) or '...'} to {iso(rule.until) or '...'}"
+
+
 def print_rules(rules: Rules, profiles: frozenset[str], out: Console | None = None) -> None:
     target = out or console()
     chosen = ", ".join(sorted(profiles)) if profiles else "none"
@@ -230,14 +241,10 @@ def print_rules(rules: Rules, profiles: frozenset[str], out: Console | None = No
     if len(rules.rules) > PLAIN_ROWS:  # e.g. a generated file of 10,000 rules: one line each
         rows = []
         for rule in rules.rules:
-            applies = "any" if len(rule.applies_to) == 4 else ", ".join(sorted(rule.applies_to))
-            text = f"{rule.kind}: {applies}; {rule.scope}; {rule.limit_text()}"
-            if rule.grace is not None and not rule.grace.is_zero():
-                text += f"; grace {rule.grace}"
-            if rule.effective is not None or rule.until is not None:
-                text += f"; in force {iso(rule.effective) or '...'} to {iso(rule.until) or '...'}"
+            what, in_force = _rule_limit(rule)
             rows.append(["yes" if rule.active(profiles) else "no", printable(rule.id),
-                         rule_group(rule.profiles, rule.severity), printable(text),
+                         rule_group(rule.profiles, rule.severity),
+                         printable(what + (f"; {in_force}" if in_force else "")),
                          printable(rule.source or "(no source given)")])
         _plain_table(target, [("active",), ("rule",), ("group",), ("applies, scope, limit",), ("source",)], rows,
                      right=set())
@@ -252,12 +259,10 @@ def print_rules(rules: Rules, profiles: frozenset[str], out: Console | None = No
         active = rule.active(profiles)
         name = _text(rule.id)
         name.append(f"\n{rule_group(rule.profiles, rule.severity)}", style="dim")
-        applies = "any" if len(rule.applies_to) == 4 else ", ".join(sorted(rule.applies_to))
-        limit = _text(f"{rule.kind}: {applies}; {rule.scope}; {rule.limit_text()}")
-        if rule.grace is not None and not rule.grace.is_zero():
-            limit.append(f"; grace {rule.grace}")
-        if rule.effective is not None or rule.until is not None:
-            limit.append(f"\nin force {iso(rule.effective) or '...'} to {iso(rule.until) or '...'}", style="dim")
+        what, in_force = _rule_limit(rule)
+        limit = _text(what)
+        if in_force:
+            limit.append(f"\n{in_force}", style="dim")
         table.add_row(_text("yes" if active else "no", style="green" if active else "dim"), name, limit,
                       _text(rule.source or "(no source given)"))
     target.print(table)
