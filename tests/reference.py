@@ -11,12 +11,18 @@ definition in SPEC.md plus the README's "Where SPEC.md is silent" choices:
 - ``check`` inserts the proposal after the history injections of its date, evaluates it against
   those before it, and lets a later injection whose status gets worse hold it back;
 - earliest dates are found by trying every calendar day from ``on`` up to a horizon after which
-  nothing can change any more.
+  nothing can change any more;
+- ``next`` asks ``check`` for each row's dry, anesthetic and steroid proposal (the rules'
+  ``defaults``), and reads ``steroid_mg_remaining`` from the max-steroid-dose rules' windows
+  (cross-checked with ``status`` alone by ``steroid_dose_outcome``);
+- ``totals`` adds up every history injection with Fractions, and finds the default window's start
+  by trying every day.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from datetime import date
 from fractions import Fraction
 from functools import cache, lru_cache
@@ -253,14 +259,18 @@ def validate(rules: Any, profiles: frozenset[str], histories: list[Any]) -> set[
 
 def check(rules: Any, profiles: frozenset[str], history: Any, site: Any, side: str | None,
           drugs: dict[Any, Any], points: int | None, on: int, weight_kg: Fraction | None = None,
-          own_on: dict[str, str] | None = None) -> tuple[str, str | None, dict[str, tuple[str, str | None]]]:
+          own_on: dict[str, str] | None = None, verdict_only: bool = False
+          ) -> tuple[str, str | None, dict[str, tuple[str, str | None]]]:
     """(verdict, earliest date, {rule id: (status on ``on``, rule earliest date)}) by trying every day.
 
     ``own_on``, if given, receives each rule's status on ``on`` for the proposal alone (before
-    planned later injections are considered)."""
+    planned later injections are considered). ``verdict_only``: only the verdict and its date are
+    wanted (``tpi next``): each day stops at its first failing rule, the search at the verdict's
+    day, and the per-rule dict is empty."""
     ref = make_ref(rules)
     injections, weights = from_history(ref, history)
 
+    @cache
     def weight_at(day: int) -> Fraction | None:
         return weight_kg if weight_kg is not None else weight_on(weights, day)
 
@@ -268,9 +278,11 @@ def check(rules: Any, profiles: frozenset[str], history: Any, site: Any, side: s
     baseline = {(rule.id, k): status(ref, rule, x, injections[:k], weight_at(x.day))
                 for rule in ref.rules for k, x in enumerate(injections)}
 
+    proposal = to_inj(ref, on, site, side, drugs, points)
+
     @cache
     def proposal_on(day: int) -> Inj:
-        return to_inj(ref, day, site, side, drugs, points)
+        return replace(proposal, day=day)  # the same injection on another day
 
     def rule_status(rule: Any, day: int) -> str:
         if not active(rule, profiles):
@@ -297,6 +309,19 @@ def check(rules: Any, profiles: frozenset[str], history: Any, site: Any, side: s
     longest = max([longest_days(r.interval) + longest_days(r.window) + longest_days(r.grace) for r in ref.rules],
                   default=0)
     horizon = last + longest + 3
+
+    if verdict_only:
+        order = list(ref.rules)
+        for day in range(on, horizon + 1):
+            # the same day-by-day search; a day is settled by its first failing rule (tried first
+            # the next day, as it is likely to fail again)
+            failing = next((rule for rule in order if rule_status(rule, day) == FAIL), None)
+            if failing is None:
+                when = date.fromordinal(day).isoformat()
+                return ("allowed" if day == on else "not-yet"), when, {}
+            order.remove(failing)
+            order.insert(0, failing)
+        return "blocked", None, {}
 
     statuses: dict[str, str] = {}
     earliest: dict[str, str | None] = {}
@@ -325,3 +350,227 @@ def check(rules: Any, profiles: frozenset[str], history: Any, site: Any, side: s
     else:
         verdict, when = "not-yet", date.fromordinal(verdict_day).isoformat()
     return verdict, when, {r.id: (statuses[r.id], earliest[r.id]) for r in ref.rules}
+
+
+# --- next ----------------------------------------------------------------------------------------
+
+NEXT_CATEGORIES = ("dry", "anesthetic", "steroid")
+
+
+def default_proposal(rules: Any, category: str) -> dict[Any, Any]:
+    """The proposal ``tpi next`` evaluates for a category: no drug for ``dry``, else the rules'
+    ``defaults`` (README choice 17), as {Drug: Amount} with a drug given twice summed."""
+    if category == "dry":
+        return {}
+    drugs: dict[Any, Any] = {}
+    for drug, amount in rules.defaults[category]:
+        drugs[drug] = amount if drug not in drugs else drugs[drug].plus(amount)
+    return drugs
+
+
+def next_places(rules: Any, history: Any, only: tuple[Any, str | None] | None = None) -> list[tuple[Any, str | None]]:
+    """The (site, side) rows: every site of the history (any date), sorted by name, or the one given
+    (``--site``; a side word narrows a lateral site to that side); ``left`` and ``right`` for a lateral
+    site, one row without a side otherwise."""
+    if only is not None:
+        sites = [only[0]]
+        wanted = only[1]
+    else:
+        sites = [rules.sites[name] for name in sorted({i.site.name for i in history.injections})]
+        wanted = None
+    places: list[tuple[Any, str | None]] = []
+    for site in sites:
+        if not site.lateral:
+            places.append((site, None))
+        elif wanted in ("left", "right"):
+            places.append((site, wanted))
+        else:
+            places += [(site, "left"), (site, "right")]
+    return places
+
+
+def _budget_rules(ref: Ref, profiles: frozenset[str]) -> list[Any]:
+    """The active blocking max-steroid-dose rules."""
+    return [rule for rule in ref.rules if active(rule, profiles) and rule.kind == "max-steroid-dose"
+            and rule.severity != "warn"]
+
+
+def _window_mg(rule: Any, x: Inj, before: list[Inj]) -> Fraction:
+    """mg_ref of the injections of ``before`` that ``rule`` counts for ``x`` inside its (whole) window
+    at ``x.day`` (``p <= d < p + window``), ``x`` itself not included."""
+    return sum((b.mg_ref for b in before if b.category in rule.counts and in_scope(rule, x, b)
+                and b.day <= x.day and (rule.window is None or x.day < plus(b.day, rule.window))), Fraction(0))
+
+
+def steroid_budget(rules: Any, profiles: frozenset[str], history: Any, site: Any, side: str | None,
+                   on: int) -> Fraction | None:
+    """``steroid_mg_remaining`` exactly (before rounding): SPEC.md's "largest mg_ref dose that the
+    rules would still allow at that site on DATE (the smallest budget left by the active blocking
+    max-steroid-dose rules, never below 0)", with README choice 8's reading of "budget left". Over
+    the active blocking max-steroid-dose rules, the smallest of
+
+    - ``max_mg`` minus the mg_ref already in the window at ``on`` (the injections ordered before a
+      proposal on ``on``: every one dated on or before it), for a rule in force on ``on`` that applies
+      to steroid injections (else the proposal itself is outside the rule), and
+    - ``max_mg`` minus the total of each later injection that the rule evaluates (its category, in
+      force on its date), that does not already fail it (choice 6) and whose window would count a
+      steroid injection on ``on``: the proposal must not make a planned injection invalid.
+
+    Never below 0; None when nothing limits the dose."""
+    ref = make_ref(rules)
+    injections, _ = from_history(ref, history)
+    x = to_inj(ref, on, site, side, default_proposal(rules, "steroid"), None)
+    assert x.category == "steroid"
+    cut = sum(1 for i in injections if i.day <= on)
+    budget: Fraction | None = None
+    for rule in _budget_rules(ref, profiles):
+        limit = frac(rule.max_mg)
+        assert limit is not None
+        left: list[Fraction] = []
+        if "steroid" in rule.applies_to and in_force(rule, on):
+            left.append(limit - _window_mg(rule, x, injections[:cut]))
+        for k in range(cut, len(injections)):
+            later = injections[k]
+            if later.category not in rule.applies_to or not in_force(rule, later.day):
+                continue
+            if "steroid" not in rule.counts or not in_scope(rule, later, x):
+                continue
+            if rule.window is not None and later.day >= plus(on, rule.window):
+                continue  # the proposal would be out of this injection's window
+            if status(ref, rule, later, injections[:k], None) == FAIL:
+                continue  # already over without the proposal (choice 6)
+            left.append(limit - later.mg_ref - _window_mg(rule, later, injections[:k]))
+        if left:
+            budget = min(left) if budget is None else min(budget, *left)
+    return None if budget is None else max(budget, Fraction(0))
+
+
+def steroid_dose_outcome(rules: Any, profiles: frozenset[str], history: Any, site: Any, side: str | None, on: int,
+                         mg_ref: Fraction) -> str:
+    """A cross-check of ``steroid_budget`` with ``status`` alone, the way ``check`` decides: the worst
+    outcome, over the active blocking max-steroid-dose rules (in force on ``on`` or not), of a steroid
+    injection of ``mg_ref`` on ``on`` at (site, side): its own status, and ``fail`` / ``warn`` if it
+    makes a later injection's status worse (README choice 6)."""
+    ref = make_ref(rules)
+    injections, _ = from_history(ref, history)
+    x = to_inj(ref, on, site, side, default_proposal(rules, "steroid"), None)
+    x.mg_ref = mg_ref
+    cut = sum(1 for i in injections if i.day <= on)
+    with_x = [*injections[:cut], x, *injections[cut:]]
+    worst = SKIP
+    for rule in _budget_rules(ref, profiles):
+        worst = max(worst, status(ref, rule, x, injections[:cut], None), key=_RANK.__getitem__)
+        for k in range(cut, len(injections)):
+            old = status(ref, rule, injections[k], injections[:k], None)
+            new = status(ref, rule, injections[k], with_x[:k + 1], None)
+            if old != FAIL and _RANK[new] > _RANK[old] and new in (WARN, FAIL):
+                worst = max(worst, new, key=_RANK.__getitem__)
+    return worst
+
+
+def round_half_up(value: Fraction) -> float:
+    """mg as JSON shows them: half up to 2 decimals (README choice 20)."""
+    return math.floor(value * 100 + Fraction(1, 2)) / 100
+
+
+def round_down(value: Fraction) -> float:
+    """``steroid_mg_remaining`` as JSON shows it: down to 2 decimals (README choice 8)."""
+    return math.floor(value * 100) / 100
+
+
+def next_forecast(rules: Any, profiles: frozenset[str], history: Any, on: int,
+                  only: tuple[Any, str | None] | None = None,
+                  weight_kg: Fraction | None = None) -> list[dict[str, Any]]:
+    """``tpi next``'s rows: per (site, side), the earliest date of each category's default proposal
+    (the verdict's earliest date of ``check``, tried day by day; None when blocked) and
+    ``steroid_mg_remaining`` rounded down to 2 decimals."""
+    rows: list[dict[str, Any]] = []
+    for site, side in next_places(rules, history, only):
+        row: dict[str, Any] = {"site": site.name, "side": side}
+        for category in NEXT_CATEGORIES:
+            _, when, _ = check(rules, profiles, history, site, side, default_proposal(rules, category), None, on,
+                               weight_kg, verdict_only=True)
+            row[category] = when
+        budget = steroid_budget(rules, profiles, history, site, side, on)
+        row["steroid_mg_remaining"] = None if budget is None else round_down(budget)
+        rows.append(row)
+    return rows
+
+
+# --- totals --------------------------------------------------------------------------------------
+
+def window_start(window: Any, on: int) -> int | None:
+    """The first day ``p`` whose injection is inside the window ending on ``on`` (``p <= on < p +
+    window``), found by trying every day; None for all time (no window)."""
+    if window is None:
+        return None
+    inside = [p for p in range(on - longest_days(window) - 2, on + 1) if on < plus(p, window)]
+    assert inside
+    assert inside[-1] == on
+    return inside[0]
+
+
+def default_windows(rules: Any, profiles: frozenset[str], on: int) -> list[Any]:
+    """The longest window, at ``on``, of the active steroid rules (max-count / max-steroid-dose rules
+    that apply to or count steroid injections, README choice 16): every candidate that reaches back
+    furthest from ``on`` (equal durations and durations equal at ``on`` all qualify). ``[None]``:
+    all time, when no such rule has a window or one of them has none (SPEC.md: a max-count /
+    max-steroid-dose rule without a window counts all time). Session rules aside: their window is
+    the day."""
+    candidates = [rule.window for rule in rules.rules if active(rule, profiles)
+                  and rule.kind in ("max-count", "max-steroid-dose") and rule.scope != "session"
+                  and ("steroid" in rule.applies_to or "steroid" in rule.counts)]
+    if any(window is None for window in candidates):
+        return [None]
+    windows = [window for window in candidates if window is not None]
+    if not windows:
+        return [None]
+    starts = {id(window): window_start(window, on) for window in windows}
+    first = min(starts.values())  # type: ignore[type-var]
+    return [window for window in windows if starts[id(window)] == first]
+
+
+def totals(rules: Any, histories: list[Any], on: int, window: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """``tpi totals`` by brute force with Fractions: ({(patient, site, side): row}, {patient: total}),
+    each row ``{"steroid_injections", "mg_ref", "by_drug", "all_time_injections", "all_time_mg_ref",
+    "all_time_by_drug"}`` with mg rounded half up to 2 decimals. Rows per recorded side (README choice
+    16: bilateral and unspecified are rows of their own), only where a steroid injection dated on or
+    before ``on`` was given; every patient has a total. ``window``: a Duration, or None for all time."""
+    ref = make_ref(rules)
+    exact_rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    exact_patients: dict[Any, dict[str, Any]] = {}
+
+    def empty() -> dict[str, Any]:
+        return {"steroid_injections": 0, "mg_ref": Fraction(0), "by_drug": {},
+                "all_time_injections": 0, "all_time_mg_ref": Fraction(0), "all_time_by_drug": {}}
+
+    for history in histories:
+        assert history.patient_id not in exact_patients
+        patient = exact_patients[history.patient_id] = empty()
+        for injection in history.injections:
+            steroids = {drug: Fraction(amount.value, PG_PER_MG) for drug, amount in injection.drugs.items()
+                        if drug.drug_class == "corticosteroid"}
+            if not steroids or injection.day > on:
+                continue
+            assert category(list(injection.drugs)) == "steroid"
+            side = injection.side if injection.site.lateral else None
+            row = exact_rows.setdefault((history.patient_id, injection.site.name, side), empty())
+            inside = injection.day <= on and (window is None or on < plus(injection.day, window))
+            mg_ref = sum((ref.mg_ref(drug, mg) for drug, mg in steroids.items()), Fraction(0))
+            periods = [("all_time_injections", "all_time_mg_ref", "all_time_by_drug")]
+            if inside:
+                periods.append(("steroid_injections", "mg_ref", "by_drug"))
+            for target in (row, patient):
+                for count_key, mg_key, drug_key in periods:
+                    target[count_key] += 1
+                    target[mg_key] += mg_ref
+                    for drug, mg in steroids.items():
+                        target[drug_key][drug.name] = target[drug_key].get(drug.name, Fraction(0)) + mg
+
+    def shown(exact: dict[str, Any]) -> dict[str, Any]:
+        return {key: (round_half_up(value) if isinstance(value, Fraction)
+                      else {n: round_half_up(v) for n, v in value.items()} if isinstance(value, dict) else value)
+                for key, value in exact.items()}
+
+    return ({key: shown(value) for key, value in exact_rows.items()},
+            {key: shown(value) for key, value in exact_patients.items()})

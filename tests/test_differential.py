@@ -1,5 +1,6 @@
-"""Differential test: the real CLI (``tpi validate`` / ``tpi check --format json``) against the
-brute-force reference evaluator in ``tests/reference.py``, on random rules files and histories.
+"""Differential test: the real CLI (``tpi validate`` / ``tpi check`` / ``tpi next`` / ``tpi totals``,
+``--format json``) against the brute-force reference evaluator in ``tests/reference.py``, on random
+rules files and histories.
 
 The CI run is derandomized (fixed examples); set TPI_SLOW=1 for the long run (``-m slow``)."""
 
@@ -106,9 +107,10 @@ def category_lists(draw: Any) -> str:
 
 
 @st.composite
-def rule_texts(draw: Any, index: int) -> str:
-    kind = draw(st.sampled_from(["min-interval", "max-count", "max-steroid-dose", "anesthetic-dose", "max-points",
-                                 "max-regions", "min-interval", "max-count", "max-steroid-dose"]))
+def rule_texts(draw: Any, index: int, kinds: tuple[str, ...] = ()) -> str:
+    kind = draw(st.sampled_from(list(kinds) or ["min-interval", "max-count", "max-steroid-dose", "anesthetic-dose",
+                                                "max-points", "max-regions", "min-interval", "max-count",
+                                                "max-steroid-dose"]))
     parts = [f"id: r{index}-{kind}", f"kind: {kind}"]
     if kind == "max-steroid-dose":
         applies = draw(st.sampled_from(["[steroid]", "[steroid]", "any", "[steroid, anesthetic]"]))
@@ -468,6 +470,176 @@ def test_cli_matches_reference_long(data: Any) -> None:
     compare(data)
 
 
+# --- tpi next and tpi totals against the reference -----------------------------------------------
+
+@st.composite
+def rules_files_with_defaults(draw: Any) -> str:
+    """A random rules file (``rules_files``) with the ``defaults`` that ``tpi next`` proposes: a
+    corticosteroid, sometimes with a local anesthetic; a local anesthetic, sometimes with another or
+    saline (each form SPEC.md's rules file allows: one mapping or a list of them). Often one or two
+    more max-steroid-dose rules, for ``steroid_mg_remaining``."""
+    text = draw(rules_files())
+    text += "".join(draw(rule_texts(100 + i, ("max-steroid-dose",))) for i in range(draw(st.integers(0, 2))))
+    steroid = [(draw(st.sampled_from(STEROIDS)), draw(st.sampled_from(STEROID_DOSES)))]
+    if draw(st.integers(0, 3)) == 0:
+        steroid.append((draw(st.sampled_from(ANESTHETICS)), draw(st.sampled_from(ANESTHETIC_DOSES))))
+    anesthetic = [(draw(st.sampled_from(ANESTHETICS)), draw(st.sampled_from(ANESTHETIC_DOSES)))]
+    extra = draw(st.integers(0, 5))
+    if extra == 0:
+        anesthetic.append((draw(st.sampled_from([a for a in ANESTHETICS if a != anesthetic[0][0]])),
+                           draw(st.sampled_from(ANESTHETIC_DOSES))))
+    elif extra == 1:
+        anesthetic.append(("saline", draw(st.sampled_from(["5 mL", "2 mL"]))))
+
+    def entry(drugs: list[tuple[str, str]]) -> str:
+        items = [f'{{drug: {name}, dose: "{dose}"}}' for name, dose in drugs]
+        return items[0] if len(items) == 1 and draw(st.booleans()) else "[" + ", ".join(items) + "]"
+
+    block = f"defaults:\n  steroid: {entry(steroid)}\n  anesthetic: {entry(anesthetic)}\n"
+    return text.replace("drugs:\n", block + "drugs:\n", 1)
+
+
+def write_case(tmp: str, rules_text: str, history_text: str, data: Any) -> tuple[str, str, str]:
+    """(rules, history with each patient's rows together, the history the CLI reads: that one or the
+    same rows with the patients interleaved)."""
+    rules_path = str(Path(tmp) / "rules.yaml")
+    history_path = str(Path(tmp) / "history.csv")
+    interleaved_path = str(Path(tmp) / "interleaved.csv")
+    Path(rules_path).write_text(rules_text, encoding="utf-8")
+    Path(history_path).write_text(history_text, encoding="utf-8")
+    Path(interleaved_path).write_text(interleave(history_text, data), encoding="utf-8")
+    dump = os.environ.get("TPI_DIFF_DUMP")
+    if dump:
+        Path(dump, "rules.yaml").write_text(rules_text, encoding="utf-8")
+        Path(dump, "history.csv").write_text(history_text, encoding="utf-8")
+    return rules_path, history_path, data.draw(st.sampled_from([history_path, interleaved_path]))
+
+
+NEXT_ROW = ("site", "side", "dry", "anesthetic", "steroid", "steroid_mg_remaining")
+
+
+def compare_next(data: Any) -> None:
+    rules_text = data.draw(rules_files_with_defaults(), label="rules")
+    shots_ = data.draw(histories(), label="history")
+    with tempfile.TemporaryDirectory() as tmp:
+        rules_path, history_path, cli_path = write_case(tmp, rules_text, csv_text(shots_, data), data)
+        rules = parse_rules(rules_text, rules_path)
+        parsed = list(read_patients(history_path, rules))
+        patients = sorted({s.patient for s in shots_}) or [""]
+        patient = data.draw(st.sampled_from(patients), label="patient")
+        on = data.draw(dates_near([s.date for s in shots_ if s.patient == patient]), label="on")
+        args = ["next", cli_path, "--rules", rules_path, "--format", "json", "--on", on]
+        if patient:
+            args += ["--patient", patient]
+        only = None
+        if data.draw(st.integers(0, 3)) == 0:  # --site, with a side word now and then
+            site = data.draw(st.sampled_from(list(SITES)))
+            side = data.draw(st.sampled_from(["", "left", "right"])) if SITES[site][1] else ""
+            args += ["--site", f"{side} {site}".strip()]
+            only = (rules.sites[site], side or None)
+        weight = data.draw(st.one_of(st.none(), st.none(), st.sampled_from(WEIGHTS)), label="weight")
+        if weight is not None:
+            args += ["--weight-kg", weight]
+        profiles = usable_profiles(rules, data.draw(st.lists(st.sampled_from(PROFILES), max_size=2, unique=True)))
+        for profile in profiles:
+            args += ["--profile", profile]
+
+        code, document = run(*args)
+        history = history_of(parsed, patient)
+        want = reference.next_forecast(rules, frozenset(profiles), history, ordinal(on), only,
+                                       Fraction(weight) if weight is not None else None)
+        got = [{key: row[key] for key in NEXT_ROW} for row in document["sites"]]
+        assert code == 0
+        assert (document["schema_version"], document["patient_id"], document["on"]) == (1, patient or None, on)
+        assert got == want, "next differs\n" + "\n".join(
+            f"CLI:       {g}\nreference: {w}" for g, w in zip(got, want, strict=False) if g != w) + \
+            f"\n(rows: CLI {len(got)}, reference {len(want)})"
+        # the reference's budget (SPEC.md's reading), cross-checked with the rule statuses alone, the
+        # way check decides: that dose is allowed (no blocking max-steroid-dose rule fails, on DATE or
+        # for a planned injection), and 0.01 mg more would not pass cleanly
+        for site, side in reference.next_places(rules, history, only):
+            budget = reference.steroid_budget(rules, frozenset(profiles), history, site, side, ordinal(on))
+            if not budget:
+                continue
+            args_ = (rules, frozenset(profiles), history, site, side, ordinal(on))
+            assert reference.steroid_dose_outcome(*args_, budget) != reference.FAIL, (site.name, side, budget)
+            assert reference.steroid_dose_outcome(*args_, budget + Fraction(1, 100)) in (
+                reference.WARN, reference.FAIL), (site.name, side, budget)
+
+
+TOTALS_KEYS = ("steroid_injections", "mg_ref", "by_drug", "all_time_injections", "all_time_mg_ref",
+               "all_time_by_drug")
+
+
+def compare_totals(data: Any) -> None:
+    rules_text = data.draw(rules_files(), label="rules")
+    shots_ = data.draw(histories(), label="history")
+    with tempfile.TemporaryDirectory() as tmp:
+        rules_path, history_path, cli_path = write_case(tmp, rules_text, csv_text(shots_, data), data)
+        rules = parse_rules(rules_text, rules_path)
+        parsed = list(read_patients(history_path, rules))
+        on = data.draw(dates_near([s.date for s in shots_]), label="on")
+        args = ["totals", cli_path, "--rules", rules_path, "--format", "json", "--on", on]
+        patient = None
+        if parsed and data.draw(st.integers(0, 3)) == 0:
+            patient = data.draw(st.sampled_from([h.patient_id for h in parsed]), label="patient")
+            args += ["--patient", patient]
+        window_text = data.draw(st.one_of(st.none(), st.none(), durations()), label="window")
+        if window_text is not None:
+            args += ["--window", window_text]
+        profiles = usable_profiles(rules, data.draw(st.lists(st.sampled_from(PROFILES), max_size=2, unique=True)))
+        for profile in profiles:
+            args += ["--profile", profile]
+
+        code, document = run(*args)
+        assert code == 0
+        if window_text is not None:
+            windows = [Duration.parse(window_text)]
+        else:
+            windows = reference.default_windows(rules, frozenset(profiles), ordinal(on))
+        texts = [None if w is None else w.text for w in windows]
+        assert document["window"] in texts, f"window: CLI {document['window']!r}, reference one of {texts}"
+        chosen = parsed if patient is None else [h for h in parsed if h.patient_id == patient]
+        want_rows, want_patients = reference.totals(rules, chosen, ordinal(on), windows[0])
+        got_rows = {(r["patient_id"], r["site"], r["side"]): {k: r[k] for k in TOTALS_KEYS} for r in document["rows"]}
+        got_patients = {p["patient_id"]: {k: p[k] for k in TOTALS_KEYS} for p in document["patients"]}
+        assert len(got_rows) == len(document["rows"])
+        assert len(got_patients) == len(document["patients"])
+        assert (document["schema_version"], document["on"], document["reference_steroid"]) == (
+            1, on, rules.reference_steroid.name)
+        assert got_rows == want_rows, f"totals rows differ\nCLI:       {got_rows}\nreference: {want_rows}"
+        assert got_patients == want_patients, \
+            f"totals patients differ\nCLI:       {got_patients}\nreference: {want_patients}"
+
+
+def fixed_settings(examples: int) -> Any:
+    return settings(derandomize=True, max_examples=examples, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+                    phases=NO_SHRINK if os.environ.get("TPI_NO_SHRINK") else tuple(Phase))
+
+
+@fixed_settings(100)  # the reference tries every day for 3 proposals per row: about 35 s
+@given(st.data())
+def test_next_matches_reference(data: Any) -> None:
+    compare_next(data)
+
+
+@fixed_settings(200)  # about 15 s
+@given(st.data())
+def test_totals_matches_reference(data: Any) -> None:
+    compare_totals(data)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("TPI_SLOW") != "1", reason="long run: set TPI_SLOW=1")
+@settings(max_examples=int(os.environ.get("TPI_SLOW_EXAMPLES", "3000")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_next_and_totals_match_reference_long(data: Any) -> None:
+    compare_next(data)
+    compare_totals(data)
+
+
 # --- minimal reproductions of the engine bugs the differential test found ------------------------
 
 BUG_RULES = """\
@@ -527,3 +699,94 @@ def test_validate_reports_a_session_scoped_steroid_dose(tmp_path: Path) -> None:
     assert code == 1
     assert [(v["date"], v["side"], v["rule"]) for v in document["violations"]] == [
         ("2024-02-29", "right", "steroid-dose")]
+
+
+# --- regressions: disagreements with SPEC.md that the next / totals differential tests found ------
+
+LATER_RULES = """\
+version: 1
+reference_steroid: triamcinolone
+defaults:
+  steroid: {drug: triamcinolone, dose: 20 mg}
+  anesthetic: {drug: lidocaine, dose: 3 mL @ 1%}
+drugs:
+  triamcinolone: {class: corticosteroid, equivalent_mg: 4}
+  lidocaine: {class: anesthetic, max_mg: 300}
+sites:
+  trapezius: {region: cervical}
+rules:
+  - {id: site-dose, kind: max-steroid-dose, applies_to: [steroid], scope: site, window: 12 months, max_mg: 120,
+     effective: 2025-06-01}
+"""
+
+
+def test_next_budget_counts_a_rule_in_force_only_later(tmp_path: Path) -> None:
+    """A planned 100 mg at the left trapezius on 2025-06-10, under a 120 mg / 12 months rule in force
+    from 2025-06-01. On 2025-05-01, check allows 20 mg there and refuses 21 mg (the planned injection
+    would fail the rule); so the largest dose still allowed is 20 mg (next said null, no limit)."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(LATER_RULES, encoding="utf-8")
+    history = tmp_path / "history.csv"
+    history.write_text("patient_id,date,site,side,drug,dose\nP1,2025-06-10,trapezius,left,triamcinolone,100 mg\n",
+                       encoding="utf-8")
+    common = ("--rules", str(rules), "--on", "2025-05-01", "--format", "json")
+    for dose, verdict in (("20mg", "allowed"), ("21mg", "not-yet")):
+        _, document = run("check", str(history), "--site", "left trapezius", "--drug", f"triamcinolone={dose}",
+                          *common)
+        assert document["verdict"] == verdict
+    # the rule is not in force on the date (skip) but holds the proposal back: both said, with the
+    # planned injection's total broken down
+    message = document["rules"][0]["message"]
+    assert message.startswith("in force from 2025-06-01, but it would make the planned injection on 2025-06-10 ")
+    assert message.endswith("121 mg triamcinolone-equivalent at left trapezius in 12 months "
+                            "(0 before + 21 proposed + 100 now), more than 120 mg")
+    parsed_rules = parse_rules(LATER_RULES, str(rules))
+    (parsed,) = read_patients(str(history), parsed_rules)
+    site = parsed_rules.sites["trapezius"]
+    assert reference.steroid_budget(parsed_rules, frozenset(), parsed, site, "left", ordinal("2025-05-01")) == 20
+    _, document = run("next", str(history), *common)
+    left = next(row for row in document["sites"] if row["side"] == "left")
+    assert left["steroid_mg_remaining"] == 20.0
+
+
+def test_totals_default_window_with_a_windowless_rule(tmp_path: Path) -> None:
+    """steroid-count has no window (SPEC.md: all time), steroid-dose 12 months: the longest window of
+    the active steroid rules is all time, so the window totals include the 2020 injection (tpi took
+    12 months)."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(BUG_RULES.replace("  - {id: steroid-interval, kind: min-interval, applies_to: [steroid], counts: any, "
+                                       "scope: site, interval: 6 weeks}",
+                                       "  - {id: steroid-count, kind: max-count, applies_to: [steroid], scope: site, "
+                                       "max: 3}"), encoding="utf-8")
+    assert "steroid-count" in rules.read_text(encoding="utf-8")
+    history = tmp_path / "history.csv"
+    history.write_text("patient_id,date,site,side,drug,dose\n"
+                       "P1,2020-01-01,trapezius,left,triamcinolone,40 mg\n"
+                       "P1,2025-01-01,trapezius,left,triamcinolone,20 mg\n", encoding="utf-8")
+    _, document = run("totals", str(history), "--rules", str(rules), "--on", "2025-06-01", "--format", "json")
+    assert document["window"] is None
+    assert (document["patients"][0]["steroid_injections"], document["patients"][0]["mg_ref"]) == (2, 60.0)
+
+
+def test_totals_default_window_is_the_longest_on_the_date(tmp_path: Path) -> None:
+    """'31 days' is never shorter than '1 month'; on 2025-03-02 it still counts an injection of
+    2025-02-01 (2025-02-01 + 31 days = 2025-03-04), which check's rule b counts too, while '1 month'
+    (2025-02-01 + 1 month = 2025-03-01) does not. (tpi took '1 month', the first in the file.)"""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(BUG_RULES.replace(
+        "  - {id: steroid-interval, kind: min-interval, applies_to: [steroid], counts: any, scope: site, "
+        "interval: 6 weeks}\n  - {id: steroid-dose, kind: max-steroid-dose, applies_to: [steroid], scope: site, "
+        "window: 12 months, max_mg: 120}",
+        "  - {id: a, kind: max-count, applies_to: [steroid], scope: site, window: 1 month, max: 3}\n"
+        "  - {id: b, kind: max-steroid-dose, applies_to: [steroid], scope: site, window: 31 days, max_mg: 120}"),
+        encoding="utf-8")
+    assert "31 days" in rules.read_text(encoding="utf-8")
+    history = tmp_path / "history.csv"
+    history.write_text("patient_id,date,site,side,drug,dose\nP1,2025-02-01,trapezius,left,triamcinolone,40 mg\n",
+                       encoding="utf-8")
+    _, document = run("check", str(history), "--rules", str(rules), "--on", "2025-03-02", "--site", "left trapezius",
+                      "--drug", "triamcinolone=100mg", "--format", "json")
+    assert {r["id"]: r["counted"] for r in document["rules"]} == {"a": [], "b": ["2025-02-01"]}
+    _, document = run("totals", str(history), "--rules", str(rules), "--on", "2025-03-02", "--format", "json")
+    assert document["window"] == "31 days"
+    assert (document["patients"][0]["steroid_injections"], document["patients"][0]["mg_ref"]) == (1, 40.0)

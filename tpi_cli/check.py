@@ -260,7 +260,7 @@ def check(rules: Rules, profiles: frozenset[str], history: PatientHistory, propo
             # The proposal may be outside the rule itself (status skip) and still be counted by
             # it for a later injection, which it must not make newly invalid.
             status = max(status, later[0])
-            message += ("; " if result[0] != SKIP else "but ") + _conflict_text(planner, rule, on, position, later)
+            message += ("; " if result[0] != SKIP else ", but ") + _conflict_text(planner, rule, on, position, later)
         first = planner.first_day(rule, on, (SKIP, PASS))
         outcomes.append(RuleOutcome(rule, STATUS_NAMES[status], first, counted, message))
         if status == WARNED:
@@ -344,20 +344,22 @@ def _holding(planner: Planner, failing: list[Rule], on: int) -> list[str]:
 
 def _steroid_budget(planner: Planner, on: int) -> int | None:
     """The largest reference dose the active blocking max-steroid-dose rules still allow on ``on``:
-    the smallest budget left in the proposal's own windows and, so that no planned injection is
-    pushed over its limit, in the windows of later injections that would count it. Never below 0."""
+    the smallest budget left in the proposal's own windows (rules in force on ``on`` that apply to
+    it) and, so that no planned injection is pushed over its limit, in the windows of later
+    injections that would count it (rules in force on their dates). Never below 0; None when no
+    rule limits the dose."""
     proposal = planner.at(on)
     index = planner.index
     budget: int | None = None
     k = index.position_after(on)
+    without = _without_own_dose(proposal)
     for rule in planner.active:
         if rule.kind != MAX_STEROID_DOSE or rule.severity != BLOCK:
             continue
-        if STEROID not in rule.applies_to or not rule.in_force(on):
-            continue
-        without = _without_own_dose(proposal)
-        result = measure(index, rule, without, k)
-        left = rule.max_ref - result[3]
+        left: int | None = None
+        if STEROID in rule.applies_to and rule.in_force(on):
+            result = measure(index, rule, without, k)
+            left = rule.max_ref - result[3]
         for position in planner._later(rule, on):
             later = index.injections[position]
             if later.category not in rule.applies_to or not rule.in_force(later.day):
@@ -368,8 +370,9 @@ def _steroid_budget(planner: Planner, on: int) -> int | None:
             if own[0] == FAIL:
                 continue  # already over without the proposal: it cannot make it newly invalid
             if own[4] <= on:  # the proposal's day is inside this later injection's window
-                left = min(left, rule.max_ref - own[3])
-        budget = left if budget is None else min(budget, left)
+                left = rule.max_ref - own[3] if left is None else min(left, rule.max_ref - own[3])
+        if left is not None:
+            budget = left if budget is None else min(budget, left)
     return None if budget is None else max(budget, 0)
 
 

@@ -424,7 +424,7 @@ def totals(history: str, on: date | None, window: Any, patient: str | None, rule
 
     rules, active_profiles = _load(rules_path, profiles)
     day = _today(on)
-    chosen = window if window is not None else default_window(rules, active_profiles)
+    chosen = window if window is not None else default_window(rules, active_profiles, day)
     seen: set[str | None] = set()
     patients: list[PatientHistory] = []
 

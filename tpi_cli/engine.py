@@ -499,8 +499,9 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
         scale = rules.ref_scale
         before = result[3] - target.ref - (extra.ref if extra is not None and extra_counted else 0)
         assert rule.max_mg is not None
+        proposed = f"{decimal_text(extra.ref, scale)} proposed + " if extra is not None and extra_counted else ""
         text = (f"{decimal_text(result[3], scale)} mg {rules.reference_steroid.name}-equivalent"
-                f"{_where(rule, target)}{_within(rule)} ({decimal_text(before, scale)} before + "
+                f"{_where(rule, target)}{_within(rule)} ({decimal_text(before, scale)} before + {proposed}"
                 f"{decimal_text(target.ref, scale)} now){', more than ' if over else ', at most '}"
                 f"{rule.max_mg.decimal_text(3)} mg{grace}")
         return days, text

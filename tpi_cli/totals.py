@@ -7,18 +7,27 @@ from collections.abc import Iterable
 from tpi_cli.dates import Duration
 from tpi_cli.model import PatientHistory
 from tpi_cli.results import TotalsResult, TotalsRow
-from tpi_cli.rules import MAX_COUNT, MAX_STEROID_DOSE, STEROID, Rules
+from tpi_cli.rules import MAX_COUNT, MAX_STEROID_DOSE, SESSION, STEROID, Rules
 
 
-def default_window(rules: Rules, profiles: frozenset[str]) -> Duration | None:
-    """The longest window of the active rules that count corticosteroid injections."""
-    windows = [rule.window for rule in rules.rules
-               if rule.active(profiles) and rule.kind in (MAX_COUNT, MAX_STEROID_DOSE)
-               and STEROID in rule.applies_to | rule.counts and rule.window is not None]
+def default_window(rules: Rules, profiles: frozenset[str], on: int) -> Duration | None:
+    """The longest window on ``on`` of the active rules that count corticosteroid injections
+    (``max-count`` / ``max-steroid-dose`` rules that apply to or count them, session rules aside:
+    their window is the day). A rule without a window counts all time, the longest (None). Of
+    windows whose length differs with the date (``1 month``, ``31 days``), the one reaching
+    furthest back from ``on``; the first in the file on a tie."""
     chosen: Duration | None = None
-    for window in windows:
-        if window is not None and (chosen is None or window.max_days() > chosen.max_days()):
-            chosen = window
+    start = 0
+    for rule in rules.rules:
+        if not rule.active(profiles) or rule.kind not in (MAX_COUNT, MAX_STEROID_DOSE) or rule.scope == SESSION:
+            continue
+        if STEROID not in rule.applies_to | rule.counts:
+            continue
+        if rule.window is None:
+            return None
+        first = rule.window.first_start_after(on)
+        if chosen is None or first < start:
+            chosen, start = rule.window, first
     return chosen
 
 
