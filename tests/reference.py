@@ -12,6 +12,10 @@ definition in SPEC.md plus the README's "Where SPEC.md is silent" choices:
   those before it, and lets a later injection whose status gets worse hold it back;
 - earliest dates are found by trying every calendar day from ``on`` up to a horizon after which
   nothing can change any more;
+- ``counted`` (README choice 4) is read from the proposal's own evaluation on ``on``: nothing for a
+  rule that does not apply (skip) or is inactive; planned later injections are never in it (they
+  are not before the proposal), even when they make the rule fail;
+- ``validate``'s summary counts the violations not overridden by severity, and the overridden ones;
 - ``next`` asks ``check`` for each row's dry, anesthetic and steroid proposal (the rules'
   ``defaults``), and reads ``steroid_mg_remaining`` from the max-steroid-dose rules' windows
   (cross-checked with ``status`` alone by ``steroid_dose_outcome``);
@@ -235,6 +239,28 @@ def _severity(rule: Any, result: str) -> str:
     return result
 
 
+def counted_days(rule: Any, x: Inj, before: list[Inj]) -> list[int]:
+    """The dates ``counted`` lists for ``rule`` evaluating ``x`` against ``before`` (README choice 4),
+    ascending: never ``x``'s own entry; nothing when the rule does not apply to ``x`` (status skip);
+    min-interval: the latest counted injection in scope (passing or not); max-count /
+    max-steroid-dose: those inside the (whole) window at ``x.day``, distinct dates for
+    ``unit: session``; session kinds: the earlier injections of the same day that the rule counts.
+    The rule is assumed active (profiles)."""
+    if not in_force(rule, x.day) or x.category not in rule.applies_to:
+        return []
+    session_kind = rule.kind in ("anesthetic-dose", "max-points", "max-regions")
+    counted = [b for b in before if b.category in rule.counts and
+               (b.day == x.day if session_kind else in_scope(rule, x, b))]
+    if rule.kind == "min-interval":
+        return [max(b.day for b in counted)] if counted else []
+    if rule.kind in ("max-count", "max-steroid-dose"):
+        inside = sorted(b.day for b in counted if b.day <= x.day and (rule.window is None or x.day < plus(b.day, rule.window)))
+        if rule.kind == "max-count" and rule.unit == "session":
+            return sorted(set(inside))
+        return inside
+    return sorted(b.day for b in counted)
+
+
 # --- validate ------------------------------------------------------------------------------------
 
 def validate(rules: Any, profiles: frozenset[str], histories: list[Any]) -> set[tuple[Any, ...]]:
@@ -255,18 +281,30 @@ def validate(rules: Any, profiles: frozenset[str], histories: list[Any]) -> set[
     return found
 
 
+def validate_summary(violations: set[tuple[Any, ...]]) -> dict[str, int]:
+    """``summary`` of ``validate`` (README choice 15): ``block`` / ``warn`` count the violations that
+    are not overridden, by severity; ``overridden`` the overridden ones."""
+    return {"block": sum(1 for v in violations if v[5] == "block" and v[6] is None),
+            "warn": sum(1 for v in violations if v[5] == "warn" and v[6] is None),
+            "overridden": sum(1 for v in violations if v[6] is not None)}
+
+
 # --- check ---------------------------------------------------------------------------------------
 
 def check(rules: Any, profiles: frozenset[str], history: Any, site: Any, side: str | None,
           drugs: dict[Any, Any], points: int | None, on: int, weight_kg: Fraction | None = None,
-          own_on: dict[str, str] | None = None, verdict_only: bool = False
+          own_on: dict[str, str] | None = None, verdict_only: bool = False,
+          counted_on: dict[str, list[str]] | None = None, on_only: bool = False
           ) -> tuple[str, str | None, dict[str, tuple[str, str | None]]]:
     """(verdict, earliest date, {rule id: (status on ``on``, rule earliest date)}) by trying every day.
 
     ``own_on``, if given, receives each rule's status on ``on`` for the proposal alone (before
-    planned later injections are considered). ``verdict_only``: only the verdict and its date are
-    wanted (``tpi next``): each day stops at its first failing rule, the search at the verdict's
-    day, and the per-rule dict is empty."""
+    planned later injections are considered). ``counted_on``, if given, receives each rule's
+    ``counted`` dates on ``on`` (``counted_days``; an inactive rule counts nothing), ISO text.
+    ``verdict_only``: only the verdict and its date are wanted (``tpi next``): each day stops at its
+    first failing rule, the search at the verdict's day, and the per-rule dict is empty.
+    ``on_only``: only ``on`` is evaluated, no search: the verdict is ``allowed`` or ``not-allowed``
+    (no rule fails on ``on``, or one does), and every earliest date is None."""
     ref = make_ref(rules)
     injections, weights = from_history(ref, history)
 
@@ -283,6 +321,12 @@ def check(rules: Any, profiles: frozenset[str], history: Any, site: Any, side: s
     @cache
     def proposal_on(day: int) -> Inj:
         return replace(proposal, day=day)  # the same injection on another day
+
+    if counted_on is not None:
+        before_on = [i for i in injections if i.day <= on]
+        for rule in ref.rules:
+            days = counted_days(rule, proposal, before_on) if active(rule, profiles) else []
+            counted_on[rule.id] = [date.fromordinal(day).isoformat() for day in days]
 
     def rule_status(rule: Any, day: int) -> str:
         if not active(rule, profiles):
@@ -309,6 +353,11 @@ def check(rules: Any, profiles: frozenset[str], history: Any, site: Any, side: s
     longest = max([longest_days(r.interval) + longest_days(r.window) + longest_days(r.grace) for r in ref.rules],
                   default=0)
     horizon = last + longest + 3
+
+    if on_only:
+        today = {rule.id: rule_status(rule, on) for rule in ref.rules}
+        verdict = "allowed" if all(s != FAIL for s in today.values()) else "not-allowed"
+        return verdict, None, {rule_id: (s, None) for rule_id, s in today.items()}
 
     if verdict_only:
         order = list(ref.rules)
@@ -350,6 +399,25 @@ def check(rules: Any, profiles: frozenset[str], history: Any, site: Any, side: s
     else:
         verdict, when = "not-yet", date.fromordinal(verdict_day).isoformat()
     return verdict, when, {r.id: (statuses[r.id], earliest[r.id]) for r in ref.rules}
+
+
+def check_header(rules: Any, profiles: frozenset[str], patient_id: str | None, site: Any, side: str | None,
+                 drugs: dict[Any, Any], on: int) -> dict[str, Any]:
+    """The keys of ``check --format json`` that describe the proposal itself: ``patient_id``,
+    ``site``, ``side`` (null for a site without sides), ``on``, ``category``, ``profiles`` (the
+    chosen ones, sorted) and ``drugs``: per drug, in the order first given (a drug given twice
+    summed), ``dose_mg`` (null for a dose that is not a mass) and ``mg_ref`` (null for a drug that
+    is not a corticosteroid), rounded half up to 2 decimals (README choice 20)."""
+    ref = make_ref(rules)
+    lines = []
+    for drug, amount in drugs.items():
+        mg = Fraction(amount.value, PG_PER_MG) if amount.kind == "mg" else None
+        mg_ref = ref.mg_ref(drug, mg) if drug.drug_class == "corticosteroid" and mg is not None else None
+        lines.append({"name": drug.name, "dose_mg": None if mg is None else round_half_up(mg),
+                      "mg_ref": None if mg_ref is None else round_half_up(mg_ref)})
+    return {"patient_id": patient_id, "site": site.name, "side": side if site.lateral else None,
+            "on": date.fromordinal(on).isoformat(), "category": category(list(drugs)),
+            "profiles": sorted(profiles), "drugs": lines}
 
 
 # --- next ----------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Differential test: the real CLI (``tpi validate`` / ``tpi check`` / ``tpi next`` / ``tpi totals``,
 ``--format json``) against the brute-force reference evaluator in ``tests/reference.py``, on random
-rules files and histories.
+rules files and histories: validate's violations, summary, counts and exit code; check's verdict,
+dates, per-rule status, earliest date and ``counted``, warnings, and the proposal's own keys
+(patient, site, side, date, category, profiles, drugs with mg); next's rows; totals' rows.
 
 The CI run is derandomized (fixed examples); set TPI_SLOW=1 for the long run (``-m slow``)."""
 
@@ -197,8 +199,8 @@ class Shot:
 
 
 @st.composite
-def drug_lists(draw: Any, max_size: int = 3) -> list[tuple[str, str]]:
-    kinds = draw(st.lists(st.sampled_from(["s", "a", "a", "o", "s"]), max_size=max_size))
+def drug_lists(draw: Any, max_size: int = 3, min_size: int = 0) -> list[tuple[str, str]]:
+    kinds = draw(st.lists(st.sampled_from(["s", "a", "a", "o", "s"]), min_size=min_size, max_size=max_size))
     result: list[tuple[str, str]] = []
     for kind in kinds:
         if kind == "s":
@@ -307,7 +309,9 @@ class Proposal:
 
 
 @st.composite
-def proposals(draw: Any, shots: list[Shot]) -> Proposal:
+def proposals(draw: Any, shots: list[Shot], same_day: bool = False) -> Proposal:
+    """``same_day``: half the time on a date of the patient's history (after its injections of
+    that day), and mostly with a drug."""
     patients = sorted({s.patient for s in shots}) or [""]
     patient = draw(st.sampled_from(patients))
     mine = [s for s in shots if s.patient == patient]
@@ -319,8 +323,9 @@ def proposals(draw: Any, shots: list[Shot]) -> Proposal:
     else:
         site = draw(st.sampled_from(list(SITES)))
         side = draw(sides_for(site, proposal=True))
-    on = draw(dates_near(near))
-    drugs = [(name, dose) for name, dose in draw(drug_lists(2)) if dose]
+    on = draw(st.sampled_from(near)) if same_day and near and draw(st.booleans()) else draw(dates_near(near))
+    wet = same_day and draw(st.integers(0, 3)) > 0
+    drugs = [(name, dose) for name, dose in draw(drug_lists(2, min_size=1 if wet else 0)) if dose]
     return Proposal(patient, site, side, drugs, on,
                     draw(st.one_of(st.none(), st.integers(1, 6))),
                     draw(st.one_of(st.none(), st.none(), st.sampled_from(WEIGHTS))),
@@ -346,7 +351,8 @@ def usable_profiles(rules: Any, wanted: list[str]) -> list[str]:
     return [p for p in wanted if p in rules.profiles]
 
 
-def cli_validate(rules_path: str, history_path: str, profiles: list[str]) -> tuple[int, set[tuple[Any, ...]]]:
+def cli_validate(rules_path: str, history_path: str, profiles: list[str]
+                 ) -> tuple[int, set[tuple[Any, ...]], dict[str, Any]]:
     args = ["validate", history_path, "--rules", rules_path, "--format", "json"]
     for profile in profiles:
         args += ["--profile", profile]
@@ -354,15 +360,18 @@ def cli_validate(rules_path: str, history_path: str, profiles: list[str]) -> tup
     found = {(v["patient_id"], v["date"], v["site"], v["side"], v["rule"], v["severity"], v["overridden"])
              for v in document["violations"]}
     assert len(found) == len(document["violations"]), "a violation reported twice"
-    return code, found
+    return code, found, document
 
 
-def cli_check(rules_path: str, history_path: str, proposal: Proposal, profiles: list[str]
-              ) -> tuple[int, tuple[str, str | None, dict[str, tuple[str, str | None]]]]:
+def cli_check(rules_path: str, history_path: str, proposal: Proposal, profiles: list[str],
+              patient: str | None = None
+              ) -> tuple[int, tuple[str, str | None, dict[str, tuple[str, str | None]]], dict[str, Any]]:
+    """(exit code, (verdict, earliest date, {rule id: (status, earliest date)}), the whole JSON
+    document). ``patient``: the ``--patient`` option, if any."""
     args = ["check", history_path, "--rules", rules_path, "--format", "json", "--site", proposal.site,
             "--on", proposal.on]
-    if proposal.patient:
-        args += ["--patient", proposal.patient]
+    if patient is not None:
+        args += ["--patient", patient]
     if proposal.side:
         args += ["--side", proposal.side]
     if proposal.drugs:
@@ -378,20 +387,66 @@ def cli_check(rules_path: str, history_path: str, proposal: Proposal, profiles: 
         args += ["--profile", profile]
     code, document = run(*args)
     per_rule = {r["id"]: (r["status"], r["earliest_date"]) for r in document["rules"]}
-    return code, (document["verdict"], document["earliest_date"], per_rule)
+    return code, (document["verdict"], document["earliest_date"], per_rule), document
 
 
-def reference_check(rules: Any, history: Any, proposal: Proposal, profiles: list[str],
-                    own_on: dict[str, str] | None = None) -> tuple[str, str | None, dict[str, tuple[str, str | None]]]:
-    site = rules.sites[proposal.site]
+def proposal_drugs(rules: Any, proposal: Proposal) -> dict[Any, Any]:
+    """{Drug: Amount}, a drug given twice summed, in the order first given."""
     drugs: dict[Any, Any] = {}
     for name, dose in proposal.drugs:
         drug = rules.drugs[name]
         amount = parse_dose(dose, mass_only=drug.drug_class != "other")
         drugs[drug] = amount if drug not in drugs else drugs[drug].plus(amount)
+    return drugs
+
+
+def reference_check(rules: Any, history: Any, proposal: Proposal, profiles: list[str],
+                    own_on: dict[str, str] | None = None, counted_on: dict[str, list[str]] | None = None,
+                    on_only: bool = False) -> tuple[str, str | None, dict[str, tuple[str, str | None]]]:
+    site = rules.sites[proposal.site]
     weight = Fraction(proposal.weight) if proposal.weight is not None else None
-    return reference.check(rules, frozenset(profiles), history, site, proposal.side or None, drugs,
-                           proposal.points, ordinal(proposal.on), weight, own_on)
+    return reference.check(rules, frozenset(profiles), history, site, proposal.side or None,
+                           proposal_drugs(rules, proposal), proposal.points, ordinal(proposal.on), weight, own_on,
+                           counted_on=counted_on, on_only=on_only)
+
+
+CHECK_HEADER = ("patient_id", "site", "side", "on", "category", "profiles", "drugs")
+
+
+def patient_option(data: Any, parsed: list[Any], proposal: Proposal) -> tuple[str | None, str | None]:
+    """(``--patient`` for check, None: not given; the ``patient_id`` check then reports). A history of
+    several patients needs it; one of one patient may leave it out; an empty history accepts any
+    (README choice 21)."""
+    if not parsed:
+        given = data.draw(st.sampled_from([None, "P9"]), label="patient")
+        return given, given
+    if len(parsed) == 1 and data.draw(st.booleans(), label="leave out --patient"):
+        return None, proposal.patient
+    return proposal.patient, proposal.patient
+
+
+def compare_check_details(rules: Any, patient_id: str | None, proposal: Proposal, profiles: list[str],
+                          document: dict[str, Any], counted_on: dict[str, list[str]]) -> None:
+    """The rest of ``check --format json`` against the reference: the proposal's own keys
+    (``check_header``), each rule's ``counted`` (README choice 4), ``warnings`` (one per rule whose
+    status is ``warn``, in the rules' order, each starting with its id) and the rules' ids, kinds,
+    severities and profiles in the file's order."""
+    want = reference.check_header(rules, frozenset(profiles), patient_id, rules.sites[proposal.site],
+                                  proposal.side or None, proposal_drugs(rules, proposal), ordinal(proposal.on))
+    got = {key: document[key] for key in CHECK_HEADER}
+    assert got == want, f"check header differs for {proposal}\nCLI:       {got}\nreference: {want}"
+    assert document["schema_version"] == 1
+    assert document["reference_steroid"] == rules.reference_steroid.name
+    assert [(r["id"], r["kind"], r["severity"], r["profiles"]) for r in document["rules"]] == [
+        (r.id, r.kind, r.severity, sorted(r.profiles)) for r in rules.rules]
+    got_counted = {r["id"]: r["counted"] for r in document["rules"]}
+    assert got_counted == counted_on, f"counted differs for {proposal}\n" + "\n".join(
+        f"{rule_id}: CLI {got_counted[rule_id]}, reference {counted_on[rule_id]}"
+        for rule_id in counted_on if got_counted.get(rule_id) != counted_on[rule_id])
+    warned = [r["id"] for r in document["rules"] if r["status"] == "warn"]
+    assert len(document["warnings"]) == len(warned), (document["warnings"], warned)
+    for text, rule_id in zip(document["warnings"], warned, strict=True):
+        assert text.startswith(f"{rule_id}: "), (text, rule_id)
 
 
 def history_of(histories: list[Any], patient: str) -> Any:
@@ -407,9 +462,14 @@ def history_of(histories: list[Any], patient: str) -> Any:
 
 
 def proposal_ok(proposal: Proposal) -> bool:
-    """The CLI refuses a proposal whose drugs repeat with mismatched dose kinds; skip those."""
-    names = [name for name, _ in proposal.drugs]
-    return len(names) == len(set(names))
+    """The CLI refuses a proposal whose drugs repeat with mismatched dose kinds (a mass and a
+    volume cannot be summed); skip those. A drug repeated with doses of one kind is summed."""
+    kinds: dict[str, str] = {}
+    for name, dose in proposal.drugs:
+        kind = parse_dose(dose, mass_only=name not in OTHERS).kind
+        if kinds.setdefault(name, kind) != kind:
+            return False
+    return True
 
 
 def compare(data: Any) -> None:
@@ -433,10 +493,14 @@ def compare(data: Any) -> None:
             Path(dump, "history.csv").write_text(history_text, encoding="utf-8")
 
         validate_path = data.draw(st.sampled_from([history_path, interleaved_path]))
-        code, got = cli_validate(rules_path, validate_path, profiles)
+        code, got, document = cli_validate(rules_path, validate_path, profiles)
         want = reference.validate(rules, frozenset(profiles), parsed)
         assert got == want, f"validate differs\nonly CLI: {got - want}\nonly reference: {want - got}"
-        assert code == (1 if any(v[5] == "block" and v[6] is None for v in want) else 0)
+        summary = reference.validate_summary(want)
+        assert document["summary"] == summary, (document["summary"], summary)
+        assert code == (1 if summary["block"] else 0)
+        assert (document["schema_version"], document["patients"], document["injections"]) == (
+            1, len(parsed), sum(len(h.injections) for h in parsed))
 
         for _ in range(data.draw(st.integers(1, 2))):
             proposal = data.draw(proposals(shots_))
@@ -444,10 +508,14 @@ def compare(data: Any) -> None:
                 continue
             chosen = usable_profiles(rules, proposal.profiles)
             path = data.draw(st.sampled_from([history_path, interleaved_path]))
-            code, got_check = cli_check(rules_path, path, proposal, chosen)
-            want_check = reference_check(rules, history_of(parsed, proposal.patient), proposal, chosen, {})
+            patient, patient_id = patient_option(data, parsed, proposal)
+            code, got_check, document = cli_check(rules_path, path, proposal, chosen, patient)
+            history = history_of(parsed, proposal.patient)
+            counted_on: dict[str, list[str]] = {}
+            want_check = reference_check(rules, history, proposal, chosen, {}, counted_on)
             assert got_check == want_check, f"check differs for {proposal}\nCLI:       {got_check}\nreference: {want_check}"
             assert code == (0 if want_check[0] == "allowed" else 1)
+            compare_check_details(rules, patient_id, proposal, chosen, document, counted_on)
 
 
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)  # TPI_NO_SHRINK=1: report the first failure as found
@@ -640,6 +708,97 @@ def test_next_and_totals_match_reference_long(data: Any) -> None:
     compare_totals(data)
 
 
+# --- check's counted lists, statuses on the date and validate's summary, on dense histories ------
+
+@st.composite
+def dense_histories(draw: Any, patients: tuple[str, ...] = ("P1", "P2")) -> list[Shot]:
+    """Histories packed on a few dates a few weeks or months apart: sessions of several injections,
+    windows holding many, so that ``counted`` lists are long. Now and then the first patient has
+    more than 64 injections (where the engine files its scope lists differently)."""
+    base = date.fromisoformat(draw(dates()))
+    big = draw(st.integers(0, 7)) == 0
+    pool = sorted({(base + relativedelta(months=draw(st.integers(-5, 5)),
+                                         days=draw(st.sampled_from([0, 0, 0, -1, 1, 3, 7, 14])))).isoformat()
+                   for _ in range(draw(st.integers(12, 16)) if big else draw(st.integers(2, 6)))})
+    result: list[Shot] = []
+    keys: set[tuple[str, str, str, str]] = set()
+    for number, patient in enumerate(patients[:draw(st.integers(1, len(patients)))]):
+        wanted = draw(st.integers(65, 72)) if big and number == 0 else draw(st.integers(0 if number else 1, 10))
+        mine = 0
+        for _ in range(wanted * 3):
+            if mine == wanted:
+                break
+            site = draw(st.sampled_from(list(SITES)))
+            shot = Shot(patient, draw(st.sampled_from(pool)), site, draw(sides_for(site)), draw(drug_lists(2)))
+            key = (patient, shot.date, site, _side_key(shot.side))
+            if key in keys:
+                continue
+            keys.add(key)
+            if draw(st.integers(0, 2)) == 0:
+                shot.points = str(draw(st.integers(1, 4)))
+            if draw(st.integers(0, 4)) == 0:
+                shot.weight = draw(st.sampled_from(WEIGHTS))
+            if draw(st.integers(0, 5)) == 0:
+                shot.override = "documented need"
+            result.append(shot)
+            mine += 1
+    return result
+
+
+def compare_dense(data: Any) -> None:
+    """validate (violations, summary, counts, exit code) and check on its date (each rule's status,
+    ``counted``, the proposal's keys, warnings, allowed or not) against the reference, on a dense
+    history; check's earliest dates are left to ``compare``, whose search is slower."""
+    rules_text = data.draw(rules_files(), label="rules")
+    shots_ = data.draw(dense_histories(), label="history")
+    with tempfile.TemporaryDirectory() as tmp:
+        rules_path, history_path, cli_path = write_case(tmp, rules_text, csv_text(shots_, data), data)
+        rules = parse_rules(rules_text, rules_path)
+        parsed = list(read_patients(history_path, rules))
+        profiles = usable_profiles(rules, data.draw(st.lists(st.sampled_from(PROFILES), max_size=2, unique=True)))
+        code, got, document = cli_validate(rules_path, cli_path, profiles)
+        want = reference.validate(rules, frozenset(profiles), parsed)
+        assert got == want, f"validate differs\nonly CLI: {got - want}\nonly reference: {want - got}"
+        summary = reference.validate_summary(want)
+        assert document["summary"] == summary, (document["summary"], summary)
+        assert code == (1 if summary["block"] else 0)
+        assert (document["patients"], document["injections"]) == (len(parsed), sum(len(h.injections) for h in parsed))
+
+        for _ in range(data.draw(st.integers(1, 3))):
+            proposal = data.draw(proposals(shots_, same_day=True), label="proposal")
+            if not proposal_ok(proposal):
+                continue
+            chosen = usable_profiles(rules, proposal.profiles)
+            patient, patient_id = patient_option(data, parsed, proposal)
+            code, (verdict, _, per_rule), document = cli_check(rules_path, cli_path, proposal, chosen, patient)
+            history = history_of(parsed, proposal.patient)
+            counted_on: dict[str, list[str]] = {}
+            want_verdict, _, want_rules = reference_check(rules, history, proposal, chosen, None, counted_on,
+                                                          on_only=True)
+            got_status = {rule_id: status for rule_id, (status, _) in per_rule.items()}
+            want_status = {rule_id: status for rule_id, (status, _) in want_rules.items()}
+            assert got_status == want_status, f"check statuses differ for {proposal}\nCLI:       {got_status}\n" \
+                f"reference: {want_status}"
+            assert (verdict == "allowed") == (want_verdict == "allowed"), (verdict, want_verdict)
+            assert code == (0 if want_verdict == "allowed" else 1)
+            compare_check_details(rules, patient_id, proposal, chosen, document, counted_on)
+
+
+@fixed_settings(150)  # about 15 s
+@given(st.data())
+def test_check_counted_and_validate_summary_match_reference(data: Any) -> None:
+    compare_dense(data)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("TPI_SLOW") != "1", reason="long run: set TPI_SLOW=1")
+@settings(max_examples=int(os.environ.get("TPI_SLOW_EXAMPLES", "3000")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_check_counted_and_validate_summary_match_reference_long(data: Any) -> None:
+    compare_dense(data)
+
+
 # --- minimal reproductions of the engine bugs the differential test found ------------------------
 
 BUG_RULES = """\
@@ -790,3 +949,38 @@ def test_totals_default_window_is_the_longest_on_the_date(tmp_path: Path) -> Non
     _, document = run("totals", str(history), "--rules", str(rules), "--on", "2025-03-02", "--format", "json")
     assert document["window"] == "31 days"
     assert (document["patients"][0]["steroid_injections"], document["patients"][0]["mg_ref"]) == (1, 40.0)
+
+
+def test_check_drugs_round_half_up(tmp_path: Path) -> None:
+    """check's ``drugs``: mg rounded half up to 2 decimals (README choice 20), ties included, which
+    the random cases seldom reach: 7.5 mg methylprednisolone (equivalent 5) is 1.125 mg
+    dexamethasone-equivalent (0.75), shown 1.13 (a binary float rounds 1.125 to 1.12); a drug that
+    is not a corticosteroid has no mg_ref; an empty history takes any --patient."""
+    rules_text = """\
+version: 1
+reference_steroid: dexamethasone
+drugs:
+  dexamethasone: {class: corticosteroid, equivalent_mg: 0.75}
+  methylprednisolone: {class: corticosteroid, equivalent_mg: 5}
+  lidocaine: {class: anesthetic, max_mg: 300}
+sites:
+  trapezius: {region: cervical}
+rules:
+  - {id: dose, kind: max-steroid-dose, applies_to: [steroid], scope: site, window: 12 months, max_mg: 10}
+"""
+    rules_path = tmp_path / "rules.yaml"
+    rules_path.write_text(rules_text, encoding="utf-8")
+    history = tmp_path / "history.csv"
+    history.write_text("patient_id,date,site,side,drug,dose\n", encoding="utf-8")
+    proposal = Proposal("", "trapezius", "left", [("methylprednisolone", "7.5 mg"), ("dexamethasone", "0.125 mg"),
+                                                  ("lidocaine", "5 mcg"), ("dexamethasone", "0.5 mg")],
+                        "2025-01-01", None, None, [])
+    _, _, document = cli_check(str(rules_path), str(history), proposal, [], "P7")
+    assert document["drugs"] == [{"name": "methylprednisolone", "dose_mg": 7.5, "mg_ref": 1.13},
+                                 {"name": "dexamethasone", "dose_mg": 0.63, "mg_ref": 0.63},
+                                 {"name": "lidocaine", "dose_mg": 0.01, "mg_ref": None}]
+    rules = parse_rules(rules_text, str(rules_path))
+    want = reference.check_header(rules, frozenset(), "P7", rules.sites["trapezius"], "left",
+                                  proposal_drugs(rules, proposal), ordinal("2025-01-01"))
+    assert {key: document[key] for key in CHECK_HEADER} == want
+    assert (want["patient_id"], want["category"]) == ("P7", "steroid")
