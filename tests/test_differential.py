@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
@@ -521,19 +522,29 @@ def compare(data: Any) -> None:
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)  # TPI_NO_SHRINK=1: report the first failure as found
 
 
-@settings(derandomize=True, max_examples=200, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-          phases=NO_SHRINK if os.environ.get("TPI_NO_SHRINK") else tuple(Phase))
+def fixed_settings(examples: int) -> Any:
+    """The CI run: derandomized, ``examples`` fixed examples."""
+    return settings(derandomize=True, max_examples=examples, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+                    phases=NO_SHRINK if os.environ.get("TPI_NO_SHRINK") else tuple(Phase))
+
+
+def long_run(test: Callable[[Any], None]) -> Any:
+    """A long, random run of ``test(data)``: only with TPI_SLOW=1, TPI_SLOW_EXAMPLES examples (3000)."""
+    run_long = settings(max_examples=int(os.environ.get("TPI_SLOW_EXAMPLES", "3000")), deadline=None,
+                        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])(
+        given(st.data())(test))
+    skipped = pytest.mark.skipif(os.environ.get("TPI_SLOW") != "1", reason="long run: set TPI_SLOW=1")
+    return pytest.mark.slow(skipped(run_long))
+
+
+@fixed_settings(200)
 @given(st.data())
 def test_cli_matches_reference(data: Any) -> None:
     compare(data)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("TPI_SLOW") != "1", reason="long run: set TPI_SLOW=1")
-@settings(max_examples=int(os.environ.get("TPI_SLOW_EXAMPLES", "3000")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.data())
+@long_run
 def test_cli_matches_reference_long(data: Any) -> None:
     compare(data)
 
@@ -680,12 +691,6 @@ def compare_totals(data: Any) -> None:
             f"totals patients differ\nCLI:       {got_patients}\nreference: {want_patients}"
 
 
-def fixed_settings(examples: int) -> Any:
-    return settings(derandomize=True, max_examples=examples, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-                    phases=NO_SHRINK if os.environ.get("TPI_NO_SHRINK") else tuple(Phase))
-
-
 @fixed_settings(100)  # the reference tries every day for 3 proposals per row: about 35 s
 @given(st.data())
 def test_next_matches_reference(data: Any) -> None:
@@ -698,11 +703,7 @@ def test_totals_matches_reference(data: Any) -> None:
     compare_totals(data)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("TPI_SLOW") != "1", reason="long run: set TPI_SLOW=1")
-@settings(max_examples=int(os.environ.get("TPI_SLOW_EXAMPLES", "3000")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.data())
+@long_run
 def test_next_and_totals_match_reference_long(data: Any) -> None:
     compare_next(data)
     compare_totals(data)
@@ -790,11 +791,7 @@ def test_check_counted_and_validate_summary_match_reference(data: Any) -> None:
     compare_dense(data)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("TPI_SLOW") != "1", reason="long run: set TPI_SLOW=1")
-@settings(max_examples=int(os.environ.get("TPI_SLOW_EXAMPLES", "3000")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(st.data())
+@long_run
 def test_check_counted_and_validate_summary_match_reference_long(data: Any) -> None:
     compare_dense(data)
 

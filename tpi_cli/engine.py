@@ -497,9 +497,10 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
                     f"{', more than ' if over else ', at most '}{rule.max}{grace}")
             return days, text
         scale = rules.ref_scale
-        before = result[3] - target.ref - (extra.ref if extra is not None and extra_counted else 0)
+        share = extra.ref if extra is not None and extra_counted else None  # the proposal's, for a later injection
+        before = result[3] - target.ref - (share or 0)
         assert rule.max_mg is not None
-        proposed = f"{decimal_text(extra.ref, scale)} proposed + " if extra is not None and extra_counted else ""
+        proposed = f"{decimal_text(share, scale)} proposed + " if share is not None else ""
         text = (f"{decimal_text(result[3], scale)} mg {rules.reference_steroid.name}-equivalent"
                 f"{_where(rule, target)}{_within(rule)} ({decimal_text(before, scale)} before + {proposed}"
                 f"{decimal_text(target.ref, scale)} now){', more than ' if over else ', at most '}"
