@@ -23,10 +23,11 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from operator import attrgetter, itemgetter
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from tpi_cli.dates import parse_date
 from tpi_cli.errors import TpiError, did_you_mean, quote
+from tpi_cli.jsonpos import Locator
 from tpi_cli.model import CATEGORY_RANK, Injection, PatientHistory, drug_category
 from tpi_cli.names import parse_side
 from tpi_cli.quantity import UNITS, Amount, Ratio, parse_decimal, parse_dose
@@ -495,7 +496,7 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
         rank = CATEGORY_RANK
         last_group: _PatientRows | None = None
         last_day, last_site, last_side = -1, None, None
-        injection = cast(Injection, None)  # set with the first row
+        injection: Injection | None = None  # set with the first row
         for text_line in lines:
             start = number = number + 1
             if numbers is not None:
@@ -586,10 +587,10 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
             if day != last_day or site is not last_site or side != last_side or current is not last_group:
                 key = (day, site, side)
                 by_key = current.by_key
-                injection = by_key.get(key)  # type: ignore[assignment]
+                injection = by_key.get(key)
                 last_day, last_site, last_side, last_group = day, site, side, current
                 if injection is None:
-                    if amount is not None:
+                    if drug is not None and amount is not None:
                         injection = by_key[key] = Injection(current.patient_id, day, site, side, {drug: amount},
                                                             points, weight, override, start, 0, technique, category,
                                                             ref, la)
@@ -602,8 +603,9 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
                     if technique is not None:
                         current.techniques = True
                     continue
-            if technique is None and amount is not None and drug not in injection.drugs:
-                injection.drugs[drug] = amount  # type: ignore[index]
+            assert injection is not None  # set by this row or an earlier one of the same injection
+            if technique is None and drug is not None and amount is not None and drug not in injection.drugs:
+                injection.drugs[drug] = amount
                 if rank[category] > rank[injection.category]:
                     injection.category = category
                 injection.ref += ref
@@ -766,7 +768,7 @@ class _JsonRows:
         self.file = file
         self.rules = rules
         self.paths: list[tuple[int | str, ...]] = []
-        self.locate = _Locator(self.text)
+        self.locate = Locator(self.text)
 
     def line(self, path: tuple[int | str, ...]) -> int | None:
         return self.locate.line(path)
@@ -1012,65 +1014,3 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"duplicate key {key!r}")
         result[key] = value
     return result
-
-
-class _Locator:
-    """Finds the line of a JSON value from its path (parsed again, slowly, only for an error)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self._tree: Any = None
-        self._parsed = False
-
-    def line(self, path: tuple[int | str, ...]) -> int | None:
-        if not self._parsed:
-            self._tree = _parse_positions(self.text)
-            self._parsed = True
-        node = self._tree
-        position = getattr(node, "position", 0)
-        for step in path:
-            try:
-                node = node[step]
-            except (KeyError, IndexError, TypeError):
-                break
-            position = getattr(node, "position", position)
-        return self.text.count("\n", 0, position) + 1
-
-
-class _PosDict(dict[str, Any]):
-    position = 0
-
-
-class _PosList(list[Any]):
-    position = 0
-
-
-def _parse_positions(text: str) -> Any:
-    import json.decoder
-    import json.scanner
-
-    decoder = json.JSONDecoder()
-
-    json_object: Any = getattr(json.decoder, "JSONObject")  # noqa: B009 - pure-Python parser, untyped
-    json_array: Any = getattr(json.decoder, "JSONArray")  # noqa: B009
-
-    def parse_object(s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
-        value, end = json_object(s_and_end, *args)
-        result = _PosDict(value)
-        result.position = s_and_end[1] - 1
-        return result, end
-
-    def parse_array(s_and_end: tuple[str, int], scan_once: Any) -> tuple[Any, int]:
-        value, end = json_array(s_and_end, scan_once)
-        result = _PosList(value)
-        result.position = s_and_end[1] - 1
-        return result, end
-
-    setattr(decoder, "parse_object", parse_object)  # noqa: B010 - the hooks the pure-Python scanner reads
-    setattr(decoder, "parse_array", parse_array)  # noqa: B010
-    make_scanner: Any = getattr(json.scanner, "py_make_scanner")  # noqa: B009 - untyped
-    setattr(decoder, "scan_once", make_scanner(decoder))  # noqa: B010
-    try:
-        return decoder.decode(text)
-    except (ValueError, RecursionError):
-        return None

@@ -105,8 +105,11 @@ class ValidationCounts:
             self.warn += 1
 
     def add(self, other: ValidationCounts) -> None:
-        for name in self.__slots__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.patients += other.patients
+        self.injections += other.injections
+        self.block += other.block
+        self.warn += other.warn
+        self.overridden += other.overridden
 
 
 class ForecastRow:

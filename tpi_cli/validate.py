@@ -252,12 +252,12 @@ class Validator:
         running total (the session's counted injections before them, and their own) is over."""
         for plan in self._session_plans:
             kind, applies, counted, limit = plan.rule.kind, plan.applies, plan.counted, plan.limit
-            total: float = 0
+            total: float | int = 0  # int: reference units (exact); float: shares of a limit
             regions: set[str] = set()
             for position in range(start, end):
                 injection = injections[position]
                 if kind == MAX_POINTS:
-                    own: float = injection.points or 1
+                    own: float | int = injection.points or 1
                 elif kind == MAX_COUNT:
                     own = 1
                 elif kind == MAX_STEROID_DOSE:
