@@ -541,17 +541,12 @@ def round_half_up(value: Fraction) -> float:
     return math.floor(value * 100 + Fraction(1, 2)) / 100
 
 
-def round_down(value: Fraction) -> float:
-    """``steroid_mg_remaining`` as JSON shows it: down to 2 decimals (README choice 8)."""
-    return math.floor(value * 100) / 100
-
-
 def next_forecast(rules: Any, profiles: frozenset[str], history: Any, on: int,
                   only: tuple[Any, str | None] | None = None,
                   weight_kg: Fraction | None = None) -> list[dict[str, Any]]:
     """``tpi next``'s rows: per (site, side), the earliest date of each category's default proposal
     (the verdict's earliest date of ``check``, tried day by day; None when blocked) and
-    ``steroid_mg_remaining`` rounded down to 2 decimals."""
+    ``steroid_mg_remaining`` rounded half up to 2 decimals, like every mg in JSON."""
     rows: list[dict[str, Any]] = []
     for site, side in next_places(rules, history, only):
         row: dict[str, Any] = {"site": site.name, "side": side}
@@ -560,7 +555,7 @@ def next_forecast(rules: Any, profiles: frozenset[str], history: Any, on: int,
                                weight_kg, verdict_only=True)
             row[category] = when
         budget = steroid_budget(rules, profiles, history, site, side, on)
-        row["steroid_mg_remaining"] = None if budget is None else round_down(budget)
+        row["steroid_mg_remaining"] = None if budget is None else round_half_up(budget)
         rows.append(row)
     return rows
 

@@ -27,16 +27,6 @@ def mg_text(units: int, scale: int) -> str:
     return Ratio(units, scale).decimal_text(2)
 
 
-def budget_mg(units: int, scale: int) -> float:
-    """A dose budget (``steroid_mg_remaining``) in mg rounded *down* to 2 decimals: the figure shown
-    is itself allowed (98.666... shows as 98.66; half up, 98.67 would be over the limit)."""
-    return (units * 100 // scale) / 100
-
-
-def budget_mg_text(units: int, scale: int) -> str:
-    return Ratio(units * 100 // scale, 100).decimal_text(2)
-
-
 def rule_group(profiles: frozenset[str], severity: str = "block") -> str:
     """``clinical`` for a rule always active, ``payer medicare`` for a profile rule; ``, warn``
     when the rule only warns."""

@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 
-from tpi_cli.render.common import budget_mg, drug_mg, iso, mg
+from tpi_cli.render.common import drug_mg, iso, mg
 from tpi_cli.results import ForecastResult, TotalsResult, Violation
 from tpi_cli.rules import Rules
 
@@ -44,7 +44,7 @@ def next_csv(result: ForecastResult) -> str:
     rows = []
     for row in result.rows:
         held = "; ".join(f"{category}: {', '.join(ids)}" for category, ids in row.held_by.items() if ids)
-        remaining = budget_mg(row.mg_remaining, result.ref_scale) if row.mg_remaining is not None else None
+        remaining = mg(row.mg_remaining, result.ref_scale) if row.mg_remaining is not None else None
         rows.append([result.patient_id, iso(result.on), row.site.name, row.side, iso(row.earliest["dry"]),
                      iso(row.earliest["anesthetic"]), iso(row.earliest["steroid"]), remaining, held])
     return _table(header, rows)

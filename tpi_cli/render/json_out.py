@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from tpi_cli.quantity import MASS, PG_PER_MG
-from tpi_cli.render.common import budget_mg, drug_mg, iso, mg
+from tpi_cli.render.common import drug_mg, iso, mg
 from tpi_cli.results import CheckResult, ForecastResult, TotalsResult
 from tpi_cli.rules import Rule, Rules
 
@@ -59,7 +59,7 @@ def next_json(result: ForecastResult) -> str:
             {"site": row.site.name, "side": row.side,
              "dry": iso(row.earliest["dry"]), "anesthetic": iso(row.earliest["anesthetic"]),
              "steroid": iso(row.earliest["steroid"]),
-             "steroid_mg_remaining": budget_mg(row.mg_remaining, result.ref_scale) if row.mg_remaining is not None
+             "steroid_mg_remaining": mg(row.mg_remaining, result.ref_scale) if row.mg_remaining is not None
              else None,
              "held_by": row.held_by}
             for row in result.rows

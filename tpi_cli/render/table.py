@@ -15,7 +15,7 @@ from rich.text import Text
 
 from tpi_cli.errors import printable
 from tpi_cli.quantity import MASS, PG_PER_MG
-from tpi_cli.render.common import DISCLAIMER, budget_mg_text, iso, mg_text, rule_group
+from tpi_cli.render.common import DISCLAIMER, iso, mg_text, rule_group
 from tpi_cli.results import ALLOWED, NOT_YET, CheckResult, ForecastResult, TotalsResult
 from tpi_cli.rules import Rule, Rules
 
@@ -131,7 +131,7 @@ def print_next(result: ForecastResult, out: Console | None = None) -> None:
                 if held:
                     text.append(f"\n{printable(held[0])}", style="dim")
                 cells.append(text)
-        left = budget_mg_text(row.mg_remaining, result.ref_scale) if row.mg_remaining is not None else "no limit"
+        left = mg_text(row.mg_remaining, result.ref_scale) if row.mg_remaining is not None else "no limit"
         label = row.site.name if row.side is None else f"{row.side} {row.site.name}"
         table.add_row(_text(label), *cells, _text(left))
     target.print(table)
