@@ -68,3 +68,28 @@ def test_unknown_command_exits_2(tpi: Run) -> None:
     result = tpi("chek")
     assert result.exit_code == 2
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("check", "h.csv", "--site", "left trapezius", "--dry", "--on", "2026-02-30"),
+     "Invalid value for '--on': '2026-02-30' is not a date on the calendar (see 'tpi check --help')"),
+    (("check", "h.csv", "--sit", "trapezius"), "No such option '--sit'"),
+    (("check",), "Missing argument 'HISTORY'. (see 'tpi check --help')"),
+    (("bogus",), "No such command 'bogus'. (see 'tpi --help')"),
+    (("totals", "h.csv", "--window", "0 days"), "--window"),
+    (("check", "h.csv", "--site", "left trapezius", "--points", "0", "--dry"), "--points"),
+])
+def test_a_usage_error_is_one_line(tpi: Run, args: tuple[str, ...], says: str) -> None:
+    # SPEC.md, exit code 2: "one clear message on stderr" (click's own usage errors included).
+    result = tpi(*args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("tpi: error: ")
+    assert says in result.stderr
+
+
+def test_no_command_shows_the_help(tpi: Run) -> None:
+    result = tpi()
+    assert result.exit_code == 2  # as click does for a group called without a command
+    assert "Commands:" in result.output

@@ -405,3 +405,13 @@ def test_totals_give_mg_per_drug_all_time_too(tpi: Run, spec_rules: str, write: 
     rows = list(csv.DictReader(io.StringIO(tpi("totals", path, "--rules", spec_rules, "--on", "2026-11-01",
                                                "--format", "csv").stdout)))
     assert rows[0]["all_time_by_drug"] == "dexamethasone=4.0; triamcinolone=40.0"
+
+
+def test_an_unknown_patient_names_the_file_and_a_close_id(tpi: Run, spec_rules: str, write: Write) -> None:
+    path = write("h.csv", HEADER + "P001,2026-01-01,trapezius,left,triamcinolone,40 mg,,,\n")
+    for command in (["totals", "--on", "2026-03-10"], ["validate"], ["next", "--on", "2026-03-10"]):
+        result = tpi(command[0], path, *command[1:], "--rules", spec_rules, "--patient", "p00")
+        assert result.exit_code == 2, command
+        assert result.stderr.count("\n") == 1
+        assert f"{path}: --patient: no patient 'p00' in the history" in result.stderr, command
+        assert "P001" in result.stderr, command  # did you mean, whatever the case typed

@@ -229,7 +229,39 @@ def _emit(text: str) -> None:
 FORMAT_HELP = "Output format."
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Tpi(click.Group):
+    """click's group, with a usage error (a bad option value, an unknown option or command) said
+    on one line like every other error, instead of click's usage, hint and error lines."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            from tpi_cli.errors import printable
+
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `tpi` or `tpi rules` alone: the help
+                exc.show()
+                sys.exit(exc.exit_code)
+
+            where = ""
+            if exc.ctx is not None:
+                command = " ".join(["tpi", *exc.ctx.command_path.split()[1:]])
+                where = f" (see '{command} --help')"
+            click.echo(f"tpi: error: {printable(exc.format_message())}{where}", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)  # --help and --version: 0; each command exits itself
+
+
+@click.group(cls=_Tpi, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="tpi")
 def cli() -> None:
     """Is another trigger point injection appropriate at this site, and if not now, from when?
@@ -438,8 +470,8 @@ def totals(history: str, on: date | None, window: Any, patient: str | None, rule
             patients.append(found)
     if patient is not None and not patients:
         if seen:
-            raise TpiError(f"no patient {patient!r} in the history", field="--patient",
-                           suggestions=did_you_mean(patient, [p for p in seen if p is not None]))
+            raise TpiError(f"no patient {patient!r} in the history", file="<stdin>" if history == "-" else history,
+                           field="--patient", suggestions=did_you_mean(patient, [p for p in seen if p is not None]))
         patients.append(PatientHistory(patient, [], []))  # an empty history: a new patient, as for check
     result = run_totals(rules, patients, day, chosen)
     if fmt == "json":

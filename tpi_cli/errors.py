@@ -33,8 +33,10 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> list[str]:
     """Up to three close matches for a misspelt name (difflib is imported only on this path)."""
     import difflib
 
-    pool = sorted(set(candidates))
-    return difflib.get_close_matches(word.lower(), pool, n=3, cutoff=0.6)
+    pool: dict[str, str] = {}
+    for candidate in sorted(set(candidates)):  # compared without case, given as written (patient IDs)
+        pool.setdefault(candidate.lower(), candidate)
+    return [pool[match] for match in difflib.get_close_matches(word.lower(), list(pool), n=3, cutoff=0.6)]
 
 
 class TpiError(Exception):

@@ -71,7 +71,8 @@ def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str
                 counts.tally(violation)
                 write(violation)
         if patient is not None and counts.patients == 0 and others:
-            raise TpiError(f"no patient {patient!r} in the history", field="--patient",
+            raise TpiError(f"no patient {patient!r} in the history", file="<stdin>" if path == "-" else path,
+                           field="--patient",
                            suggestions=did_you_mean(patient, seen))
         spool.seek(0)
         _finish(fmt, [spool], out, counts)
