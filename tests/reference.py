@@ -596,9 +596,11 @@ def default_windows(rules: Any, profiles: frozenset[str], on: int) -> list[Any]:
 def totals(rules: Any, histories: list[Any], on: int, window: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:
     """``tpi totals`` by brute force with Fractions: ({(patient, site, side): row}, {patient: total}),
     each row ``{"steroid_injections", "mg_ref", "by_drug", "all_time_injections", "all_time_mg_ref",
-    "all_time_by_drug"}`` with mg rounded half up to 2 decimals. Rows per recorded side (README choice
-    16: bilateral and unspecified are rows of their own), only where a steroid injection dated on or
-    before ``on`` was given; every patient has a total. ``window``: a Duration, or None for all time."""
+    "all_time_by_drug"}`` with mg rounded half up to 2 decimals. Rows per site and side: ``left`` and
+    ``right`` for a lateral site, a bilateral or unspecified injection in both (SPEC.md: "an unknown
+    side is counted against both sides", "a bilateral injection's doses count in full against each
+    side"; README choice 16), only where a steroid injection dated on or before ``on`` was given;
+    every patient has a total once per injection. ``window``: a Duration, or None for all time."""
     ref = make_ref(rules)
     exact_rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     exact_patients: dict[Any, dict[str, Any]] = {}
@@ -616,14 +618,17 @@ def totals(rules: Any, histories: list[Any], on: int, window: Any) -> tuple[dict
             if not steroids or injection.day > on:
                 continue
             assert category(list(injection.drugs)) == "steroid"
-            side = injection.side if injection.site.lateral else None
-            row = exact_rows.setdefault((history.patient_id, injection.site.name, side), empty())
+            if not injection.site.lateral:
+                sides: list[str | None] = [None]
+            else:
+                sides = [injection.side] if injection.side in ("left", "right") else ["left", "right"]
+            rows = [exact_rows.setdefault((history.patient_id, injection.site.name, side), empty()) for side in sides]
             inside = injection.day <= on and (window is None or on < plus(injection.day, window))
             mg_ref = sum((ref.mg_ref(drug, mg) for drug, mg in steroids.items()), Fraction(0))
             periods = [("all_time_injections", "all_time_mg_ref", "all_time_by_drug")]
             if inside:
                 periods.append(("steroid_injections", "mg_ref", "by_drug"))
-            for target in (row, patient):
+            for target in [*rows, patient]:
                 for count_key, mg_key, drug_key in periods:
                     target[count_key] += 1
                     target[mg_key] += mg_ref

@@ -191,12 +191,14 @@ def test_totals_hand_computed(tpi: Run, spec_rules: str, write: Write) -> None:
     #   3 x 4 / 0.75 = 16 mg triamcinolone. All time: 40 + 16 = 56 mg, 2 injections. The lidocaine is no steroid.
     # P1 right: 10 Mar 2026 (p = on) is in: methylprednisolone 40 mg x 4 / 4 = 40. 11 Mar is after `on`: left out.
     # P2 unspecified side: 10 Mar 2025 + 12 months = 10 Mar 2026: dropped on that day; 10 Mar 2026 in: 10 mg.
-    #   All time: 2 injections, 20 mg.
+    #   All time: 2 injections, 20 mg. An unknown side counts against both sides: a left and a right row
+    #   (README choice 16); P2's patient total counts each injection once.
     # P3: anesthetic only: no steroid row (its patients entry: test_totals_every_patient_has_an_entry).
     expected_rows = {
         ("P1", "trapezius", "left"): (1, 16.0, {"dexamethasone": 3.0}, 2, 56.0),
         ("P1", "trapezius", "right"): (1, 40.0, {"methylprednisolone": 40.0}, 1, 40.0),
-        ("P2", "trapezius", None): (1, 10.0, {"triamcinolone": 10.0}, 2, 20.0),
+        ("P2", "trapezius", "left"): (1, 10.0, {"triamcinolone": 10.0}, 2, 20.0),
+        ("P2", "trapezius", "right"): (1, 10.0, {"triamcinolone": 10.0}, 2, 20.0),
     }
     assert set(rows) == set(expected_rows)
     for key, (count, mg_ref, by_drug, all_count, all_mg) in expected_rows.items():
@@ -315,18 +317,19 @@ def test_totals_table_of_many_rows_is_laid_out_plainly(tpi: Run, spec_rules: str
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("─"))
-    assert lines[start - 2:start + 7] == [
+    assert lines[start - 2:start + 8] == [
         "                                        all    all  mg by drug",
         "patient  site               inj  mg-eq  inj  mg-eq  (in window)",
         "─" * 90,
         "P1       trapezius (left)     1     16    2     56  dexamethasone 3",
         "P1       trapezius (right)    1     40    1     40  methylprednisolone 40",
-        "P2       trapezius            1     10    2     20  triamcinolone 10",
+        "P2       trapezius (left)     1     10    2     20  triamcinolone 10",
+        "P2       trapezius (right)    1     10    2     20  triamcinolone 10",
         "P1       all sites            2     56    3     96  dexamethasone 3, methylprednisolone 40",
         "P2       all sites            1     10    2     20  triamcinolone 10",
         "P3       all sites            0      0    0      0  -",
     ]
-    assert lines[start + 8] == "mg triamcinolone-eq = mg x 4 / the drug's equivalent mg:"
+    assert lines[start + 9] == "mg triamcinolone-eq = mg x 4 / the drug's equivalent mg:"
 
 
 def test_totals_table_of_a_big_history_lists_every_row(tpi: Run, spec_rules: str, write: Write) -> None:
@@ -415,3 +418,17 @@ def test_an_unknown_patient_names_the_file_and_a_close_id(tpi: Run, spec_rules: 
         assert result.stderr.count("\n") == 1
         assert f"{path}: --patient: no patient 'p00' in the history" in result.stderr, command
         assert "P001" in result.stderr, command  # did you mean, whatever the case typed
+
+
+def test_totals_count_a_bilateral_injection_in_full_on_each_side(tpi: Run, spec_rules: str, write: Write) -> None:
+    # SPEC.md: "A bilateral injection's doses count in full against each side". Left: 40 + 20 mg in 2
+    # injections; right: the bilateral 20 mg; a site without sides: one row, side null. The patient total
+    # counts each injection once: 40 + 20 + 10.
+    path = write("h.csv", HEADER + "P1,2026-01-05,trapezius,left,triamcinolone,40 mg,,,\n"
+                 "P1,2026-02-05,trapezius,bilateral,triamcinolone,20 mg,,,\n"
+                 "P1,2026-02-05,interspinous-lumbar,,triamcinolone,10 mg,,,\n")
+    document = as_json(tpi("totals", path, "--rules", spec_rules, "--on", "2026-03-01", "--format", "json"))
+    assert [(r["site"], r["side"], r["steroid_injections"], r["mg_ref"]) for r in document["rows"]] == [
+        ("interspinous-lumbar", None, 1, 10.0), ("trapezius", "left", 2, 60.0), ("trapezius", "right", 1, 20.0)]
+    (patient,) = document["patients"]
+    assert (patient["steroid_injections"], patient["mg_ref"]) == (3, 70.0)

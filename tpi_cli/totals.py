@@ -1,4 +1,5 @@
-"""``tpi totals``: corticosteroid counts for pharmacists, per patient, site and side."""
+"""``tpi totals``: corticosteroid counts for pharmacists, per patient, site and side (``left`` and
+``right`` for a lateral site, a bilateral or unspecified injection counted in full in both)."""
 
 from __future__ import annotations
 
@@ -44,12 +45,14 @@ def totals(rules: Rules, patients: Iterable[PatientHistory], on: int, window: Du
         for injection in history.injections:
             if injection.category != STEROID or injection.day > on:
                 continue
-            key = (injection.site.name, injection.side)
-            row = rows.get(key)
-            if row is None:
-                row = rows[key] = TotalsRow(history.patient_id, injection.site.name, injection.side)
+            targets = [patient]
+            for side in _sides(injection.site.lateral, injection.side):
+                row = rows.get((injection.site.name, side))
+                if row is None:
+                    row = rows[(injection.site.name, side)] = TotalsRow(history.patient_id, injection.site.name, side)
+                targets.append(row)
             inside = first_day is None or injection.day >= first_day
-            for target in (row, patient):
+            for target in targets:
                 target.all_time_injections += 1
                 target.all_time_ref += injection.ref
                 for drug, amount in injection.drugs.items():
@@ -66,5 +69,14 @@ def totals(rules: Rules, patients: Iterable[PatientHistory], on: int, window: Du
     return result
 
 
+def _sides(lateral: bool, side: str | None) -> tuple[str | None, ...]:
+    """The rows an injection counts in: its own side; both sides when bilateral (its doses count in
+    full against each side) or unspecified (counted against both: SPEC.md's safe reading); the
+    site's one row when the site has no sides."""
+    if not lateral:
+        return (None,)
+    return (side,) if side in ("left", "right") else ("left", "right")
+
+
 def _side_order(side: str | None) -> int:
-    return {"left": 0, "right": 1, "bilateral": 2}.get(side or "", 3)
+    return {"left": 0, "right": 1}.get(side or "", 2)
