@@ -816,3 +816,24 @@ def test_json_patient_with_no_injections_is_checked(tmp_path: Path, rules: Rules
                                                     message: str) -> None:
     path, refused = refusal(tmp_path, rules, f'[\n{{{patient}, "injections": []}}]')
     assert refused == f"{path}:2: {message}"
+
+
+def test_a_json_patients_weight_holds_on_every_date(tpi: Run, write: Write, spec_rules: str) -> None:
+    # 50 kg: lidocaine max min(300, 4.5 x 50) = 225 mg. The patient's weight_kg is not an injection's: a
+    # check before the first injection, or for a patient with no injections, uses it (README choice 13).
+    for injections in ("[]", '[{"date": "2026-03-01", "site": "trapezius", "side": "left", '
+                             '"drugs": [{"name": "saline", "dose": "1 mL"}]}]'):
+        path = write("h.json", f'{{"patient_id": "P1", "weight_kg": 50, "injections": {injections}}}')
+        for dose, verdict in (("226mg", "blocked"), ("225mg", "allowed")):
+            result = tpi("check", path, "--rules", spec_rules, "--site", "left trapezius", "--drug",
+                         f"lidocaine={dose}", "--on", "2026-01-10", "--format", "json")
+            document = json.loads(result.stdout)
+            assert document["verdict"] == verdict, (injections, dose)
+            (rule,) = [r for r in document["rules"] if r["kind"] == "anesthetic-dose"]
+            assert "weight 50 kg" in rule["message"]
+
+
+def test_a_json_patient_given_twice_with_two_weights_is_refused(tmp_path: Path, rules: Rules) -> None:
+    path, message = refusal(tmp_path, rules, '[{"patient_id": "P1", "weight_kg": 50, "injections": []},\n'
+                                             ' {"patient_id": "P1", "weight_kg": 60, "injections": []}]')
+    assert message == f"{path}:2: weight_kg: differs from an earlier entry of the same patient"

@@ -279,10 +279,12 @@ def _conflict(injection: Injection, field: str, line: int, file: str) -> TpiErro
 class _PatientRows:
     """The rows of one patient, merged into injections as they come (each sealed as it changes)."""
 
-    __slots__ = ("by_key", "first_line", "last_day", "patient_id", "skip", "techniques", "unsorted")
+    __slots__ = ("by_key", "first_line", "last_day", "patient_id", "skip", "standing_weight", "techniques",
+                 "unsorted")
 
     def __init__(self, patient_id: str | None, first_line: int = 0, skip: bool = False) -> None:
         self.patient_id = patient_id
+        self.standing_weight: Ratio | None = None  # a JSON patient's weight_kg (see PatientHistory)
         self.first_line = first_line
         self.skip = skip  # rows read and checked, but the patient is not wanted (--patient, a shard)
         self.by_key: dict[tuple[int, Site, str | None], Injection] = {}
@@ -317,7 +319,8 @@ class _PatientRows:
                                    line=injection.line, field="technique")
         if self.unsorted:
             injections.sort(key=_DAY)  # stable: ties keep first appearance
-        return PatientHistory(self.patient_id, injections, first_line=self.first_line)
+        return PatientHistory(self.patient_id, injections, first_line=self.first_line,
+                              standing_weight=self.standing_weight)
 
 
 _DAY = attrgetter("day")
@@ -689,13 +692,15 @@ def _mixed_anonymous(patient_id: str | None, file: str, line: int) -> TpiError:
 
 
 class _PatientOnly:
-    """A JSON patient with an empty list of injections: a patient all the same (a new one)."""
+    """A JSON patient (before its injections, if any): a patient even with no injection (a new one),
+    and its ``weight_kg``, which holds on every date."""
 
-    __slots__ = ("line", "patient_id")
+    __slots__ = ("line", "patient_id", "weight")
 
-    def __init__(self, patient_id: str | None, line: int) -> None:
+    def __init__(self, patient_id: str | None, line: int, weight: Ratio | None = None) -> None:
         self.patient_id = patient_id
         self.line = line
+        self.weight = weight
 
 
 def _group(rows: Iterator[_Row | _PatientOnly], file: str, patient: str | None) -> Iterator[PatientHistory]:
@@ -708,6 +713,11 @@ def _group(rows: Iterator[_Row | _PatientOnly], file: str, patient: str | None) 
             group = _PatientRows(row.patient_id)
             patients[row.patient_id] = group
         if isinstance(row, _PatientOnly):
+            if row.weight is not None:
+                if group.standing_weight is not None and group.standing_weight != row.weight:
+                    raise TpiError("differs from an earlier entry of the same patient", file=file, line=row.line,
+                                   field="weight_kg")
+                group.standing_weight = row.weight
             continue
         if patient is None or row.patient_id == patient:
             group.add(row, file)
@@ -849,8 +859,7 @@ def _json_patient(item: dict[str, Any], path: tuple[int | str, ...],
     if not isinstance(injections, list):
         raise fail(path, "injections", "expected a list of injections")
     shared = {"patient_id": item.get("patient_id"), "weight_kg": item.get("weight_kg")}
-    if not injections:
-        yield empty(shared, path)  # checked like a row's, and kept: a patient with no injections
+    yield empty(shared, path)  # checked like a row's, and kept: a patient even with no injections
     for j, injection in enumerate(injections):
         here = (*path, "injections", j)
         if not isinstance(injection, dict):
@@ -883,11 +892,11 @@ def _json_patient_only(item: dict[str, Any], path: tuple[int | str, ...], parser
     fields = _json_fields(item, path, fail)
     try:
         patient_id = parser.text(fields[0], ref, "patient_id")
-        parser.weight(fields[COLUMNS.index("weight_kg")], ref)
+        weight = parser.weight(fields[COLUMNS.index("weight_kg")], ref)
     except TpiError as exc:
         exc.line = fail(path, None, "").line
         raise
-    return _PatientOnly(patient_id, ref)
+    return _PatientOnly(patient_id, ref, weight)
 
 
 def _json_row(item: dict[str, Any], path: tuple[int | str, ...], parser: RowParser, fail: Fail, ref: int) -> _Row:

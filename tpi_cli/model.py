@@ -88,22 +88,29 @@ def drug_category(drug: Drug | None) -> str:
 
 class PatientHistory:
     """One patient's injections in evaluation order (date, then first appearance), and the
-    weights recorded for them as ``(day, position, weight in kg)`` in the same order."""
+    weights recorded for them as ``(day, position, weight in kg)`` in the same order.
 
-    __slots__ = ("_weights", "first_line", "injections", "patient_id")
+    ``standing_weight``: a weight given for the patient rather than for an injection (a JSON
+    patient's ``weight_kg``), known on every date: it comes first, on day 1 (0001-01-01)."""
+
+    __slots__ = ("_weights", "first_line", "injections", "patient_id", "standing_weight")
 
     def __init__(self, patient_id: str | None, injections: list[Injection],
-                 weights: list[tuple[int, int, Ratio]] | None = None, first_line: int = 0) -> None:
+                 weights: list[tuple[int, int, Ratio]] | None = None, first_line: int = 0,
+                 standing_weight: Ratio | None = None) -> None:
         self.patient_id = patient_id
         self.injections = injections
         self._weights = weights
         self.first_line = first_line  # the line of the patient's first row (0: not from a CSV file)
+        self.standing_weight = standing_weight
 
     @property
     def weights(self) -> list[tuple[int, int, Ratio]]:
         if self._weights is None:
             self._weights = [(i.day, position, i.weight) for position, i in enumerate(self.injections)
                              if i.weight is not None]
+            if self.standing_weight is not None:
+                self._weights.insert(0, (1, -1, self.standing_weight))
         return self._weights
 
     def __repr__(self) -> str:
