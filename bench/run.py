@@ -584,7 +584,9 @@ def git(*args: str) -> str | None:
 
 def tpi_identity(env: Env) -> tuple[str, str]:
     """tpi's version and where this interpreter imports tpi_cli from; a clear error if it cannot."""
-    probe = "import tpi_cli, os; print(tpi_cli.__version__); print(os.path.dirname(tpi_cli.__file__))"
+    probe = ("import tpi_cli, tpi_cli.history as h, os; print(tpi_cli.__version__); "
+             "print(os.path.dirname(tpi_cli.__file__) "
+             "+ ('' if h.__file__.endswith('.py') else ', compiled with mypyc'))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=env.data,
                             env=env.environ, check=False)
     if result.returncode != 0:
