@@ -91,5 +91,5 @@ def test_a_usage_error_is_one_line(tpi: Run, args: tuple[str, ...], says: str) -
 
 def test_no_command_shows_the_help(tpi: Run) -> None:
     result = tpi()
-    assert result.exit_code == 2  # as click does for a group called without a command
+    assert result.exit_code in (0, 2)  # click 8.2 on: 2, as for a usage error; click 8.1: 0
     assert "Commands:" in result.output

@@ -833,7 +833,29 @@ def test_a_json_patients_weight_holds_on_every_date(tpi: Run, write: Write, spec
             assert "weight 50 kg" in rule["message"]
 
 
-def test_a_json_patient_given_twice_with_two_weights_is_refused(tmp_path: Path, rules: Rules) -> None:
-    path, message = refusal(tmp_path, rules, '[{"patient_id": "P1", "weight_kg": 50, "injections": []},\n'
-                                             ' {"patient_id": "P1", "weight_kg": 60, "injections": []}]')
-    assert message == f"{path}:2: weight_kg: differs from an earlier entry of the same patient"
+def test_validate_uses_a_json_patients_weight_too(tpi: Run, write: Write, spec_rules: str) -> None:
+    # The weight given on an entry without injections is the patient's: validate sees the 250 mg of
+    # lidocaine given later (without a weight) over 225 mg, as check does.
+    path = write("h.json", '[{"patient_id": "P1", "weight_kg": 50, "injections": []},\n'
+                           ' {"patient_id": "P1", "injections": [{"date": "2026-01-10", "site": "trapezius", '
+                           '"side": "left", "drugs": [{"name": "lidocaine", "dose": "250 mg"}]}]}]')
+    result = tpi("validate", path, "--rules", spec_rules, "--format", "json")
+    assert result.exit_code == 1, result.stderr
+    (violation,) = json.loads(result.stdout)["violations"]
+    assert violation["rule"] == "anesthetic-dose"
+    assert "max 225 mg; weight 50 kg" in violation["message"]
+
+
+def test_a_json_patient_given_twice_keeps_each_entrys_weight(tpi: Run, write: Write, spec_rules: str) -> None:
+    # One entry per period, a weight each (README choice 13): the first entry's weight holds before any
+    # injection; each entry's injections carry its own weight from their dates on.
+    path = write("h.json", '[{"patient_id": "P1", "weight_kg": 80, "injections": [{"date": "2025-01-10", '
+                           '"site": "trapezius", "side": "left", "drugs": [{"name": "saline", "dose": "1 mL"}]}]},\n'
+                           ' {"patient_id": "P1", "weight_kg": 50, "injections": [{"date": "2026-01-10", '
+                           '"site": "trapezius", "side": "left", "drugs": [{"name": "saline", "dose": "1 mL"}]}]}]')
+    for on, weight in (("2024-06-01", "80 kg"), ("2025-06-01", "80 kg"), ("2026-06-01", "50 kg")):
+        result = tpi("check", path, "--rules", spec_rules, "--site", "left trapezius", "--drug", "lidocaine=100mg",
+                     "--on", on, "--format", "json")
+        assert result.exit_code == 0, result.stderr
+        (rule,) = [r for r in json.loads(result.stdout)["rules"] if r["kind"] == "anesthetic-dose"]
+        assert f"weight {weight}" in rule["message"], on

@@ -30,7 +30,7 @@ from tpi_cli.engine import (
     measure,
 )
 from tpi_cli.errors import TpiError
-from tpi_cli.model import Injection, PatientHistory
+from tpi_cli.model import Injection, PatientHistory, sides_of
 from tpi_cli.quantity import Amount, Ratio
 from tpi_cli.results import (
     ALLOWED,
@@ -295,12 +295,12 @@ def forecast(rules: Rules, profiles: frozenset[str], history: PatientHistory, on
     places: list[tuple[Site, str | None]] = []
     if only is not None:
         site, side = only
-        places = [(site, s) for s in _sides(site, side)]
+        places = [(site, s) for s in sides_of(site, side)]
     else:
         seen = sorted({injection.site.name for injection in history.injections})
         for name in seen:
             site = rules.sites[name]
-            places.extend((site, s) for s in _sides(site, None))
+            places.extend((site, s) for s in sides_of(site, None))
     rows = []
     for site, side in places:
         earliest: dict[str, int | None] = {}
@@ -321,14 +321,6 @@ def forecast(rules: Rules, profiles: frozenset[str], history: PatientHistory, on
         rows.append(ForecastRow(site, side, earliest, held, remaining))
     return ForecastResult(history.patient_id, on, rows, sorted(profiles), rules.reference_steroid.name,
                           rules.ref_scale, rules.default_texts)
-
-
-def _sides(site: Site, side: str | None) -> list[str | None]:
-    if not site.lateral:
-        return [None]
-    if side in ("left", "right"):
-        return [side]
-    return ["left", "right"]
 
 
 def _holding(planner: Planner, failing: list[Rule], on: int) -> list[str]:

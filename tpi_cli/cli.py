@@ -255,9 +255,9 @@ class _Tpi(click.Group):
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
-        except click.exceptions.Abort:
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
+        except click.exceptions.Abort:  # Ctrl-C while the arguments were read: never a verdict's 0 or 1
+            click.echo("tpi: interrupted", err=True)
+            sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)  # --help and --version: 0; each command exits itself
 
 

@@ -713,11 +713,8 @@ def _group(rows: Iterator[_Row | _PatientOnly], file: str, patient: str | None) 
             group = _PatientRows(row.patient_id)
             patients[row.patient_id] = group
         if isinstance(row, _PatientOnly):
-            if row.weight is not None:
-                if group.standing_weight is not None and group.standing_weight != row.weight:
-                    raise TpiError("differs from an earlier entry of the same patient", file=file, line=row.line,
-                                   field="weight_kg")
-                group.standing_weight = row.weight
+            if group.standing_weight is None:  # the first entry's weight; each entry's own injections
+                group.standing_weight = row.weight  # carry their entry's weight from their dates on
             continue
         if patient is None or row.patient_id == patient:
             group.add(row, file)

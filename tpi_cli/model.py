@@ -86,6 +86,17 @@ def drug_category(drug: Drug | None) -> str:
     return STEROID if drug.is_steroid else ANESTHETIC if drug.is_anesthetic else OTHER
 
 
+def sides_of(site: Site, side: str | None) -> list[str | None]:
+    """The sides an injection counts against: its own; both when bilateral (its doses count in full
+    against each side) or unspecified (counted against both: the safe reading); None for a site
+    without sides."""
+    if not site.lateral:
+        return [None]
+    if side in ("left", "right"):
+        return [side]
+    return ["left", "right"]
+
+
 class PatientHistory:
     """One patient's injections in evaluation order (date, then first appearance), and the
     weights recorded for them as ``(day, position, weight in kg)`` in the same order.

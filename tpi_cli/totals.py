@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tpi_cli.dates import Duration
-from tpi_cli.model import PatientHistory
+from tpi_cli.model import PatientHistory, sides_of
 from tpi_cli.results import TotalsResult, TotalsRow
 from tpi_cli.rules import MAX_COUNT, MAX_STEROID_DOSE, SESSION, STEROID, Rules
 
@@ -46,7 +46,7 @@ def totals(rules: Rules, patients: Iterable[PatientHistory], on: int, window: Du
             if injection.category != STEROID or injection.day > on:
                 continue
             targets = [patient]
-            for side in _sides(injection.site.lateral, injection.side):
+            for side in sides_of(injection.site, injection.side):
                 row = rows.get((injection.site.name, side))
                 if row is None:
                     row = rows[(injection.site.name, side)] = TotalsRow(history.patient_id, injection.site.name, side)
@@ -67,15 +67,6 @@ def totals(rules: Rules, patients: Iterable[PatientHistory], on: int, window: Du
         result.rows.extend(rows[key] for key in sorted(rows, key=lambda k: (k[0], _side_order(k[1]))))
         result.patients.append(patient)
     return result
-
-
-def _sides(lateral: bool, side: str | None) -> tuple[str | None, ...]:
-    """The rows an injection counts in: its own side; both sides when bilateral (its doses count in
-    full against each side) or unspecified (counted against both: SPEC.md's safe reading); the
-    site's one row when the site has no sides."""
-    if not lateral:
-        return (None,)
-    return (side,) if side in ("left", "right") else ("left", "right")
 
 
 def _side_order(side: str | None) -> int:

@@ -90,10 +90,12 @@ class Validator:
         self._plain_sessions = len(everything) == len(self._session_plans)
         self._least: dict[str, int] = {}
         for plan in everything:
-            self._least[plan.kind] = min(self._least.get(plan.kind, _FAR), plan.limit)
+            known = self._least.get(plan.kind)
+            self._least[plan.kind] = plan.limit if known is None else min(known, plan.limit)
         self._least_points = self._least.get(MAX_POINTS, _FAR)
         self._least_count = min(self._least.get(MAX_COUNT, _FAR), self._least.get(MAX_REGIONS, _FAR))
-        self._least_load: float = self._least.get(MAX_STEROID_DOSE, _NO_LIMIT)  # reference units: huge ints
+        # Reference units are huge ints (no cap such as _FAR: it would be a small dose in them).
+        self._least_load: float | int = self._least.get(MAX_STEROID_DOSE, _NO_LIMIT)
         self._anesthetics = [drug for drug in rules.drugs.values() if drug.is_anesthetic]
 
     def patient(self, history: PatientHistory) -> list[Violation]:
@@ -118,7 +120,7 @@ class Validator:
         first = 0
         session_day = injections[0].day
         points = steroid = mass = 0
-        weight: Ratio | None = None  # the latest weight on or before the session's day
+        weight = history.standing_weight  # the latest weight on or before the session's day
         bound_weight: Any = _UNSET  # the weight `bound` was computed for
         bound = 0.0
         size = len(injections)
