@@ -146,8 +146,8 @@ def rule_texts(draw: Any, index: int, kinds: tuple[str, ...] = ()) -> str:
     if kind == "max-regions":
         parts.append(f"max: {draw(st.integers(1, 2))}")
     if base is not None and draw(st.integers(0, 2)) == 0:
-        # tpi refuses a grace period that is not shorter than what it shortens
-        shorter = [g for g in GRACES if Duration.parse(g).approximate_days() < Duration.parse(base).approximate_days()]
+        # tpi refuses a grace period that is not shorter than what it shortens, from every start date
+        shorter = [g for g in GRACES if Duration.parse(base).minus(Duration.parse(g)).always_positive()]
         parts.append(f"grace: {draw(st.sampled_from(shorter))}")
     if draw(st.integers(0, 3)) == 0:
         parts.append("severity: warn")

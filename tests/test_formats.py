@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from tests.conftest import EXAMPLES, HEADER, as_json
+from tests.conftest import EXAMPLES, HEADER, SPEC_RULES, as_json
 
 Run = Callable[..., Result]
 Write = Callable[[str, str], str]
@@ -285,3 +285,15 @@ def test_rules_show_unknown_profile_exits_2(tpi: Run, spec_rules: str) -> None:
     assert result.exit_code == 2
     assert "did you mean 'medicare'" in result.stderr
     assert result.stdout == ""
+
+
+def test_check_table_shows_the_rule_group_whole_with_short_ids(tpi: Run, write: Write) -> None:
+    # The rule column is as wide as the longest id or group line ("payer medicare", "clinical, warn only").
+    rules = write("r.yaml", SPEC_RULES.replace("id: steroid-interval", "id: a").replace("id: points", "id: bb")
+                  .replace("id: one-region", "id: c"))
+    history = write("h.csv", "patient_id,date,site,side,drug,dose\nP1,2026-02-01,trapezius,left,triamcinolone,20 mg\n")
+    result = tpi("check", history, "--rules", rules, "--site", "left trapezius", "--drug", "triamcinolone=20mg",
+                 "--on", "2026-02-01", "--profile", "medicare", env={"COLUMNS": "100"})
+    assert "clinical, warn only" in result.stdout
+    assert "payer medicare" in result.stdout
+    assert "…" not in result.stdout.split("payer profiles")[1].split("tpi supports")[0].replace("...", "")

@@ -555,3 +555,44 @@ def test_rules_show_of_many_rules_is_one_line_each(tpi: Callable[..., Result], t
     steroid_interval = next(line for line in lines if " steroid-interval " in line)
     assert steroid_interval.startswith("yes ")
     assert "min-interval: steroid; site; interval 6 weeks" in steroid_interval
+
+
+@pytest.mark.parametrize(("base", "grace", "refused"), [
+    ("interval: 1 month", "28 days", True),  # from 1 February (non-leap), a month is 28 days
+    ("interval: 1 month", "27 days", False),
+    ("interval: 1 month", "4 weeks", True),
+    ("interval: 6 weeks", "6 weeks", True),
+    ("interval: 6 weeks", "41 days", False),
+    ("window: 12 months, max: 1", "365 days", True),  # 12 months without a 29 February: 365 days
+    ("window: 12 months, max: 1", "364 days", False),
+    ("window: 2 months, max: 1", "59 days", True),  # 31 December to 28 February
+])
+def test_a_grace_period_must_be_shorter_from_every_start_date(base: str, grace: str, refused: bool) -> None:
+    kind = "min-interval" if base.startswith("interval") else "max-count"
+    text = with_rule(f"{{id: a, kind: {kind}, applies_to: [steroid], scope: site, {base}, grace: {grace}}}")
+    if not refused:
+        assert parse_rules(text, PATH).rules[0].grace is not None
+        return
+    (message,) = errors_of(text)
+    assert message.startswith(f"{PATH}:19: rule 'a': grace {grace} is not shorter than ")
+    assert "from every start date" in message
+
+
+@pytest.mark.parametrize("value", ["0100", "00.75", "0300"])
+def test_a_number_with_a_leading_zero_is_refused(value: str) -> None:
+    # YAML 1.1 reads 0100 as octal 64; tpi read it as 100: neither is safe to guess.
+    text = with_rule(f"{{id: a, kind: max-steroid-dose, applies_to: [steroid], scope: site, max_mg: {value}}}")
+    (message,) = errors_of(text)
+    assert message == (f"{PATH}:19: rule 'a': max_mg: {value} has a leading zero, which YAML 1.1 reads as an "
+                       "octal number; write it without the zero")
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_a_rules_file_not_in_utf8_is_refused_with_its_line(tpi: Callable[..., Result], tmp_path: Path,
+                                                            bom: bytes) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_bytes(bom + SPEC_EXAMPLE.encode().replace(b"# unique slug", b"# caf\xe9 slug", 1))
+    result = tpi("rules", "check", str(path))
+    assert result.exit_code == 2
+    line = SPEC_EXAMPLE.split("# unique slug", maxsplit=1)[0].count("\n") + 1
+    assert result.stderr == f"{path}:{line}: not UTF-8 text (byte 0xe9)\n"  # rules check: PATH:LINE: message

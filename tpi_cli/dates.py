@@ -10,6 +10,8 @@ are then integer comparisons, and each ``date + duration`` is computed once and 
 
 from __future__ import annotations
 
+import calendar
+import functools
 import re
 from datetime import date
 
@@ -132,6 +134,19 @@ class Duration:
         """The average length in days (a year of 365.25 days), to compare durations of other units."""
         return (self.years * 12 + self.months) * 365.25 / 12 + self.days
 
+    def always_positive(self) -> bool:
+        """Whether it ends after its start from every start date (years and months first, clipped
+        to the month's end, then days, as relativedelta adds them). k months span at least 28 k
+        days, which settles the usual cases without a look at the calendar."""
+        months = self.years * 12 + self.months
+        if months == 0:
+            return self.days > 0
+        if months > 0 and self.days + 28 * months > 0:
+            return True
+        if months < 0 and self.days <= 0:
+            return False
+        return _shortest_month_span(months) + self.days > 0
+
     def max_days(self) -> int:
         return self.years * 366 + self.months * 31 + self.days
 
@@ -200,3 +215,25 @@ def _month_length(year: int, month: int) -> int:
 
 def iso(day: int) -> str:
     return date.fromordinal(day).isoformat()
+
+
+@functools.lru_cache(maxsize=256)
+def _shortest_month_span(months: int) -> int:
+    """The fewest days ``months`` calendar months span, over every start date of a 400-year
+    Gregorian cycle (a start day up to 28 is never clipped, so days 1, 29, 30, 31 cover them all)."""
+    if months == 0:
+        return 0
+    shortest = None
+    for year in range(2000, 2400):
+        for month in range(1, 13):
+            last = calendar.monthrange(year, month)[1]
+            to_year, to_month = divmod(year * 12 + month - 1 + months, 12)
+            to_last = calendar.monthrange(to_year, to_month + 1)[1]
+            for day in (1, 29, 30, 31):
+                if day > last:
+                    break
+                span = date(to_year, to_month + 1, min(day, to_last)).toordinal() - date(year, month, day).toordinal()
+                if shortest is None or span < shortest:
+                    shortest = span
+    assert shortest is not None
+    return shortest

@@ -341,8 +341,13 @@ class _Validator:
         if isinstance(value, bool) or not isinstance(value, int | YNumber):
             self.error(line, f"{where}: {key} must be a number, got {_type_name(value)}")
             return None
+        text = str(value).strip()
+        if len(text) > 1 and text[0] == "0" and text[1].isdigit():
+            self.error(line, f"{where}: {key}: {text} has a leading zero, which YAML 1.1 reads as an octal number; "
+                             "write it without the zero")
+            return None
         try:
-            number = parse_decimal(str(value))
+            number = parse_decimal(text)
         except ValueError as exc:
             self.error(line, f"{where}: {key}: {exc}")
             return None
@@ -452,11 +457,27 @@ def load_rules(path: str | None = None) -> Rules:
             text = handle.read(MAX_BYTES + 1)  # never more: the file may not end (/dev/zero)
     except FileNotFoundError:
         raise TpiError("no such rules file", file=shown, field="--rules") from None
-    except UnicodeDecodeError as exc:
-        raise TpiError(f"not UTF-8 text (byte {exc.start})", file=shown) from None
+    except UnicodeDecodeError:
+        raise _not_utf8(real, shown) from None
     except OSError as exc:
         raise TpiError(f"cannot read: {exc.strerror}", file=shown) from None
     return parse_rules(text, shown)
+
+
+def _not_utf8(path: str, shown: str) -> TpiError:
+    """The line and byte of the first byte that is not UTF-8 (the text reader's own offset is
+    within a chunk, not the file)."""
+    from tpi_cli.yamlnodes import MAX_BYTES
+
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_BYTES + 1)
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        return TpiError(f"not UTF-8 text (byte 0x{data[start]:02x})", file=shown,
+                        line=data.count(b"\n", 0, start) + 1)
+    return TpiError("not UTF-8 text", file=shown)
 
 
 def parse_rules(text: str, path: str) -> Rules:
@@ -752,10 +773,10 @@ def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
     if grace is not None and not grace.is_zero():
         if base is None:
             check.error(check.line_of(entry, "grace"), f"{where}: grace needs an interval or a window to shorten")
-        elif grace.approximate_days() >= base.approximate_days():
+        elif not base.minus(grace).always_positive():  # the rule's own arithmetic: p + (base - grace)
             check.error(check.line_of(entry, "grace"),
                         f"{where}: grace {grace} is not shorter than {'interval' if values['interval'] else 'window'} "
-                        f"{base}: the rule would only ever warn")
+                        f"{base} from every start date: from some dates the rule would only ever warn")
     if len(check.errors) > before or rule_id is None or applies_to is None or scope is None:
         return None
     return Rule(**values)
