@@ -596,3 +596,25 @@ def test_a_rules_file_not_in_utf8_is_refused_with_its_line(tpi: Callable[..., Re
     assert result.exit_code == 2
     line = SPEC_EXAMPLE.split("# unique slug", maxsplit=1)[0].count("\n") + 1
     assert result.stderr == f"{path}:{line}: not UTF-8 text (byte 0xe9)\n"  # rules check: PATH:LINE: message
+
+
+def test_rules_check_as_json(tpi: Callable[..., Result], write: Callable[[str, str], str], spec_rules: str) -> None:
+    good = tpi("rules", "check", spec_rules, "--format", "json")
+    assert good.exit_code == 0, good.stderr
+    report = json.loads(good.stdout)
+    assert (report["valid"], report["errors"], report["rules"], report["profiles"]) == (True, [], 7, ["medicare"])
+    bad = tpi("rules", "check", write("bad.yaml", with_rule("{id: a, kind: max-count, applies_to: [steroid], "
+                                                            "scope: site, max: 010}")), "--format", "json")
+    assert bad.exit_code == 2
+    report = json.loads(bad.stdout)
+    assert report["valid"] is False
+    assert [(e["line"], e["message"]) for e in report["errors"]] == [(19, "rule 'a': max must be a whole number, "
+                                                                           "got a number (010)")]
+    assert bad.stderr.count("\n") == 1  # the lint line, as in the table format
+
+
+def test_rules_schema_takes_the_common_options(tpi: Callable[..., Result]) -> None:
+    plain = tpi("rules", "schema")
+    with_options = tpi("rules", "schema", "--rules", "any.yaml", "--profile", "medicare")
+    assert with_options.exit_code == 0
+    assert with_options.stdout == plain.stdout

@@ -517,28 +517,47 @@ rules_file_option = click.option("--rules", "rules_path", type=click.Path(dir_ok
 @rules_file_option
 @click.option("--profile", "profiles", multiple=True, envvar="TPI_PROFILE", metavar="NAME",
               help="Also check that these profiles exist in the file (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="table: a summary, or every error as PATH:LINE: message on stderr; json: the same as a report "
+                   "on stdout (the errors still on stderr too).")
 @handles_errors
-def rules_check(path: str | None, rules_path: str | None, profiles: tuple[str, ...]) -> None:
+def rules_check(path: str | None, rules_path: str | None, profiles: tuple[str, ...], fmt: str) -> None:
     """Validate a rules file: every error as PATH:LINE: message (exit 2), else a summary (exit 0).
 
     \b
     Example:
       tpi rules check my-rules.yaml
+      tpi rules check my-rules.yaml --format json
     """
     from tpi_cli.errors import RulesError, TpiError, printable
     from tpi_cli.rules import load_rules
 
+    chosen = _rules_file(path, rules_path)
+    shown = chosen if chosen is not None else "rules.yaml (packaged default)"
     try:
-        loaded = load_rules(_rules_file(path, rules_path))
+        loaded = load_rules(chosen)
         loaded.check_profiles(_profiles(profiles))
-    except RulesError as exc:
-        for error in exc.errors:  # SPEC.md's lint format: PATH:LINE: message, one line each
+    except TpiError as exc:  # every error of the schema, or a file not read at all (missing, not UTF-8, not YAML)
+        errors = exc.errors if isinstance(exc, RulesError) else [exc]
+        for error in errors:  # SPEC.md's lint format: PATH:LINE: message, one line each
             click.echo(printable(str(error)), err=True)
-        sys.exit(2)
-    except TpiError as exc:  # not read at all (missing, not UTF-8, not YAML): the same format
-        click.echo(printable(str(exc)), err=True)
+        if fmt == "json":
+            import json
+
+            report = {"schema_version": 1, "path": shown, "valid": False,
+                      "errors": [{"line": error.line, "field": error.field, "message": error.message,
+                                  "suggestions": error.suggestions} for error in errors]}
+            click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         sys.exit(2)
     always = sum(1 for rule in loaded.rules if not rule.profiles)
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps({"schema_version": 1, "path": loaded.path, "valid": True, "errors": [],
+                               "rules": len(loaded.rules), "always_active": always,
+                               "profiles": sorted(loaded.profiles), "drugs": len(loaded.drugs),
+                               "sites": len(loaded.sites)}, indent=2, ensure_ascii=False))
+        return
     known = ", ".join(sorted(loaded.profiles)) or "none"
     click.echo(f"{loaded.path}: OK: {len(loaded.rules)} rules ({always} clinical, always active; payer profiles: "
                f"{known}), {len(loaded.drugs)} drugs, {len(loaded.sites)} sites")
@@ -577,9 +596,11 @@ def rules_show(path: str | None, rules_path: str | None, profiles: tuple[str, ..
 @rules.command(name="schema")
 @click.option("--format", "fmt", type=click.Choice(["json"]), default="json", show_default=True,
               help="The schema is JSON (JSON Schema draft 2020-12).")
+@rules_options
 @handles_errors
-def rules_schema(fmt: str) -> None:
-    """Print the JSON Schema of the rules file.
+def rules_schema(fmt: str, rules_path: str | None, profiles: tuple[str, ...]) -> None:
+    """Print the JSON Schema of the rules file (the same whatever --rules and --profile say:
+    they are taken, like every command's, and change nothing here).
 
     \b
     Example:
