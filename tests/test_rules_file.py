@@ -618,3 +618,9 @@ def test_rules_schema_takes_the_common_options(tpi: Callable[..., Result]) -> No
     with_options = tpi("rules", "schema", "--rules", "any.yaml", "--profile", "medicare")
     assert with_options.exit_code == 0
     assert with_options.stdout == plain.stdout
+
+
+def test_a_max_mg_more_precise_than_tpi_counts_is_refused_on_its_rules_line() -> None:
+    text = with_rule("{id: a, kind: max-steroid-dose, applies_to: [steroid], scope: site, max_mg: 0.0000000001}")
+    (message,) = errors_of(text)
+    assert message == f"{PATH}:19: max_mg of rule a is more precise than tpi counts"

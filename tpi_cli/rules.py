@@ -181,7 +181,10 @@ class Rules:
         self.ref_scale = PG_PER_MG * denominator
         for rule in rules:
             if rule.max_mg is not None:
-                rule.max_ref = to_units(rule.max_mg, self.ref_scale, f"max_mg of rule {rule.id}")
+                try:
+                    rule.max_ref = to_units(rule.max_mg, self.ref_scale, f"max_mg of rule {rule.id}")
+                except ValueError as exc:
+                    raise _LineError(str(exc), rule.line) from None
         self.profiles = frozenset(p for rule in rules for p in rule.profiles)
 
     def find_drug(self, text: str) -> Drug:
@@ -532,8 +535,16 @@ def _build(document: Any, check: _Validator) -> Rules | None:
     try:
         return Rules(check.path, reference, drugs, sites, rule_list, defaults, default_texts)
     except ValueError as exc:
-        check.error(top.line, str(exc))
+        check.error(exc.line if isinstance(exc, _LineError) else top.line, str(exc))
         return None
+
+
+class _LineError(ValueError):
+    """A value refused once the whole file is known, with the line of its rule."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 def _entries(top: YMap, key: str, what: str, check: _Validator) -> Iterator[tuple[str, int, str, YMap]]:
