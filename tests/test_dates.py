@@ -308,3 +308,15 @@ def test_dates_take_ascii_digits_only(text: str) -> None:
 def test_durations_take_ascii_digits_only(text: str) -> None:
     with pytest.raises(ValueError, match="is not a duration"):
         Duration.parse(text)
+
+
+@pytest.mark.parametrize("months", [*range(-25, 26), 119, -121])
+def test_the_shortest_span_of_months_matches_the_calendar(months: int) -> None:
+    # Against relativedelta over start dates from 1996 to 2105: leap years, non-leap 2100, every month
+    # end (a span of up to ten years finds its shortest and longest month runs there).
+    from tpi_cli.dates import _shortest_month_span
+
+    spans = [(start + relativedelta(months=months)).toordinal() - start.toordinal()
+             for year in (*range(1996, 2006), *range(2094, 2106)) for month in range(1, 13)
+             for start in (date(year, month, 1), date(year, month, 28) + relativedelta(day=31))]
+    assert _shortest_month_span(months) == min(spans)

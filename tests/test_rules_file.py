@@ -566,6 +566,9 @@ def test_rules_show_of_many_rules_is_one_line_each(tpi: Callable[..., Result], t
     ("window: 12 months, max: 1", "365 days", True),  # 12 months without a 29 February: 365 days
     ("window: 12 months, max: 1", "364 days", False),
     ("window: 2 months, max: 1", "59 days", True),  # 31 December to 28 February
+    ("interval: 31 days", "1 month", True),  # months back: 31 days less a 31-day month is 0
+    ("interval: 32 days", "1 month", False),
+    ("interval: 1 year", "11 months", False),
 ])
 def test_a_grace_period_must_be_shorter_from_every_start_date(base: str, grace: str, refused: bool) -> None:
     kind = "min-interval" if base.startswith("interval") else "max-count"
@@ -578,13 +581,22 @@ def test_a_grace_period_must_be_shorter_from_every_start_date(base: str, grace: 
     assert "from every start date" in message
 
 
-@pytest.mark.parametrize("value", ["0100", "00.75", "0300"])
-def test_a_number_with_a_leading_zero_is_refused(value: str) -> None:
+@pytest.mark.parametrize(("value", "says"), [
+    ("0100", "0100 has a leading zero, which YAML 1.1 reads as an octal number; write 100 if that is meant"),
+    ("0300", "0300 has a leading zero, which YAML 1.1 reads as an octal number; write 300 if that is meant"),
+    ("00.75", "00.75 has a leading zero; write 0.75"),  # a decimal: YAML reads 0.75, but say it plainly
+])
+def test_a_number_with_a_leading_zero_is_refused(value: str, says: str) -> None:
     # YAML 1.1 reads 0100 as octal 64; tpi read it as 100: neither is safe to guess.
     text = with_rule(f"{{id: a, kind: max-steroid-dose, applies_to: [steroid], scope: site, max_mg: {value}}}")
     (message,) = errors_of(text)
-    assert message == (f"{PATH}:19: rule 'a': max_mg: {value} has a leading zero, which YAML 1.1 reads as an "
-                       "octal number; write it without the zero")
+    assert message == f"{PATH}:19: rule 'a': max_mg: {says}"
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", "0.75", ".5"])
+def test_a_number_below_one_is_no_leading_zero(value: str) -> None:
+    text = with_rule(f"{{id: a, kind: max-steroid-dose, applies_to: [steroid], scope: site, max_mg: {value}}}")
+    assert parse_rules(text, PATH).rules[0].max_mg is not None
 
 
 @pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
@@ -608,9 +620,13 @@ def test_rules_check_as_json(tpi: Callable[..., Result], write: Callable[[str, s
     assert bad.exit_code == 2
     report = json.loads(bad.stdout)
     assert report["valid"] is False
-    assert [(e["line"], e["message"]) for e in report["errors"]] == [(19, "rule 'a': max must be a whole number, "
-                                                                           "got a number (010)")]
+    assert [(e["line"], e["message"]) for e in report["errors"]] == [
+        (19, "rule 'a': max: 010 has a leading zero, which YAML 1.1 reads as an octal number; write 10 if that is "
+             "meant")]
     assert bad.stderr.count("\n") == 1  # the lint line, as in the table format
+    for usage in (["/no/such/rules.yaml"], [spec_rules, "--profile", "medicar"]):  # bad usage: nothing on stdout
+        refused = tpi("rules", "check", *usage, "--format", "json")
+        assert (refused.exit_code, refused.stdout, refused.stderr.count("\n")) == (2, "", 1), usage
 
 
 def test_rules_schema_takes_the_common_options(tpi: Callable[..., Result]) -> None:

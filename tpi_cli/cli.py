@@ -541,7 +541,7 @@ def rules_check(path: str | None, rules_path: str | None, profiles: tuple[str, .
         errors = exc.errors if isinstance(exc, RulesError) else [exc]
         for error in errors:  # SPEC.md's lint format: PATH:LINE: message, one line each
             click.echo(printable(str(error)), err=True)
-        if fmt == "json":
+        if fmt == "json" and isinstance(exc, RulesError):  # a lint report; bad usage writes nothing
             import json
 
             report = {"schema_version": 1, "path": shown, "valid": False,

@@ -10,7 +10,6 @@ are then integer comparisons, and each ``date + duration`` is computed once and 
 
 from __future__ import annotations
 
-import calendar
 import functools
 import re
 from datetime import date
@@ -217,23 +216,21 @@ def iso(day: int) -> str:
     return date.fromordinal(day).isoformat()
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=1024)
 def _shortest_month_span(months: int) -> int:
-    """The fewest days ``months`` calendar months span, over every start date of a 400-year
-    Gregorian cycle (a start day up to 28 is never clipped, so days 1, 29, 30, 31 cover them all)."""
+    """The fewest days ``months`` calendar months span from any start date. From day q of one month
+    to the same day (clipped) ``k`` months on is the sum of ``k`` consecutive month lengths, or,
+    when clipped, the sum of the ``k`` after it; so the shortest is the smallest such sum over a
+    400-year Gregorian cycle (the calendar repeats), and going back, minus the largest."""
     if months == 0:
         return 0
-    shortest = None
-    for year in range(2000, 2400):
-        for month in range(1, 13):
-            last = calendar.monthrange(year, month)[1]
-            to_year, to_month = divmod(year * 12 + month - 1 + months, 12)
-            to_last = calendar.monthrange(to_year, to_month + 1)[1]
-            for day in (1, 29, 30, 31):
-                if day > last:
-                    break
-                span = date(to_year, to_month + 1, min(day, to_last)).toordinal() - date(year, month, day).toordinal()
-                if shortest is None or span < shortest:
-                    shortest = span
-    assert shortest is not None
-    return shortest
+    count = abs(months)
+    lengths = [_month_length(2000 + m // 12, m % 12 + 1) for m in range(4800)]
+    lengths += lengths * (count // 4800) + lengths[: count % 4800]  # windows that wrap around the cycle
+    window = sum(lengths[:count])
+    smallest = largest = window
+    for start in range(1, 4800):
+        window += lengths[start + count - 1] - lengths[start - 1]
+        smallest = min(smallest, window)
+        largest = max(largest, window)
+    return smallest if months > 0 else -largest

@@ -345,9 +345,8 @@ class _Validator:
             self.error(line, f"{where}: {key} must be a number, got {_type_name(value)}")
             return None
         text = str(value).strip()
-        if len(text) > 1 and text[0] == "0" and text[1].isdigit():
-            self.error(line, f"{where}: {key}: {text} has a leading zero, which YAML 1.1 reads as an octal number; "
-                             "write it without the zero")
+        if _leading_zero(text):
+            self.error(line, f"{where}: {key}: {_leading_zero_message(text)}")
             return None
         try:
             number = parse_decimal(text)
@@ -363,6 +362,9 @@ class _Validator:
         if key not in mapping or mapping[key] is None:
             return None
         value = mapping[key]
+        if isinstance(value, YNumber) and _leading_zero(str(value).strip()):
+            self.error(self.line_of(mapping, key), f"{where}: {key}: {_leading_zero_message(str(value).strip())}")
+            return None
         if isinstance(value, bool) or not isinstance(value, int) or isinstance(value, YNumber):
             self.error(self.line_of(mapping, key), f"{where}: {key} must be a whole number, got {_type_name(value)}")
             return None
@@ -478,8 +480,9 @@ def _not_utf8(path: str, shown: str) -> TpiError:
         data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         start = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        before = data[:start]  # YAML's line breaks: \r\n, \n, or a lone \r
         return TpiError(f"not UTF-8 text (byte 0x{data[start]:02x})", file=shown,
-                        line=data.count(b"\n", 0, start) + 1)
+                        line=before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n") + 1)
     return TpiError("not UTF-8 text", file=shown)
 
 
@@ -537,6 +540,19 @@ def _build(document: Any, check: _Validator) -> Rules | None:
     except ValueError as exc:
         check.error(exc.line if isinstance(exc, _LineError) else top.line, str(exc))
         return None
+
+
+def _leading_zero(text: str) -> bool:
+    return len(text) > 1 and text[0] == "0" and text[1].isdigit()
+
+
+def _leading_zero_message(text: str) -> str:
+    plain = text.lstrip("0") or "0"
+    if plain.startswith("."):
+        plain = "0" + plain
+    if "." in text:
+        return f"{text} has a leading zero; write {plain}"
+    return f"{text} has a leading zero, which YAML 1.1 reads as an octal number; write {plain} if that is meant"
 
 
 class _LineError(ValueError):
