@@ -225,8 +225,8 @@ def _shortest_month_span(months: int) -> int:
     if months == 0:
         return 0
     count = abs(months)
-    lengths = [_month_length(2000 + m // 12, m % 12 + 1) for m in range(4800)]
-    lengths += lengths * (count // 4800) + lengths[: count % 4800]  # windows that wrap around the cycle
+    cycle = _cycle_lengths()
+    lengths = cycle + cycle * (count // 4800) + cycle[: count % 4800]  # windows that wrap around the cycle
     window = sum(lengths[:count])
     smallest = largest = window
     for start in range(1, 4800):
@@ -234,3 +234,9 @@ def _shortest_month_span(months: int) -> int:
         smallest = min(smallest, window)
         largest = max(largest, window)
     return smallest if months > 0 else -largest
+
+
+@functools.lru_cache(maxsize=1)
+def _cycle_lengths() -> list[int]:
+    """The lengths of the 4,800 months of a 400-year Gregorian cycle (2000 to 2399)."""
+    return [_month_length(2000 + m // 12, m % 12 + 1) for m in range(4800)]
