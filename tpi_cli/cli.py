@@ -191,7 +191,7 @@ def _today(on: date | None) -> int:
 
 def _one_patient(path: str, rules: Rules, patient: str | None) -> PatientHistory:
     """The history of one patient (``--patient``, or the only one in the file)."""
-    from tpi_cli.errors import TpiError, did_you_mean
+    from tpi_cli.errors import TpiError, input_name, no_patient
     from tpi_cli.history import read_patients
     from tpi_cli.model import PatientHistory
 
@@ -206,7 +206,7 @@ def _one_patient(path: str, rules: Rules, patient: str | None) -> PatientHistory
         seen.append(history.patient_id)
         if patient is None or history.patient_id == patient:
             found.append(history)
-    name = "<stdin>" if path == "-" else path
+    name = input_name(path)
     if patient is None:
         if len(found) > 1:
             sample = ", ".join(str(p) for p in seen[:3])
@@ -216,8 +216,7 @@ def _one_patient(path: str, rules: Rules, patient: str | None) -> PatientHistory
     if not found:
         if not seen:
             return PatientHistory(patient, [], [])  # an empty history: a new patient
-        raise TpiError(f"no patient {patient!r} in the history", file=name, field="--patient",
-                       suggestions=did_you_mean(patient, [p for p in seen if p is not None]))
+        raise no_patient(patient, path, seen)
     return found[0]
 
 
@@ -240,17 +239,14 @@ class _Tpi(click.Group):
         try:
             code = super().main(args, prog_name, complete_var, False, **extra)
         except click.UsageError as exc:
-            from tpi_cli.errors import printable
-
             if type(exc).__name__ == "NoArgsIsHelpError":  # `tpi` or `tpi rules` alone: the help
                 exc.show()
                 sys.exit(exc.exit_code)
-
             where = ""
             if exc.ctx is not None:
                 command = " ".join(["tpi", *exc.ctx.command_path.split()[1:]])
                 where = f" (see '{command} --help')"
-            click.echo(f"tpi: error: {printable(exc.format_message())}{where}", err=True)
+            BadInput(exc.format_message() + where).show()
             sys.exit(2)
         except click.ClickException as exc:
             exc.show()
@@ -448,7 +444,7 @@ def totals(history: str, on: date | None, window: Any, patient: str | None, rule
     Example:
       tpi totals history.csv --on 2026-11-28 --window '12 months'
     """
-    from tpi_cli.errors import TpiError, did_you_mean
+    from tpi_cli.errors import no_patient
     from tpi_cli.history import read_patients
     from tpi_cli.model import PatientHistory
     from tpi_cli.totals import default_window
@@ -470,8 +466,7 @@ def totals(history: str, on: date | None, window: Any, patient: str | None, rule
             patients.append(found)
     if patient is not None and not patients:
         if seen:
-            raise TpiError(f"no patient {patient!r} in the history", file="<stdin>" if history == "-" else history,
-                           field="--patient", suggestions=did_you_mean(patient, [p for p in seen if p is not None]))
+            raise no_patient(patient, history, seen)
         patients.append(PatientHistory(patient, [], []))  # an empty history: a new patient, as for check
     result = run_totals(rules, patients, day, chosen)
     if fmt == "json":
@@ -529,6 +524,8 @@ def rules_check(path: str | None, rules_path: str | None, profiles: tuple[str, .
       tpi rules check my-rules.yaml
       tpi rules check my-rules.yaml --format json
     """
+    import json
+
     from tpi_cli.errors import RulesError, TpiError, printable
     from tpi_cli.rules import load_rules
 
@@ -542,8 +539,6 @@ def rules_check(path: str | None, rules_path: str | None, profiles: tuple[str, .
         for error in errors:  # SPEC.md's lint format: PATH:LINE: message, one line each
             click.echo(printable(str(error)), err=True)
         if fmt == "json" and isinstance(exc, RulesError):  # a lint report; bad usage writes nothing
-            import json
-
             report = {"schema_version": 1, "path": shown, "valid": False,
                       "errors": [{"line": error.line, "field": error.field, "message": error.message,
                                   "suggestions": error.suggestions} for error in errors]}
@@ -551,8 +546,6 @@ def rules_check(path: str | None, rules_path: str | None, profiles: tuple[str, .
         sys.exit(2)
     always = sum(1 for rule in loaded.rules if not rule.profiles)
     if fmt == "json":
-        import json
-
         click.echo(json.dumps({"schema_version": 1, "path": loaded.path, "valid": True, "errors": [],
                                "rules": len(loaded.rules), "always_active": always,
                                "profiles": sorted(loaded.profiles), "drugs": len(loaded.drugs),

@@ -39,6 +39,17 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> list[str]:
     return [pool[match] for match in difflib.get_close_matches(word.lower(), list(pool), n=3, cutoff=0.6)]
 
 
+def input_name(path: str) -> str:
+    """How messages name a history given as ``path`` (``-``: stdin)."""
+    return "<stdin>" if path == "-" else path
+
+
+def no_patient(patient: str, path: str, seen: Iterable[str | None]) -> TpiError:
+    """``--patient`` names none of the patients of the history, with the IDs closest to it."""
+    return TpiError(f"no patient {patient!r} in the history", file=input_name(path), field="--patient",
+                    suggestions=did_you_mean(patient, [found for found in seen if found is not None]))
+
+
 class TpiError(Exception):
     """Bad usage or bad input: exit status 2, one clear line naming file, line and field."""
 

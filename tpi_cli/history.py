@@ -26,7 +26,7 @@ from operator import attrgetter, itemgetter
 from typing import IO, Any
 
 from tpi_cli.dates import parse_date
-from tpi_cli.errors import TpiError, did_you_mean, quote
+from tpi_cli.errors import TpiError, did_you_mean, input_name, quote
 from tpi_cli.jsonpos import Locator
 from tpi_cli.model import CATEGORY_RANK, Injection, PatientHistory, drug_category
 from tpi_cli.names import parse_side
@@ -333,7 +333,7 @@ class Source:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.name = "<stdin>" if path == "-" else path
+        self.name = input_name(path)
         self._data: bytes | None = None
 
     @property

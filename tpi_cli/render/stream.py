@@ -16,7 +16,7 @@ from json.encoder import encode_basestring as _encode
 from typing import IO, Any
 
 from tpi_cli.dates import iso as day_text
-from tpi_cli.errors import TpiError, did_you_mean, printable
+from tpi_cli.errors import no_patient, printable
 from tpi_cli.history import read_patients
 from tpi_cli.render.common import DISCLAIMER, iso
 from tpi_cli.render.csv_out import VIOLATION_HEADER, violation_row
@@ -71,9 +71,7 @@ def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str
                 counts.tally(violation)
                 write(violation)
         if patient is not None and counts.patients == 0 and others:
-            raise TpiError(f"no patient {patient!r} in the history", file="<stdin>" if path == "-" else path,
-                           field="--patient",
-                           suggestions=did_you_mean(patient, seen))
+            raise no_patient(patient, path, seen)
         spool.seek(0)
         _finish(fmt, [spool], out, counts)
     return counts.block
