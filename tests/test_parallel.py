@@ -96,7 +96,7 @@ def test_plan_cuts_only_at_patient_boundaries(write: Write) -> None:
 
 
 def _spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Which parallel rounds ran (_work_range, _work_scatter, _work_gather, _work_hash)."""
+    """Which parallel rounds ran (_work_range, _work_gather, _work_hash)."""
     used: list[str] = []
     pool = parallel._pool
 
@@ -122,7 +122,7 @@ def test_scattered_rows_are_validated_once_each_by_id(tpi: Run, write: Write, sp
     used = _spy(monkeypatch)
     path = write("h.csv", history(300, seed=11, order="interleaved"))
     many = _same_report(tpi, path, spec_rules, jobs)
-    assert used == ["_work_range", "_work_scatter", "_work_gather"]
+    assert used == ["_work_range", "_work_gather"]
     assert json.loads(many.stdout)["patients"] == 300
 
 
@@ -142,7 +142,7 @@ def test_scattered_keeps_padded_and_unicode_ids_together(tpi: Run, write: Write,
         padded.append(f"{pid},{rest}")
     path = write("h.csv", "".join(padded))
     many = _same_report(tpi, path, spec_rules)
-    assert used == ["_work_range", "_work_scatter", "_work_gather"]
+    assert used == ["_work_range", "_work_gather"]
     assert json.loads(many.stdout)["patients"] == 120
 
 
@@ -154,7 +154,7 @@ def test_scattered_crlf_and_blank_lines_keep_their_line_numbers(tpi: Run, write:
                                 ((line, "") if number % 17 == 0 else (line,))]
     path = write("h.csv", "\r\n".join(with_blanks) + "\r\n")
     _same_report(tpi, path, spec_rules)
-    assert used == ["_work_range", "_work_scatter", "_work_gather"]
+    assert used == ["_work_range", "_work_gather"]
     # A bad row anywhere: exit 2 naming its line in the file, the same as one process.
     bad = len(with_blanks) * 2 // 3
     with_blanks[bad] = with_blanks[bad].replace(",70,", ",70 kilos,")
@@ -178,7 +178,7 @@ def test_files_that_do_not_scatter_give_the_same_report(tpi: Run, write: Write, 
         lines[middle] = "," + lines[middle].split(",", 1)[1]
     path = write("h.csv", "".join(lines))
     _same_report(tpi, path, spec_rules)
-    assert "_work_gather" not in used
+    assert used[-2:] == ["_work_gather", "_work_hash"]  # the gathering round gave up, by hash instead
 
 
 def _interrupt_handler(index: int) -> object:
@@ -192,3 +192,28 @@ def test_workers_leave_ctrl_c_to_the_parent() -> None:
     import signal
 
     assert parallel._pool(_interrupt_handler, 2) == [signal.SIG_IGN, signal.SIG_IGN]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field", ["date", "weight_kg", "override"])
+def test_by_hash_every_row_is_checked_by_the_worker_of_its_patient(tpi: Run, write: Write, spec_rules: str,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   field: str) -> None:
+    # Each worker reads the other patients' rows only as far as their ID and site, side, drug and
+    # dose: a bad date, weight or override in any row must still be found (by its patient's worker).
+    used = _spy(monkeypatch)
+    lines = history(150, seed=9, order="interleaved").splitlines(keepends=True)
+    lines[1] = lines[1].rstrip("\n") + '"a, quoted override"\n'  # a quote: neither ranges nor gathering
+    for bad in (len(lines) // 3, len(lines) - 1):
+        one = list(lines)
+        parts = one[bad].rstrip("\n").split(",")
+        if field == "date":
+            parts[1] = "2024-02-30"
+        elif field == "weight_kg":
+            parts[-2] = "heavy"
+        else:
+            parts[-1] = "bad\x00nul"
+        one[bad] = ",".join(parts) + "\n"
+        many = _same_report(tpi, write("h.csv", "".join(one)), spec_rules)
+        assert many.exit_code == 2
+        assert f"h.csv:{bad + 1}: {field}" in many.stderr
+    assert "_work_hash" in used

@@ -401,6 +401,54 @@ class Prefixed(io.RawIOBase):
         return len(data)
 
 
+def gather_lines(lines: list[str], start: int, shard: int, shards: int) -> list[int] | None:
+    """The indices of the lines of the patients whose ID hashes to ``shard`` of ``shards``,
+    grouped by patient in order of first appearance, each patient's lines in file order.
+
+    ``lines[start:]`` are the rows of a quote-free CSV file whose first field is the patient ID,
+    without their line feeds. The ID is the first field stripped, as the reader strips it, so the
+    same ID however padded goes to the same shard. None when a row that is not blank has no
+    patient ID or no comma (the sequential reader then says what is wrong with it). The hash is
+    Python's: every shard must be computed in one process or in processes forked from one."""
+    mine: dict[str, list[int]] = {}
+    others: set[str] = set()
+    skip: list[int] = []
+    group = skip
+    prefix = "\n"  # the previous row's ID and its comma (no line starts with a line feed)
+    for index in range(start, len(lines)):
+        line = lines[index]
+        if line.startswith(prefix):  # the same patient as the row before (common)
+            if group is not skip:
+                group.append(index)
+            continue
+        cut = line.find(",")
+        if cut < 0:
+            if line.strip():
+                return None
+            prefix = "\n"
+            continue  # a blank line (the reader skips it)
+        prefix = line[:cut + 1]
+        key = prefix[:cut].strip()
+        found = mine.get(key)
+        if found is not None:
+            group = found
+            group.append(index)
+        elif key in others:
+            group = skip
+        else:
+            if not key:
+                return None
+            if hash(key) % shards == shard:
+                group = mine[key] = [index]
+            else:
+                others.add(key)
+                group = skip
+    order: list[int] = []
+    for found in mine.values():
+        order.extend(found)
+    return order
+
+
 def read_patients(path: str, rules: Rules, *, patient: str | None = None,
                   on_restart: Callable[[], None] | None = None) -> Iterator[PatientHistory]:
     """Every patient of a history, one at a time (only ``patient`` if given).
@@ -448,22 +496,30 @@ def read_patients(path: str, rules: Rules, *, patient: str | None = None,
             on_restart()
 
 
-def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | None,
+def _csv_patients(binary: IO[bytes] | None, file: str, rules: Rules, patient: str | None,
                   mode: str, shard: tuple[int, int] | None = None,
-                  numbers: Sequence[int] | None = None) -> Iterator[PatientHistory]:
+                  numbers: Sequence[int] | None = None, rows: Iterator[str] | None = None) -> Iterator[PatientHistory]:
     """The CSV reader: rows parsed (through caches) and merged into patients as they are read.
 
     ``SORTED`` and ``CONTIGUOUS`` stream: a patient is given as soon as the next one starts;
     ``SORTED`` raises Restart(CONTIGUOUS) when an ID is not greater than the one before, and
     ``CONTIGUOUS`` raises Restart(GROUPED) when a finished patient comes back. ``GROUPED`` keeps
     every patient until the end. ``shard`` ``(k, n)`` keeps only the patients whose ID hashes to
-    ``k`` of ``n`` (every row is still read and checked). ``numbers``: the stream is a header line
-    and rows gathered from a larger file, one line each; row ``i`` is that file's line
-    ``numbers[i]`` (errors and first appearance then refer to the file)."""
+    ``k`` of ``n``: the other patients' rows are read only as far as their patient ID, site,
+    side, drug and dose (the worker their ID hashes to checks the rest). ``numbers``: the rows
+    were gathered from a larger file, one line each; row ``i`` is that file's line ``numbers[i]``
+    (errors and first appearance then refer to the file). ``rows``: the lines
+    already decoded (the header first), read instead of ``binary``."""
     grouped = mode == GROUPED
     remember = mode == CONTIGUOUS
-    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-    lines = iter(partial(text.readline, MAX_LINE), "")  # a line without an end is never read whole
+    early = shard is not None
+    lines: Iterator[str]
+    if rows is not None:
+        lines = rows
+    else:
+        assert binary is not None
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+        lines = iter(partial(text.readline, MAX_LINE), "")  # a line without an end is never read whole
     number = 0  # lines read so far
     try:
         header: list[str] | None = None
@@ -573,6 +629,8 @@ def _csv_patients(binary: IO[bytes], file: str, rules: Rules, patient: str | Non
                             yield current.finish(file)
                         current = _PatientRows(patient_id, start, _unwanted(patient_id, patient, shard))
                 current_raw = pid_raw
+            if early and current is not None and current.skip:
+                continue  # another shard's patient: the worker it hashes to checks the rest of the row
             day = dates.get(date_raw)
             if day is None:
                 day = parser.day(date_raw, start)

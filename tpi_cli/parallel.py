@@ -6,12 +6,10 @@ The engine is a pure function of one patient's history, so patients can be valid
   boundaries (a few reads around each cut) and each worker streams its byte range through the same
   reader and validator as the sequential path (memory stays flat).
 * Scattered: otherwise (IDs out of order, a patient's rows scattered), when the file has no quote,
-  no lone carriage return and the patient ID first, in two rounds. First each worker cuts one
-  byte range into lines and sorts them, untouched, into one bucket per worker by a hash of the
-  patient ID, noting each line's number in the file. Then each worker orders the lines of its
-  buckets by patient ID (stable: a patient's rows keep their file order) and streams them through
-  the same reader, one whole patient at a time, with the lines' numbers. Each row is parsed once,
-  by one worker.
+  no lone carriage return and the patient ID first: each worker reads the whole file, cuts it into
+  lines and keeps the rows of the patients whose ID hashes to it, grouped by patient in order of
+  first appearance (each patient's rows in file order), with their line numbers, and streams them
+  through the same reader. Each row is parsed once, by one worker.
 * By hash: otherwise, each worker reads the whole file, checks every row, and keeps the patients
   whose ID hashes to it, grouped in memory.
 
@@ -29,13 +27,11 @@ import itertools
 import os
 import signal
 import tempfile
-from array import array
 from collections.abc import Callable, Iterator
-from itertools import compress
 from typing import IO, Any
 
 from tpi_cli.errors import TpiError
-from tpi_cli.history import CONTIGUOUS, GROUPED, SORTED, Prefixed, Restart, _csv_patients
+from tpi_cli.history import CONTIGUOUS, GROUPED, SORTED, Prefixed, Restart, _csv_patients, gather_lines
 from tpi_cli.model import PatientHistory
 from tpi_cli.results import ValidationCounts, Violation
 from tpi_cli.rules import Rules
@@ -109,9 +105,7 @@ class ShardReport:
         self.first: str | None = None
         self.last: str | None = None
         self.fallback: str | None = None  # why the sequential path must decide
-        self.chunks: list[tuple[int, int, int]] = []  # by hash: (first line, offset, length) a patient
-        self.sizes: list[int] = []  # scattered, first round: the bytes in each bucket
-        self.numbers: list[bytes] = []  # and the line numbers of its rows (an array of ints)
+        self.chunks: list[tuple[int, int, int]] = []  # scattered, by hash: (first line, offset, length) a patient
 
 
 class Outcome:
@@ -206,101 +200,36 @@ def _validate_grouped(report: ShardReport, out: IO[bytes], histories: Iterator[P
     out.flush()
 
 
-def _work_scatter(index: int) -> ShardReport:
-    """Scattered, first round: sort the lines of one byte range into a bucket per worker, by a
-    hash of the patient ID (the same ID, however padded, always to the same bucket)."""
-    return _guard(lambda report: _scatter(index, report))
+def _work_gather(index: int) -> ShardReport:
+    """Scattered: read the whole file, keep the rows of the patients whose ID hashes to this
+    worker (grouped by patient, in order of first appearance, each patient's rows in file order)
+    and stream them through the reader one whole patient at a time, with their line numbers."""
+    return _guard(lambda report: _gather(index, report))
 
 
-def _scatter(index: int, report: ShardReport) -> None:
+def _gather(index: int, report: ShardReport) -> None:
     job = _JOB
-    start, end = job["ranges"][index]
-    shards: int = job["shards"]
     with open(job["path"], "rb") as handle:
-        number = 0  # the lines before the range
-        while handle.tell() < start:
-            number += handle.read(min(1 << 22, start - handle.tell())).count(b"\n")
-        chunk = handle.read(end - start)
-    if b'"' in chunk or chunk.count(b"\r") != chunk.count(b"\r\n"):
+        data = handle.read()
+    if b'"' in data or data.count(b"\r") != data.count(b"\r\n"):
         report.fallback = "layout"  # quoted fields, or lone carriage returns: not one row a line
         return
-    lines = chunk.split(b"\n")
-    del chunk
-    if lines and not lines[-1]:
-        lines.pop()  # the range ends with a line end
-    keys = _keys(lines)
-    # Blank lines are left out (the reader skips them); a row without a patient ID is not scattered.
-    if not all(keys) and any(line.strip() for line, key in zip(lines, keys, strict=True) if not key):
-        report.fallback = "layout"
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        report.fallback = "bad input"
         return
-    shard_of = [hash(key) % shards if key else -1 for key in keys]
-    del keys
-    buckets: list[list[bytes]] = []
-    numbers: list[array[int]] = []
-    for shard in range(shards):
-        mask = [found == shard for found in shard_of]
-        buckets.append(list(compress(lines, mask)))
-        numbers.append(array("q", compress(range(number + 1, number + 1 + len(lines)), mask)))
-    for shard, bucket in enumerate(buckets):
-        data = b"\n".join(bucket) + b"\n" if bucket else b""
-        job["buckets"][index][shard].write(data)
-        job["buckets"][index][shard].flush()
-        report.sizes.append(len(data))
-        report.numbers.append(numbers[shard].tobytes())
-
-
-def _read_all(file: IO[bytes], size: int) -> bytes:
-    """The first ``size`` bytes of a file shared with other processes (its offset is not used)."""
-    parts = []
-    offset = 0
-    while offset < size:
-        part = os.pread(file.fileno(), size - offset, offset)
-        if not part:
-            raise OSError("a temporary file ended early")
-        parts.append(part)
-        offset += len(part)
-    return b"".join(parts)
-
-
-def _work_gather(index: int) -> ShardReport:
-    """Scattered, second round: this worker's bucket of every range, its rows put in order of
-    patient ID (stable: each patient's rows keep their file order), streamed through the reader
-    one whole patient at a time, with the rows' line numbers in the file."""
-    job = _JOB
-
-    def work(report: ShardReport) -> None:
-        parts = []
-        numbers = array("q")
-        for source, scattered in enumerate(job["scattered"]):
-            bucket: IO[bytes] = job["buckets"][source][index]
-            parts.append(_read_all(bucket, scattered.sizes[index]))
-            numbers.frombytes(scattered.numbers[index])
-        data = b"".join(parts)
-        del parts
-        lines = data.split(b"\n")
-        lines.pop()  # every bucket ends with a line end
-        keys = _keys(lines)
-        del data
-        order = sorted(range(len(lines)), key=keys.__getitem__)
-        del keys
-        stream = io.BytesIO(b"".join([job["header"], b"\n".join([lines[i] for i in order]), b"\n"]))
-        del lines
-        ordered = array("q", [numbers[i] for i in order])
-        del order, numbers
-        _validate_grouped(report, job["outputs"][index],
-                          _csv_patients(stream, job["name"], job["rules"], None, CONTIGUOUS, numbers=ordered))
-
-    return _guard(work)
-
-
-def _keys(lines: list[bytes]) -> list[bytes]:
-    """Each line's patient ID (the first field), stripped as the reader strips it."""
-    keys = [line.split(b",", 1)[0].strip() for line in lines]
-    joined = b"".join(keys)
-    if not joined.isascii() or any(bytes([byte]) in joined for byte in range(0x1C, 0x20)):
-        # Characters that str.strip takes off and bytes.strip does not.
-        keys = [key.decode("utf-8", "surrogateescape").strip().encode("utf-8", "surrogateescape") for key in keys]
-    return keys
+    del data
+    lines = text.split("\n")
+    del text
+    lines.insert(0, "")  # so that lines[k] is the file's line k (the header is line 1)
+    order = gather_lines(lines, 2, index, job["shards"])
+    if order is None:
+        report.fallback = "layout"  # a row without a patient ID: the sequential path reports it
+        return
+    rows = itertools.chain((lines[1],), map(lines.__getitem__, order))
+    _validate_grouped(report, job["outputs"][index],
+                      _csv_patients(None, job["name"], job["rules"], None, CONTIGUOUS, numbers=order, rows=rows))
 
 
 def _ignore(violation: Violation) -> None:
@@ -360,8 +289,17 @@ def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs
     outputs = [tempfile.TemporaryFile("w+b") for _ in range(jobs)]  # noqa: SIM115 - closed by Outcome.close
     grouped: list[ShardReport] | None = None
     if found[1] == 0 and b'"' not in found[0] and found[0].endswith(b"\n"):
-        grouped = _scattered(base, found[0], jobs, outputs)
-    if grouped is None:  # the scattered rounds did not start writing to ``outputs``
+        _JOB.update(base, header=found[0], shards=jobs, outputs=outputs)
+        try:
+            grouped = _pool(_work_gather, jobs)
+        finally:
+            _JOB.clear()
+        if any(report.fallback == "layout" for report in grouped):
+            for output in outputs:  # start again, by hash
+                output.seek(0)
+                output.truncate()
+            grouped = None
+    if grouped is None:
         _JOB.update(base, shards=jobs, outputs=outputs)
         try:
             grouped = _pool(_work_hash, jobs)
@@ -374,46 +312,6 @@ def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs
     chunks = sorted((first, shard, offset, length) for shard, report in enumerate(grouped)
                     for first, offset, length in report.chunks)
     return Outcome(_total(grouped), _read_chunks(chunks, outputs), outputs)
-
-
-def _scattered(base: dict[str, Any], header: bytes, jobs: int, outputs: list[IO[Any]]) -> list[ShardReport] | None:
-    """The scattered rounds; None when the file does not suit them (then by hash)."""
-    ranges = _line_ranges(base["path"], len(header), jobs)
-    if ranges is None:
-        return None
-    buckets = [[tempfile.TemporaryFile("w+b") for _ in range(jobs)] for _ in ranges]  # noqa: SIM115
-    try:
-        _JOB.update(base, header=header, ranges=ranges, shards=jobs, buckets=buckets)
-        try:
-            scattered = _pool(_work_scatter, len(ranges))
-            if any(report.fallback for report in scattered):
-                return None
-            _JOB.update(scattered=scattered, outputs=outputs)
-            return _pool(_work_gather, jobs)
-        finally:
-            _JOB.clear()
-    finally:
-        for row in buckets:
-            for bucket in row:
-                bucket.close()
-
-
-def _line_ranges(path: str, start: int, jobs: int) -> list[tuple[int, int]] | None:
-    """The rows after the header cut into ``jobs`` byte ranges of whole lines."""
-    try:
-        size = os.path.getsize(path)
-        cuts = [start]
-        with open(path, "rb") as handle:
-            for k in range(1, jobs):
-                handle.seek(max(start, start + (size - start) * k // jobs - 1))
-                handle.readline()
-                cut = handle.tell()
-                if cuts[-1] < cut < size:
-                    cuts.append(cut)
-    except OSError:
-        return None
-    cuts.append(size)
-    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
 def _read_chunks(chunks: list[tuple[int, int, int, int]], outputs: list[IO[Any]]) -> Iterator[IO[str]]:
