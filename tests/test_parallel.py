@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
+import signal
 from collections.abc import Callable
 
 import pytest
@@ -217,3 +219,54 @@ def test_by_hash_every_row_is_checked_by_the_worker_of_its_patient(tpi: Run, wri
         assert many.exit_code == 2
         assert f"h.csv:{bad + 1}: {field}" in many.stderr
     assert "_work_hash" in used
+
+
+def _die(index: int) -> parallel.ShardReport:
+    os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+    raise AssertionError("not reached")
+
+
+def _fail(index: int) -> parallel.ShardReport:
+    raise KeyError("a bug in a worker")
+
+
+@pytest.mark.parametrize("round_", ["_work_range", "_work_gather", "_work_hash"])
+@pytest.mark.parametrize("how", [_die, _fail])
+def test_a_worker_that_dies_or_fails_leaves_it_to_one_process(tpi: Run, write: Write, spec_rules: str,
+                                                              monkeypatch: pytest.MonkeyPatch, round_: str,
+                                                              how: Callable[[int], parallel.ShardReport]) -> None:
+    # The parent must not wait for ever for a killed worker, nor print a worker's traceback.
+    order = {"_work_range": "by-patient", "_work_gather": "interleaved", "_work_hash": "interleaved"}[round_]
+    lines = history(120, seed=5, order=order).splitlines(keepends=True)
+    if round_ == "_work_hash":
+        lines[1] = lines[1].rstrip("\n") + '"a, quoted override"\n'
+    path = write("h.csv", "".join(lines))
+    monkeypatch.setattr(parallel, round_, how)
+    used = _spy(monkeypatch)
+    many = _same_report(tpi, path, spec_rules)
+    assert many.exit_code == 1
+    assert how.__name__ in used  # the round ran (and ended early)
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n"])
+@pytest.mark.parametrize("what", ["row", "blank line"])
+def test_a_line_too_long_only_with_its_line_end_is_refused_as_on_one_process(tpi: Run, write: Write,
+                                                                             spec_rules: str, end: str,
+                                                                             what: str) -> None:
+    # The gathering round splits the lines off their "\n"; the reader counts it, and it reads blank
+    # lines too (the gathering round skips them).
+    from tpi_cli.history import MAX_LINE
+
+    lines = history(60, seed=4, order="interleaved").splitlines()
+    lines[0] = lines[0] + ",notes"
+    lines[1:] = [line + ",x" for line in lines[1:]]
+    bad = len(lines) // 2
+    if what == "row":
+        lines[bad] += "x" * (MAX_LINE - len(lines[bad]) - len(end))
+    else:
+        lines.insert(bad, " " * (MAX_LINE - len(end)))
+    body = end.join(lines) + end
+    assert max(len(line) for line in body.splitlines(keepends=True)) == MAX_LINE
+    many = _same_report(tpi, write("h.csv", body), spec_rules)
+    assert many.exit_code == 2
+    assert f"h.csv:{bad + 1}: line longer than 1 MiB" in many.stderr

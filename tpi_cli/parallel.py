@@ -10,14 +10,17 @@ The engine is a pure function of one patient's history, so patients can be valid
   lines and keeps the rows of the patients whose ID hashes to it, grouped by patient in order of
   first appearance (each patient's rows in file order), with their line numbers, and streams them
   through the same reader. Each row is parsed once, by one worker.
-* By hash: otherwise, each worker reads the whole file, checks every row, and keeps the patients
-  whose ID hashes to it, grouped in memory.
+* By hash: otherwise (quoted fields, lone carriage returns, the ID in another column, a row
+  without an ID), each worker reads the whole file and keeps the patients whose ID hashes to it,
+  grouped in memory; it reads another worker's rows only as far as their ID, site, side, drug
+  and dose, and the worker they hash to checks the rest.
 
 In the last two, the parent puts the patients' reports back in order of first appearance.
 
 Workers are forked and write their reports into unnamed temporary files made before the fork
 (nothing is left behind). A bad row anywhere sends the caller back to the sequential path, which
-reports the first one in the file with its line; the report is the same as on one process.
+reports the first one in the file with its line; the report is the same as on one process. So
+does a worker that dies (killed, out of memory): the parent never waits for it for ever.
 """
 
 from __future__ import annotations
@@ -31,7 +34,16 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from tpi_cli.errors import TpiError
-from tpi_cli.history import CONTIGUOUS, GROUPED, SORTED, Prefixed, Restart, _csv_patients, gather_lines
+from tpi_cli.history import (
+    CONTIGUOUS,
+    GROUPED,
+    MAX_LINE,
+    SORTED,
+    Prefixed,
+    Restart,
+    _csv_patients,
+    gather_lines,
+)
 from tpi_cli.model import PatientHistory
 from tpi_cli.results import ValidationCounts, Violation
 from tpi_cli.rules import Rules
@@ -142,7 +154,7 @@ def _guard(work: Callable[[ShardReport], None]) -> ShardReport:
     try:
         work(report)
     except Restart:
-        report.fallback = "patient IDs do not increase"
+        report.fallback = RESTART
     except TpiError:
         report.fallback = "bad input"
     except (MemoryError, RecursionError, ValueError, OSError) as exc:  # pragma: no cover - defensive
@@ -212,7 +224,7 @@ def _gather(index: int, report: ShardReport) -> None:
     with open(job["path"], "rb") as handle:
         data = handle.read()
     if b'"' in data or data.count(b"\r") != data.count(b"\r\n"):
-        report.fallback = "layout"  # quoted fields, or lone carriage returns: not one row a line
+        report.fallback = LAYOUT  # quoted fields, or lone carriage returns: not one row a line
         return
     try:
         text = data.decode("utf-8-sig")
@@ -222,10 +234,13 @@ def _gather(index: int, report: ShardReport) -> None:
     del data
     lines = text.split("\n")
     del text
+    if max(map(len, lines)) + 1 >= MAX_LINE:  # with its line feed, as the reader counts
+        report.fallback = "bad input"  # the sequential path says which line is too long
+        return
     lines.insert(0, "")  # so that lines[k] is the file's line k (the header is line 1)
     order = gather_lines(lines, 2, index, job["shards"])
     if order is None:
-        report.fallback = "layout"  # a row without a patient ID: the sequential path reports it
+        report.fallback = LAYOUT  # a row without a patient ID or a comma: by hash instead
         return
     rows = itertools.chain((lines[1],), map(lines.__getitem__, order))
     _validate_grouped(report, job["outputs"][index],
@@ -236,14 +251,58 @@ def _ignore(violation: Violation) -> None:
     return None
 
 
+DIED = "a worker process died"
+LAYOUT = "not one row a line, or a row without a patient ID"  # by hash instead
+RESTART = "patient IDs do not increase"  # scattered instead
+
+
 def _pool(work: Callable[[int], ShardReport], count: int) -> list[ShardReport]:
+    """``work(0)`` to ``work(count - 1)``, each in a forked process; their reports in order.
+
+    A process that dies before it reports (killed, out of memory) gives a report whose fallback
+    is ``DIED`` instead of leaving the parent waiting for ever. Ctrl-C reaches the whole process
+    group: the workers leave it to the parent, which stops them and says "interrupted" once (no
+    traceback from each worker)."""
     import multiprocessing
 
-    # Ctrl-C reaches the whole process group: the workers leave it to the parent, which stops them
-    # and says "interrupted" once (no traceback from each worker).
-    with multiprocessing.get_context("fork").Pool(count, initializer=signal.signal,
-                                                  initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
-        return pool.map(work, range(count))
+    context = multiprocessing.get_context("fork")
+    processes = []
+    readers = []
+    try:
+        for index in range(count):
+            reader, writer = context.Pipe(duplex=False)
+            process = context.Process(target=_child, args=(work, index, writer), daemon=True)
+            process.start()
+            writer.close()  # the child's copy is the only one left: its death ends the pipe
+            processes.append(process)
+            readers.append(reader)
+        reports = []
+        for reader in readers:
+            try:
+                reports.append(reader.recv())
+            except EOFError:
+                died = ShardReport()
+                died.fallback = DIED
+                reports.append(died)
+        return reports
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+        for reader in readers:
+            reader.close()
+
+
+def _child(work: Callable[[int], ShardReport], index: int, writer: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        report = work(index)
+    except BaseException as exc:  # a bug: one process runs it all again and reports it
+        report = ShardReport()
+        report.fallback = f"internal error ({type(exc).__name__})"
+    writer.send(report)
+    writer.close()
 
 
 def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs: int,
@@ -281,8 +340,8 @@ def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs
             return Outcome(_total(reports), iter(outputs), outputs)
         for output in outputs:
             output.close()
-        if reason == "bad input":
-            return None  # the sequential path names the first bad row
+        if reason is not None and reason != RESTART:
+            return None  # one process names the first bad row (or does it all)
     found = _patient_column(path)
     if found is None:
         return None
@@ -294,7 +353,7 @@ def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs
             grouped = _pool(_work_gather, jobs)
         finally:
             _JOB.clear()
-        if any(report.fallback == "layout" for report in grouped):
+        if {report.fallback for report in grouped if report.fallback} == {LAYOUT}:
             for output in outputs:  # start again, by hash
                 output.seek(0)
                 output.truncate()
