@@ -8,9 +8,12 @@ import os
 import random
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from click.testing import Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import HEADER
 from tpi_cli import parallel
@@ -270,3 +273,60 @@ def test_a_line_too_long_only_with_its_line_end_is_refused_as_on_one_process(tpi
     many = _same_report(tpi, write("h.csv", body), spec_rules)
     assert many.exit_code == 2
     assert f"h.csv:{bad + 1}: line longer than 1 MiB" in many.stderr
+
+
+PADS = ["", " ", "\t", "\u3000", "\x1c", "\x85", "\u2028", "\xa0"]
+BLANKS = ["", " ", "\t", "\u3000", "\x1c", "\x0b", "\x0c", ",,,,,,,,"]
+
+
+@st.composite
+def messy_files(draw: st.DrawFn) -> bytes:
+    """A small history with what a worker could get wrong: line ends, a BOM, padded IDs, blank
+    lines, anonymous and bad rows, quotes, no final line end, non-ASCII IDs."""
+    patients = draw(st.integers(1, 12))
+    ids = [draw(st.sampled_from(["P1", "P2", "Pé", "P\u00e9x", "Q7", "P1 2", "r", "P10", "p1", "P3"])) + str(k)
+           for k in range(patients)]
+    quotes = draw(st.integers(0, 4)) == 0  # a quoted field sends the run by hash, not gathering
+    rows = []
+    for _ in range(draw(st.integers(1, 40))):
+        who = draw(st.integers(0, patients - 1))
+        pad = draw(st.sampled_from(PADS)), draw(st.sampled_from(PADS))
+        pid = pad[0] + ids[who] + pad[1]
+        site = draw(st.sampled_from(SITES))
+        side = "" if site == "interspinous-lumbar" else draw(st.sampled_from(["left", "right", "bilateral", ""]))
+        drug, dose = draw(st.sampled_from(DRUGS))
+        date = f"2026-{draw(st.integers(1, 3)):02d}-{draw(st.integers(1, 28)):02d}"
+        points = str(len(site + side) % 6 + 1)
+        override = draw(st.sampled_from(["", "", "", "ok", '"a, quoted"' if quotes else "ok"]))
+        rows.append(f"{pid},{date},{site},{side},{drug},{dose},{points},70,{override}")
+    change = draw(st.sampled_from(["none", "none", "none", "bad date", "bad weight", "fields", "anonymous",
+                                   "lone cr"]))
+    if change != "none":
+        at = draw(st.integers(0, len(rows) - 1))
+        parts = rows[at].split(",")
+        if change == "bad date":
+            parts[1] = "2026-02-30"
+        elif change == "bad weight":
+            parts[7] = "heavy"
+        elif change == "fields":
+            parts.append("extra")
+        elif change == "anonymous":
+            parts[0] = ""
+        else:
+            parts[8] = "a\rb"
+        rows[at] = ",".join(parts)
+    for _ in range(draw(st.integers(0, 3))):
+        rows.insert(draw(st.integers(0, len(rows))), draw(st.sampled_from(BLANKS)))
+    end = draw(st.sampled_from(["\n", "\r\n"]))
+    text = end.join([HEADER.rstrip("\n"), *rows]) + (end if draw(st.booleans()) else "")
+    return (b"\xef\xbb\xbf" if draw(st.booleans()) else b"") + text.encode("utf-8")
+
+
+@settings(max_examples=40, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=messy_files(), jobs=st.sampled_from(["2", "3"]))
+def test_any_file_gives_the_report_of_one_process(tpi: Run, tmp_path: Path, spec_rules: str, data: bytes,
+                                                  jobs: str) -> None:
+    path = tmp_path / "messy.csv"
+    path.write_bytes(data)
+    _same_report(tpi, str(path), spec_rules, jobs)
