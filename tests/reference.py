@@ -12,9 +12,9 @@ definition in SPEC.md plus the README's "Where SPEC.md is silent" choices:
   those before it, and lets a later injection whose status gets worse hold it back;
 - earliest dates are found by trying every calendar day from ``on`` up to a horizon after which
   nothing can change any more;
-- ``counted`` (README choice 4) is read from the proposal's own evaluation on ``on``: nothing for a
-  rule that does not apply (skip) or is inactive; planned later injections are never in it (they
-  are not before the proposal), even when they make the rule fail;
+- ``counted`` (README choice 4) is read from the proposal's own evaluation on ``on`` (nothing for
+  a rule that does not apply, skip, or is inactive), plus each planned later injection the
+  proposal makes worse and what the rule counted for it besides the proposal;
 - ``validate``'s summary counts the violations not overridden by severity, and the overridden ones;
 - ``next`` asks ``check`` for each row's dry, anesthetic and steroid proposal (the rules'
   ``defaults``), and reads ``steroid_mg_remaining`` from the max-steroid-dose rules' windows
@@ -239,26 +239,29 @@ def _severity(rule: Any, result: str) -> str:
     return result
 
 
-def counted_days(rule: Any, x: Inj, before: list[Inj]) -> list[int]:
-    """The dates ``counted`` lists for ``rule`` evaluating ``x`` against ``before`` (README choice 4),
-    ascending: never ``x``'s own entry; nothing when the rule does not apply to ``x`` (status skip);
-    min-interval: the latest counted injection in scope (passing or not); max-count /
-    max-steroid-dose: those inside the (whole) window at ``x.day``, distinct dates for
-    ``unit: session``; session kinds: the earlier injections of the same day that the rule counts.
-    The rule is assumed active (profiles)."""
+def counted_injections(rule: Any, x: Inj, before: list[Inj]) -> list[Inj]:
+    """The injections ``rule`` counts evaluating ``x`` against ``before`` (README choice 4): never
+    ``x``; nothing when the rule does not apply to ``x`` (status skip); min-interval: the latest
+    counted injection in scope (passing or not); max-count / max-steroid-dose: those inside the
+    (whole) window at ``x.day``; session kinds: the earlier injections of the same day that the
+    rule counts. The rule is assumed active (profiles)."""
     if not in_force(rule, x.day) or x.category not in rule.applies_to:
         return []
     session_kind = rule.kind in ("anesthetic-dose", "max-points", "max-regions")
     counted = [b for b in before if b.category in rule.counts and
                (b.day == x.day if session_kind else in_scope(rule, x, b))]
     if rule.kind == "min-interval":
-        return [max(b.day for b in counted)] if counted else []
+        return [max(counted, key=lambda b: b.day)] if counted else []
     if rule.kind in ("max-count", "max-steroid-dose"):
-        inside = sorted(b.day for b in counted if b.day <= x.day and (rule.window is None or x.day < plus(b.day, rule.window)))
-        if rule.kind == "max-count" and rule.unit == "session":
-            return sorted(set(inside))
-        return inside
-    return sorted(b.day for b in counted)
+        return [b for b in counted if b.day <= x.day and (rule.window is None or x.day < plus(b.day, rule.window))]
+    return counted
+
+
+def counted_days(rule: Any, injections: list[Inj]) -> list[int]:
+    """The dates ``counted`` lists for those injections: ascending, distinct for max-count with
+    ``unit: session``."""
+    days = sorted(b.day for b in injections)
+    return sorted(set(days)) if rule.kind == "max-count" and rule.unit == "session" else days
 
 
 # --- validate ------------------------------------------------------------------------------------
@@ -323,10 +326,22 @@ def check(rules: Any, profiles: frozenset[str], history: Any, site: Any, side: s
         return replace(proposal, day=day)  # the same injection on another day
 
     if counted_on is not None:
-        before_on = [i for i in injections if i.day <= on]
+        cut_on = sum(1 for i in injections if i.day <= on)
         for rule in ref.rules:
-            days = counted_days(rule, proposal, before_on) if active(rule, profiles) else []
-            counted_on[rule.id] = [date.fromordinal(day).isoformat() for day in days]
+            chosen = counted_injections(rule, proposal, injections[:cut_on]) if active(rule, profiles) else []
+            if active(rule, profiles):
+                # a planned injection the proposal makes worse: the rule counted it, and what it
+                # counted with it besides the proposal (the proposal is an interval's latest then)
+                with_proposal = [*injections[:cut_on], proposal, *injections[cut_on:]]
+                for k in range(cut_on, len(injections)):
+                    later, old = injections[k], baseline[(rule.id, k)]
+                    new = status(ref, rule, later, with_proposal[:k + 1], weight_at(later.day))
+                    if old != FAIL and _RANK[new] > _RANK[old] and new in (WARN, FAIL):
+                        if rule.kind != "min-interval":
+                            chosen += counted_injections(rule, later, injections[:k])
+                        chosen.append(later)
+            unique = list({id(i): i for i in chosen}.values())
+            counted_on[rule.id] = [date.fromordinal(day).isoformat() for day in counted_days(rule, unique)]
 
     def rule_status(rule: Any, day: int) -> str:
         if not active(rule, profiles):

@@ -297,3 +297,28 @@ def test_check_table_shows_the_rule_group_whole_with_short_ids(tpi: Run, write: 
     assert "clinical, warn only" in result.stdout
     assert "payer medicare" in result.stdout
     assert "…" not in result.stdout.split("payer profiles")[1].split("tpi supports")[0].replace("...", "")
+
+
+def test_cds_hooks_card_gives_the_date_every_rule_allows(tpi: Run, write: Write) -> None:
+    # Two rules fail: the interval passes from 12 Feb, the count (at most 2 in 3 months) from 1 Apr.
+    # A card that said "allowed from 12 Feb" for the interval would let a clinician act too early.
+    rules = CDS_RULES.replace(
+        "  - {id: pts,",
+        "  - {id: count, kind: max-count, applies_to: any, scope: site, window: 3 months, max: 2, source: \"C\"}\n"
+        "  - {id: pts,", 1).replace(
+        "  triamcinolone: {class: corticosteroid, equivalent_mg: 4}\n",
+        "  triamcinolone: {class: corticosteroid, equivalent_mg: 4}\n  lidocaine: {class: anesthetic, max_mg: 300}\n", 1)
+    history = write("h.csv", HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\n"
+                                      "P1,2026-01-10,trapezius,left,lidocaine,2 mL @ 1%,,,\n")
+    args = ("check", history, "--rules", write("rules.yaml", rules), "--site", "left trapezius", "--drug",
+            "triamcinolone=20mg", "--on", "2026-02-01")
+    document = as_json(tpi(*args, "--format", "json"))
+    assert document["earliest_date"] == "2026-04-01"  # 1 Jan + 3 months: the count drops the 1 Jan one
+    assert {r["id"]: r["earliest_date"] for r in document["rules"] if r["status"] == "fail"} == \
+        {IV: "2026-02-12", "count": "2026-04-01"}
+    cards = as_json(tpi(*args, "--format", "cds-hooks"))["cards"]
+    assert len(cards) == 2
+    for card in cards:
+        assert card["summary"].endswith("allowed from 2026-04-01")
+        assert "- Earliest date every rule allows: 2026-04-01" in card["detail"]
+    assert "- Earliest date this rule passes: 2026-02-12" in cards[0]["detail"]

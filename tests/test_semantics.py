@@ -181,6 +181,30 @@ def test_max_steroid_dose_window_drop(check: Any) -> None:
     assert_verdict(code, document, "allowed", "2027-01-01")  # 40 <= 120
 
 
+def test_counted_names_the_planned_injections_a_proposal_would_break(check: Any) -> None:
+    # SPEC.md: "`counted` lists the dates of the injections that the rule counted." A proposal that
+    # breaks a rule only through a planned (later) injection: that injection, and what the rule
+    # counted with it besides the proposal, are what the rule counted.
+    rules = rules_with("{id: dose, kind: max-steroid-dose, applies_to: [steroid], scope: site, window: 12 months, "
+                       "max_mg: 60}",
+                       "{id: iv, kind: min-interval, applies_to: [steroid], scope: site, interval: 90 days}")
+    args = ("--site", "left trapezius", "--drug", "triamcinolone=50mg")
+    # 50 proposed + 20 planned on 1 Jun = 70 > 60; 1 Mar + 90 days = 30 May, before 1 Jun: the interval passes
+    code, document = check(rules, [row("2025-01-10", dose="5 mg"), row("2026-06-01")], *args, "--on", "2026-03-01")
+    assert rule(document, "dose")["status"] == "fail"
+    assert rule(document, "dose")["counted"] == ["2026-06-01"]  # the 2025 one is outside both windows
+    assert rule(document, "iv")["status"] == "pass"
+    assert rule(document, "iv")["counted"] == ["2025-01-10"]
+    # a planned injection on 1 Apr: 1 Mar is then its latest counted, less than 90 days before
+    code, document = check(rules, [row("2025-12-20", dose="5 mg"), row("2026-04-01", dose="5 mg")], *args,
+                           "--on", "2026-03-25")
+    interval = rule(document, "iv")
+    assert interval["status"] == "fail"
+    assert interval["counted"] == ["2025-12-20", "2026-04-01"]  # its own latest, and the planned one
+    assert rule(document, "dose")["counted"] == ["2025-12-20"]  # 5 + 50 + 5 = 60: within, nothing broken
+    assert code == 1
+
+
 # --- grace (README choices 1 and 2) ------------------------------------------------------------------------
 
 @pytest.mark.parametrize(

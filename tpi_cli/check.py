@@ -23,6 +23,7 @@ from tpi_cli.engine import (
     STATUS_NAMES,
     WARNED,
     PatientIndex,
+    counted_injections,
     counts,
     describe,
     durations_of,
@@ -237,6 +238,21 @@ def _conflict_text(planner: Planner, rule: Rule, day: int, position: int, result
     return f"it would make the planned injection on {later.date.isoformat()} at {later.label} {verb}: {message}"
 
 
+def _counted_with_later(planner: Planner, rule: Rule, target: Injection, k: int, result: tuple[int, ...],
+                        conflicts: list[tuple[int, tuple[int, ...]]]) -> list[int]:
+    """The days of the injections the rule counted: for the proposal, and for each later
+    injection the proposal makes worse, that injection and what the rule counted for it (the
+    proposal aside)."""
+    index = planner.index
+    chosen = counted_injections(index, rule, target, k, result)
+    for position, later in conflicts:
+        injection = index.injections[position]
+        chosen += [i for i in counted_injections(index, rule, injection, position, later, target) if i is not target]
+        chosen.append(injection)
+    days = sorted(i.day for i in {id(i): i for i in chosen}.values())
+    return sorted(set(days)) if rule.kind == MAX_COUNT and rule.unit == SESSION else days
+
+
 def check(rules: Rules, profiles: frozenset[str], history: PatientHistory, proposal: Injection, on: int,
           weight: Ratio | None = None) -> CheckResult:
     """Is ``proposal`` appropriate on ``on``? Every rule's status, earliest day and counts."""
@@ -256,7 +272,10 @@ def check(rules: Rules, profiles: frozenset[str], history: PatientHistory, propo
         result = measure(index, rule, target, k)
         counted, message = describe(index, rule, target, k, result)
         status = result[0]
-        for position, later in planner.conflicts(rule, on):
+        conflicts = planner.conflicts(rule, on)
+        if conflicts:
+            counted = _counted_with_later(planner, rule, target, k, result, conflicts)
+        for position, later in conflicts:
             # The proposal may be outside the rule itself (status skip) and still be counted by
             # it for a later injection, which it must not make newly invalid.
             status = max(status, later[0])

@@ -427,6 +427,19 @@ def _injection_at(index: PatientIndex, position: int, extra: Injection | None) -
     return index.injections[position]
 
 
+def counted_injections(index: PatientIndex, rule: Rule, target: Injection, k: int, result: Measure,
+                       extra: Injection | None = None) -> list[Injection]:
+    """The injections the rule counted for ``target`` (``measure``'s result), the target not
+    among them: the latest counted one of an interval, the window's, or the session's."""
+    if result[0] == SKIP:
+        return []
+    if rule.kind == MIN_INTERVAL:
+        return [] if result[1] == -1 else [_injection_at(index, result[1], extra)]
+    if rule.kind in (MAX_COUNT, MAX_STEROID_DOSE):
+        return _window_injections(index, rule, target, result, extra)
+    return session_before(index, rule, target, k, extra)
+
+
 def _window_injections(index: PatientIndex, rule: Rule, target: Injection, result: Measure,
                        extra: Injection | None) -> list[Injection]:
     found = index.scope_list(rule, target)

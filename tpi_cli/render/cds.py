@@ -26,7 +26,8 @@ def _card(result: CheckResult, outcome: RuleOutcome) -> dict[str, object]:
     indicator = "critical" if failed else "warning"
     where = result.proposal.label
     if failed:
-        when = f"from {iso(outcome.earliest)}" if outcome.earliest is not None else "on no date"
+        # The verdict's date, not this rule's: another rule may pass later (the detail gives both).
+        when = f"from {iso(result.earliest)}" if result.earliest is not None else "on no date"
         summary = f"{rule.id}: not on {iso(result.on)} at {where}; allowed {when}"
     else:
         summary = f"{rule.id}: warning for {where} on {iso(result.on)}"
@@ -38,6 +39,7 @@ def _card(result: CheckResult, outcome: RuleOutcome) -> dict[str, object]:
         "",
         f"- Dates counted: {counted}",
         f"- Earliest date this rule passes: {iso(outcome.earliest) or 'never'}",
+        f"- Earliest date every rule allows: {iso(result.earliest) or 'none'}",
         f"- Source: {_md(rule.source or 'not given in the rules file')}",
         "",
         DISCLAIMER,
