@@ -284,3 +284,22 @@ def test_points_option_takes_ascii_whole_numbers_1_to_1000(tpi: Run, write: Call
                  "--dry", "--points", points, "--on", "2026-11-28")
     assert result.exit_code == 2
     assert "is not a whole number of points from 1 to 1000" in result.stderr
+
+
+def test_default_rules_keep_seven_days_between_wet_injections_with_or_without_steroid(
+        tpi: Run, write: Callable[[str, str], str]) -> None:
+    # A steroid injection is a wet injection too (usually with a local anesthetic): the packaged
+    # anesthetic-interval holds it 7 days after an anesthetic-only one, as it holds another
+    # anesthetic-only one (the steroid interval alone counts only corticosteroid injections).
+    history = write("h.csv", HEADER + "P1,2026-02-02,rhomboid,left,lidocaine,3 mL @ 1%,,,\n")
+    for drug in ("triamcinolone=20mg", "lidocaine=3mL@1%"):
+        result = tpi("check", history, "--site", "left rhomboid", "--drug", drug, "--on", "2026-02-04",
+                     "--format", "json")
+        document = as_json(result)
+        assert result.exit_code == 1
+        assert (document["verdict"], document["earliest_date"]) == ("not-yet", "2026-02-09")
+        (interval,) = [r for r in document["rules"] if r["id"] == "anesthetic-interval"]
+        assert (interval["status"], interval["counted"]) == ("fail", ["2026-02-02"])
+    forecast = as_json(tpi("next", history, "--site", "left rhomboid", "--on", "2026-02-04", "--format", "json"))
+    (row,) = forecast["sites"]
+    assert (row["anesthetic"], row["steroid"]) == ("2026-02-09", "2026-02-09")

@@ -527,6 +527,22 @@ def test_anesthetic_fractions_add_up(check: Any, recorded_mg: str, proposed: str
         assert_verdict(code, document, "allowed", "2026-01-01")
 
 
+@pytest.mark.parametrize(("recorded", "proposed", "shown", "status"), [
+    ("250 mg", "lidocaine=100mg", "116.7%", "fail"),  # 350/300 = 116.66...%: rounded up, never understated
+    ("200 mg", "lidocaine=120mg", "106.7%", "fail"),  # 320/300
+    ("200 mg", "lidocaine=100mg", "100%", "pass"),  # exactly the maximum
+    ("100 mg", "lidocaine=0.1mg", "33.4%", "pass"),  # 100.1/300 = 33.3666...%
+])
+def test_anesthetic_share_in_the_message_is_rounded_up(check: Any, recorded: str, proposed: str, shown: str,
+                                                       status: str) -> None:
+    code, document = check(ANESTHETIC, [row("2026-01-01", drug="lidocaine", dose=recorded)], "--site",
+                           "left infraspinatus", "--drug", proposed, "--on", "2026-01-01")
+    ad = rule(document, "ad")
+    assert ad["status"] == status
+    assert code == (1 if status == "fail" else 0)
+    assert f"local anesthetics at {shown} of the maximum this session" in ad["message"]
+
+
 def test_anesthetic_in_another_session_does_not_count(check: Any) -> None:
     code, document = check(ANESTHETIC, [row("2026-01-01", drug="lidocaine", dose="300 mg")],
                            "--site", "left infraspinatus", "--drug", "lidocaine=300mg", "--on", "2026-01-02")

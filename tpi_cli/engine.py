@@ -408,7 +408,7 @@ def _anesthetic(index: PatientIndex, rule: Rule, target: Injection, k: int, extr
     fraction = anesthetic_fraction(totals, index.weight_at(target.day))
     if fraction is None:
         return (FAIL, -1)
-    per_mille = (fraction.num * 1000) // fraction.den
+    per_mille = -(-fraction.num * 1000 // fraction.den)  # rounded up: the message never understates a dose
     return (PASS if fraction <= Ratio(1) else FAIL, per_mille)
 
 
