@@ -23,6 +23,7 @@ from tpi_cli.engine import (
     STATUS_NAMES,
     WARNED,
     PatientIndex,
+    counted_days,
     counted_injections,
     counts,
     describe,
@@ -249,8 +250,7 @@ def _counted_with_later(planner: Planner, rule: Rule, target: Injection, k: int,
         injection = index.injections[position]
         chosen += [i for i in counted_injections(index, rule, injection, position, later, target) if i is not target]
         chosen.append(injection)
-    days = sorted(i.day for i in {id(i): i for i in chosen}.values())
-    return sorted(set(days)) if rule.kind == MAX_COUNT and rule.unit == SESSION else days
+    return counted_days(rule, list({id(i): i for i in chosen}.values()))
 
 
 def check(rules: Rules, profiles: frozenset[str], history: PatientHistory, proposal: Injection, on: int,

@@ -440,6 +440,14 @@ def counted_injections(index: PatientIndex, rule: Rule, target: Injection, k: in
     return session_before(index, rule, target, k, extra)
 
 
+def counted_days(rule: Rule, injections: list[Injection]) -> list[int]:
+    """What ``counted`` lists for those injections: their dates in order, each date once for a
+    ``max-count`` of sessions."""
+    if rule.kind == MAX_COUNT and rule.unit == SESSION:
+        return sorted({injection.day for injection in injections})
+    return sorted(injection.day for injection in injections)
+
+
 def _window_injections(index: PatientIndex, rule: Rule, target: Injection, result: Measure,
                        extra: Injection | None) -> list[Injection]:
     found = index.scope_list(rule, target)
@@ -495,11 +503,7 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
             rule.severity != WARN else ""
         return [latest.day], f"{what}, less than {rule.interval} before{grace}"
     if kind in (MAX_COUNT, MAX_STEROID_DOSE):
-        days: list[int] = []
-        if counted:
-            chosen = _window_injections(index, rule, target, result, extra)
-            days = sorted({i.day for i in chosen}) if rule.unit == SESSION and kind == MAX_COUNT else \
-                [i.day for i in chosen]
+        days = counted_days(rule, _window_injections(index, rule, target, result, extra)) if counted else []
         extra_counted = extra is not None and counts(rule, target, extra) and result[4] <= extra.day <= target.day
         over = status != PASS
         grace = " (inside the grace period)" if status == WARNED and rule.severity != WARN else ""

@@ -483,7 +483,7 @@ def read_patients(path: str, rules: Rules, *, patient: str | None = None,
                 binary: IO[bytes] = io.BufferedReader(Prefixed(head, handle), buffer_size=1 << 16)
             else:
                 binary = handle
-            yield from _csv_patients(binary, source.name, rules, patient, mode)
+            yield from _csv_patients(text_lines(binary), source.name, rules, patient, mode)
             return
         except Restart as restart:
             mode = restart.mode
@@ -496,9 +496,16 @@ def read_patients(path: str, rules: Rules, *, patient: str | None = None,
             on_restart()
 
 
-def _csv_patients(binary: IO[bytes] | None, file: str, rules: Rules, patient: str | None,
+def text_lines(binary: IO[bytes]) -> Iterator[str]:
+    """A CSV file's lines, with their line ends, decoded as they are read (a line without an end
+    is never read whole: the reader refuses one that long)."""
+    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    return iter(partial(text.readline, MAX_LINE), "")
+
+
+def _csv_patients(lines: Iterator[str], file: str, rules: Rules, patient: str | None,
                   mode: str, shard: tuple[int, int] | None = None,
-                  numbers: Sequence[int] | None = None, rows: Iterator[str] | None = None) -> Iterator[PatientHistory]:
+                  numbers: Sequence[int] | None = None) -> Iterator[PatientHistory]:
     """The CSV reader: rows parsed (through caches) and merged into patients as they are read.
 
     ``SORTED`` and ``CONTIGUOUS`` stream: a patient is given as soon as the next one starts;
@@ -508,18 +515,11 @@ def _csv_patients(binary: IO[bytes] | None, file: str, rules: Rules, patient: st
     ``k`` of ``n``: the other patients' rows are read only as far as their patient ID, site,
     side, drug and dose (the worker their ID hashes to checks the rest). ``numbers``: the rows
     were gathered from a larger file, one line each; row ``i`` is that file's line ``numbers[i]``
-    (errors and first appearance then refer to the file). ``rows``: the lines
-    already decoded (the header first), read instead of ``binary``."""
+    (errors and first appearance then refer to the file). ``lines``: the header first
+    (``text_lines``, or lines already decoded)."""
     grouped = mode == GROUPED
     remember = mode == CONTIGUOUS
     early = shard is not None
-    lines: Iterator[str]
-    if rows is not None:
-        lines = rows
-    else:
-        assert binary is not None
-        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-        lines = iter(partial(text.readline, MAX_LINE), "")  # a line without an end is never read whole
     number = 0  # lines read so far
     try:
         header: list[str] | None = None

@@ -43,6 +43,7 @@ from tpi_cli.history import (
     Restart,
     _csv_patients,
     gather_lines,
+    text_lines,
 )
 from tpi_cli.model import PatientHistory
 from tpi_cli.results import ValidationCounts, Violation
@@ -156,10 +157,8 @@ def _guard(work: Callable[[ShardReport], None]) -> ShardReport:
     except Restart:
         report.fallback = RESTART
     except TpiError:
-        report.fallback = "bad input"
-    except (MemoryError, RecursionError, ValueError, OSError) as exc:  # pragma: no cover - defensive
-        report.fallback = type(exc).__name__
-    return report
+        report.fallback = BAD_INPUT
+    return report  # any other exception: _child reports it
 
 
 def _work_range(index: int) -> ShardReport:
@@ -174,7 +173,7 @@ def _work_range(index: int) -> ShardReport:
         with open(job["path"], "rb") as handle:
             handle.seek(start)
             stream = io.BufferedReader(Prefixed(job["header"], handle, end - start), buffer_size=1 << 16)
-            for history in _csv_patients(stream, job["name"], job["rules"], None, SORTED):
+            for history in _csv_patients(text_lines(stream), job["name"], job["rules"], None, SORTED):
                 _tally(report, history, validator.patient(history), write)
         out.flush()
 
@@ -189,7 +188,7 @@ def _work_hash(index: int) -> ShardReport:
     def work(report: ShardReport) -> None:
         with open(job["path"], "rb") as handle:
             _validate_grouped(report, job["outputs"][index],
-                              _csv_patients(handle, job["name"], job["rules"], None, GROUPED,
+                              _csv_patients(text_lines(handle), job["name"], job["rules"], None, GROUPED,
                                             shard=(index, job["shards"])))
 
     return _guard(work)
@@ -229,13 +228,13 @@ def _gather(index: int, report: ShardReport) -> None:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        report.fallback = "bad input"
+        report.fallback = BAD_INPUT
         return
     del data
     lines = text.split("\n")
     del text
     if max(map(len, lines)) + 1 >= MAX_LINE:  # with its line feed, as the reader counts
-        report.fallback = "bad input"  # the sequential path says which line is too long
+        report.fallback = BAD_INPUT  # the sequential path says which line is too long
         return
     lines.insert(0, "")  # so that lines[k] is the file's line k (the header is line 1)
     order = gather_lines(lines, 2, index, job["shards"])
@@ -244,13 +243,14 @@ def _gather(index: int, report: ShardReport) -> None:
         return
     rows = itertools.chain((lines[1],), map(lines.__getitem__, order))
     _validate_grouped(report, job["outputs"][index],
-                      _csv_patients(None, job["name"], job["rules"], None, CONTIGUOUS, numbers=order, rows=rows))
+                      _csv_patients(rows, job["name"], job["rules"], None, CONTIGUOUS, numbers=order))
 
 
 def _ignore(violation: Violation) -> None:
     return None
 
 
+BAD_INPUT = "bad input"  # one process names the first bad row
 DIED = "a worker process died"
 LAYOUT = "not one row a line, or a row without a patient ID"  # by hash instead
 RESTART = "patient IDs do not increase"  # scattered instead

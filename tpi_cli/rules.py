@@ -362,8 +362,9 @@ class _Validator:
         if key not in mapping or mapping[key] is None:
             return None
         value = mapping[key]
-        if isinstance(value, YNumber) and _leading_zero(str(value).strip()):
-            self.error(self.line_of(mapping, key), f"{where}: {key}: {_leading_zero_message(str(value).strip())}")
+        text = str(value).strip() if isinstance(value, YNumber) else ""  # a YNumber is its YAML text
+        if _leading_zero(text):
+            self.error(self.line_of(mapping, key), f"{where}: {key}: {_leading_zero_message(text)}")
             return None
         if isinstance(value, bool) or not isinstance(value, int) or isinstance(value, YNumber):
             self.error(self.line_of(mapping, key), f"{where}: {key} must be a whole number, got {_type_name(value)}")

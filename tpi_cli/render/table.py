@@ -56,6 +56,12 @@ def short_source(source: str | None, limit: int = 90) -> str:
     return source if len(source) <= limit else source[: limit - 1].rstrip() + "…"
 
 
+def _rule_width(rules: list[Rule]) -> int:
+    """The rule column: as wide as the longest id or group line ("payer medicare"), at most 26."""
+    return min(max((max(len(rule.id), len(rule_group(rule.profiles, rule.severity))) for rule in rules),
+                   default=10), 26)
+
+
 def check_renderable(result: CheckResult) -> list[Table | Text]:
     parts: list[Table | Text] = [_verdict(result)]
     drugs = ", ".join(
@@ -69,8 +75,7 @@ def check_renderable(result: CheckResult) -> list[Table | Text]:
     parts.append(_text(f"payer profiles: {profiles}", style="dim"))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True)
     shown = [outcome for outcome in result.rules if outcome.status != "skip"]
-    width = min(max((max(len(o.rule.id), len(rule_group(o.rule.profiles, o.rule.severity))) for o in shown),
-                    default=10), 26)
+    width = _rule_width([outcome.rule for outcome in shown])
     table.add_column("", no_wrap=True, min_width=4)
     table.add_column("rule", no_wrap=True, min_width=width, max_width=width, overflow="ellipsis")
     table.add_column("why", overflow="fold", ratio=1)
@@ -251,8 +256,7 @@ def print_rules(rules: Rules, profiles: frozenset[str], out: Console | None = No
                      right=set())
         return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True)
-    width = min(max((max(len(rule.id), len(rule_group(rule.profiles, rule.severity))) for rule in rules.rules),
-                    default=10), 26)
+    width = _rule_width(rules.rules)
     table.add_column("active", no_wrap=True)
     table.add_column("rule", no_wrap=True, min_width=width, max_width=width, overflow="ellipsis")
     table.add_column("applies, scope, limit", overflow="fold", ratio=3)
