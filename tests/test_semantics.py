@@ -340,6 +340,73 @@ def test_bilateral_dose_counts_in_full_on_each_side(check: Any, recorded_side: s
     assert code == (0 if status == "pass" else 1)
 
 
+def test_a_bilateral_or_unknown_side_injection_counts_both_sides_together(check: Any, validate: Any) -> None:
+    # README choice 5: SPEC.md's overlap is pairwise, so a site rule evaluating a bilateral (or
+    # unspecified) injection counts the left and the right injections in one total, the safe
+    # reading (it never counts less than a per-side total would).
+    rules = rules_with("{id: dose, kind: max-steroid-dose, applies_to: [steroid], scope: site, window: 12 months, "
+                       "max_mg: 60}")
+    rows = [row("2025-01-01", side="left", dose="40 mg"), row("2025-01-02", side="right", dose="10 mg")]
+    code, document = check(rules, rows, "--site", "trapezius", "--side", "bilateral", "--drug", "triamcinolone=10mg",
+                           "--on", "2025-02-01")
+    assert rule(document, "dose")["status"] == "pass"  # 40 + 10 + 10 = 60, on the limit
+    code, document = check(rules, rows, "--site", "trapezius", "--side", "bilateral", "--drug", "triamcinolone=20mg",
+                           "--on", "2025-02-01")
+    assert rule(document, "dose")["counted"] == ["2025-01-01", "2025-01-02"]
+    assert_verdict(code, document, "not-yet", "2026-01-01")  # 70 > 60 until the left 40 mg drops out
+    code, document = validate(rules, [*rows, row("2025-03-01", side="", dose="20 mg")])
+    (violation,) = document["violations"]
+    assert violation["message"] == ("70 mg triamcinolone-equivalent at trapezius (side unspecified) in 12 months "
+                                    "(50 before + 20 now), more than 60 mg")
+    assert code == 1
+
+
+def test_a_proposal_on_a_recorded_injections_date_site_and_side_is_a_second_injection(check: Any,
+                                                                                       validate: Any) -> None:
+    # README choice 23: the proposal comes after the day's history injections and is not merged into
+    # the recorded one (a second needle that day); in a history the same two rows are one injection
+    rules = rules_with("{id: iv, kind: min-interval, applies_to: [steroid, anesthetic], scope: site, "
+                       "interval: 7 days}")
+    rows = [row("2025-03-02", dose="20 mg")]
+    code, document = check(rules, rows, "--site", "left trapezius", "--drug", "lidocaine=30mg", "--on", "2025-03-02")
+    assert rule(document, "iv")["counted"] == ["2025-03-02"]
+    assert_verdict(code, document, "not-yet", "2025-03-09")
+    code, document = validate(rules, [*rows, row("2025-03-02", drug="lidocaine", dose="30 mg")])
+    assert (code, document["injections"], document["violations"]) == (0, 1, [])
+
+
+def test_a_dose_message_shows_enough_decimals_to_be_over_the_limit(check: Any) -> None:
+    # 30 mg + 1 mcg is over a 30 mg cap (exact arithmetic); "30 mg ..., more than 30 mg" would read as a
+    # contradiction, so the message shows as many decimals as it takes
+    rules = rules_with("{id: dose, kind: max-steroid-dose, applies_to: [steroid], scope: site, max_mg: 30}")
+    rows = [row("2025-01-01", dose="30 mg")]
+    for dose, total, now in (("1mcg", "30.001", "0.001"), ("4mcg", "30.004", "0.004"), ("6mcg", "30.01", "0.01"),
+                             ("1mg", "31", "1")):
+        code, document = check(rules, rows, "--site", "left trapezius", "--drug", f"triamcinolone={dose}",
+                               "--on", "2025-03-01")
+        assert rule(document, "dose")["message"] == (f"{total} mg triamcinolone-equivalent at left trapezius in all "
+                                                     f"(30 before + {now} now), more than 30 mg")
+        assert_verdict(code, document, "blocked", None)
+    # within the limit: 2 decimals, as everywhere
+    code, document = check(rules, [row("2025-01-01", dose="10 mg")], "--site", "left trapezius",
+                           "--drug", "dexamethasone=1mg", "--on", "2025-03-01")
+    assert rule(document, "dose")["message"] == ("15.33 mg triamcinolone-equivalent at left trapezius in all "
+                                                 "(10 before + 5.33 now), at most 30 mg")
+
+
+def test_a_count_message_names_an_evaluated_injection_the_rule_does_not_count(check: Any) -> None:
+    # SPEC.md: the evaluated injection is always included; a steroid one under a rule that counts
+    # local anesthetic injections is not called one of them
+    rules = rules_with("{id: b, kind: max-count, applies_to: [steroid], counts: [anesthetic], scope: patient, "
+                       "window: 12 months, max: 1}")
+    rows = [row("2025-02-01", side="right", drug="lidocaine", dose="20 mg")]
+    code, document = check(rules, rows, "--site", "left trapezius", "--drug", "triamcinolone=10mg",
+                           "--on", "2025-03-01")
+    assert rule(document, "b")["message"] == ("2 injections in 12 months: 1 local anesthetic injection and this "
+                                              "corticosteroid one, more than 1")
+    assert_verdict(code, document, "not-yet", "2026-02-01")
+
+
 # --- sites without sides ----------------------------------------------------------------------------------------
 
 def test_lateral_false_site_has_no_sides(check: Any) -> None:

@@ -508,19 +508,25 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
         over = status != PASS
         grace = " (inside the grace period)" if status == WARNED and rule.severity != WARN else ""
         if kind == MAX_COUNT:
+            limit = f"{', more than ' if over else ', at most '}{rule.max}{grace}"
+            if rule.unit != SESSION and target.category not in rule.counts:  # counted all the same (SPEC.md)
+                others = result[3] - 1
+                text = (f"{result[3]} injections{_where(rule, target)}{_within(rule)}: {others} "
+                        f"{_kind_words(rule)}injection{'' if others == 1 else 's'} and this "
+                        f"{CATEGORY_WORDS[target.category]} one{limit}")
+                return days, text
             noun = ("session" if rule.unit == SESSION else f"{_kind_words(rule)}injection") + \
                 ("" if result[3] == 1 else "s")
-            text = (f"{result[3]} {noun}{_where(rule, target)}{_within(rule)}, this one included"
-                    f"{', more than ' if over else ', at most '}{rule.max}{grace}")
-            return days, text
+            return days, f"{result[3]} {noun}{_where(rule, target)}{_within(rule)}, this one included{limit}"
         scale = rules.ref_scale
         share = extra.ref if extra is not None and extra_counted else None  # the proposal's, for a later injection
         before = result[3] - target.ref - (share or 0)
         assert rule.max_mg is not None
-        proposed = f"{decimal_text(share, scale)} proposed + " if share is not None else ""
-        text = (f"{decimal_text(result[3], scale)} mg {rules.reference_steroid.name}-equivalent"
-                f"{_where(rule, target)}{_within(rule)} ({decimal_text(before, scale)} before + {proposed}"
-                f"{decimal_text(target.ref, scale)} now){', more than ' if over else ', at most '}"
+        places = _places(result[3], rule.max_ref, scale) if over else 2
+        proposed = f"{decimal_text(share, scale, places)} proposed + " if share is not None else ""
+        text = (f"{decimal_text(result[3], scale, places)} mg {rules.reference_steroid.name}-equivalent"
+                f"{_where(rule, target)}{_within(rule)} ({decimal_text(before, scale, places)} before + {proposed}"
+                f"{decimal_text(target.ref, scale, places)} now){', more than ' if over else ', at most '}"
                 f"{rule.max_mg.decimal_text(3)} mg{grace}")
         return days, text
     session = session_before(index, rule, target, k, extra)
@@ -535,6 +541,15 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
         noun = "region" if result[1] == 1 else "regions"
         return days, f"{result[1]} {noun} this session ({', '.join(regions)}), {verb} {rule.max}"
     return days, _anesthetic_text(index, session, target, result)
+
+
+def _places(total: int, limit: int, scale: int) -> int:
+    """Decimal places that show a total over its limit as over it: 2, or more when rounding to 2
+    would show it on the limit (30.001 mg, not "30 mg, more than 30 mg")."""
+    places = 2
+    while places < 12 and (total * 10**places * 2 + scale) // (2 * scale) * scale <= limit * 10**places:
+        places += 1
+    return places
 
 
 def _anesthetic_text(index: PatientIndex, session: list[Injection], target: Injection, result: Measure) -> str:
