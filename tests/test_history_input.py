@@ -598,6 +598,52 @@ def test_json_bad_input(tpi: Run, write: Write, spec_rules: str, text: str, line
     assert_bad_input(validate(tpi, path, spec_rules), path, line, field, *words)
 
 
+PRETTY_PATIENT = {"patient_id": "P1", "weight_kg": 70, "injections": [
+    {"date": "2026-01-05", "site": "trapezius", "side": "left", "points": 2,
+     "drugs": [{"name": "lidocaine", "dose": "3 mL @ 1%"}, {"name": "triamcinolone", "dose": "20 mg"}]},
+    {"date": "2026-02-05", "site": "infraspinatus", "side": "right", "drugs": []}]}
+
+PRETTY_ERRORS = [  # (what to change, the bad value, its field)
+    (("injections", 1, "site"), "infraspinatos", "site"),
+    (("injections", 1, "date"), "2026-02-30", "date"),
+    (("injections", 0, "drugs", 1, "name"), "kenalgo", "drug"),
+    (("injections", 0, "drugs", 1, "dose"), "20", "dose"),
+    (("injections", 0, "points"), True, "points"),
+    (("injections", 0, "colour"), "blue", "colour"),
+    (("weight_kg",), "heavy", "weight_kg"),
+]
+
+
+@pytest.mark.parametrize(("where", "value", "field"), PRETTY_ERRORS, ids=[case[2] for case in PRETTY_ERRORS])
+@pytest.mark.parametrize("shape", ["patient", "list of patients", "rows"])
+def test_json_errors_name_the_line_of_the_field(tpi: Run, write: Write, spec_rules: str, where: tuple[Any, ...],
+                                                value: Any, field: str, shape: str) -> None:
+    # SPEC.md: "naming the file, line and field": in pretty-printed JSON, the field's own line (not
+    # the line where its object starts)
+    patient = json.loads(json.dumps(PRETTY_PATIENT))
+    node = patient
+    for step in where[:-1]:
+        node = node[step]
+    node[where[-1]] = value
+    document: Any = patient
+    if shape == "list of patients":
+        document = [{"patient_id": "P0", "injections": []}, patient]
+    elif shape == "rows":  # the same injections as flat rows
+        if where[-1] == "colour":
+            pytest.skip("a row ignores keys it does not know, like extra CSV columns")
+        document = []
+        for injection in patient["injections"]:
+            base = {k: v for k, v in injection.items() if k != "drugs"}
+            base = {"patient_id": "P1", "weight_kg": patient["weight_kg"], **base}
+            for drug in injection["drugs"] or [{"name": "", "dose": ""}]:
+                document.append({**base, "drug": drug["name"], "dose": drug["dose"]})
+    text = json.dumps(document, indent=2)
+    marker = f'"{where[-1] if where[-1] != "name" or shape != "rows" else "drug"}": {json.dumps(value)}'
+    line = text[:text.index(marker)].count("\n") + 1
+    path = write("h.json", text)
+    assert_bad_input(validate(tpi, path, spec_rules), path, line, field)
+
+
 def test_non_utf8_in_json(tpi: Run, tmp_path: Path, spec_rules: str) -> None:
     path = write_bytes(tmp_path, "h.json", patient_json(GOOD_INJECTION, '  {"date": "2026-03-05", "site": "L trap"}')
                        .replace("2026-03-05", "2026-03-05\xe9").encode("latin-1"))

@@ -302,6 +302,37 @@ def test_python_tag_deep_in_the_file_is_refused_with_its_line() -> None:
     assert errors[0].startswith(f"{PATH}:12: unsupported YAML tag")
 
 
+def test_a_refused_tag_or_duplicate_key_does_not_hide_the_other_errors() -> None:
+    # SPEC.md: `rules check` gives every error. A tag or a duplicate key is refused where it is, and
+    # the rest of the file is still checked (nothing is said about what stood in for the refused value)
+    text = edit("interval: 6 weeks", "interval: 6",
+                edit("  saline: {class: other}", "  saline: !!python/object:collections.OrderedDict {class: other}",
+                     edit("max: 8,", "max: !custom 8,", edit("version: 1", "version: 1\nversion: 1"))))
+    errors = errors_of(text)
+    assert [error.split(": ", 1)[0].rsplit(":", 1)[1] for error in errors] == ["2", "13", "25", "31"]
+    assert "duplicate key 'version'" in errors[0]
+    assert "unsupported YAML tag" in errors[1]
+    assert "python/object" in errors[1]
+    assert "interval" in errors[2]
+    assert "unsupported YAML tag '!custom'" in errors[3]
+
+
+def test_a_key_that_is_not_a_text_is_refused_with_the_rest(tmp_path: Path) -> None:
+    errors = errors_of(edit("  saline: {class: other}", "  saline: {class: other, [1]: 2}",
+                            edit("max: 8,", "max: yes,")))
+    assert [error.split(": ", 1)[0].rsplit(":", 1)[1] for error in errors] == ["12", "30"]
+    assert "a key must be a text" in errors[0]
+
+
+def test_a_rule_id_too_long_says_so() -> None:
+    (error,) = errors_of(with_rule("{id: " + "a" * 81 + ", kind: max-count, applies_to: [steroid], scope: site, "
+                                   "max: 3}"))
+    assert "must be a slug of at most 80 characters" in error
+    assert "a" * 41 not in error  # the id is cut in the message
+    assert parse_rules(with_rule("{id: " + "a" * 80 + ", kind: max-count, applies_to: [steroid], scope: site, "
+                                 "max: 3}"), PATH).rules[0].id == "a" * 80
+
+
 def test_anchors_and_aliases_work() -> None:
     text = with_rule("{id: a, kind: max-count, applies_to: &cats [steroid, anesthetic], scope: site, max: 3}\n"
                      "  - {id: b, kind: max-count, applies_to: *cats, scope: patient, max: 3}")
@@ -361,6 +392,32 @@ def test_rules_check_prints_every_error_and_exits_2(tpi: Callable[..., Result],
     for line, number in zip(lines, (7, 24, 30), strict=True):
         assert f"{path}:{number}: " in line
     assert "Traceback" not in result.stderr
+
+
+def test_rules_check_names_the_line_of_each_refused_tag(tpi: Callable[..., Result],
+                                                       write: Callable[[str, str], str]) -> None:
+    path = write("bad.yaml", edit("max: 8,", "max: !custom 8,", edit("interval: 6 weeks", "interval: 6")))
+    result = tpi("rules", "check", path)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert [line.split(": ", 1)[0] for line in result.stderr.splitlines()] == [f"{path}:24", f"{path}:30"]
+
+
+@pytest.mark.parametrize(("env", "args", "expected"), [
+    ({"TPI_RULES": "no-such-rules.yaml"}, [], "no-such-rules.yaml: $TPI_RULES: no such rules file"),
+    ({}, ["--rules", "no-such-rules.yaml"], "no-such-rules.yaml: --rules: no such rules file"),
+    ({"TPI_PROFILE": "medicar"}, [], "$TPI_PROFILE: unknown profile 'medicar'"),
+    ({}, ["--profile", "medicar"], "--profile: unknown profile 'medicar'"),
+    ({"TPI_PROFILE": "medicar"}, ["--profile", "medicare"], None),  # the option wins over the variable
+])
+def test_errors_name_the_environment_variable_the_value_came_from(tpi: Callable[..., Result], env: dict[str, str],
+                                                                 args: list[str], expected: str | None) -> None:
+    history = str(REPO / "examples" / "history.csv")
+    result = tpi("check", history, "--site", "left trapezius", "--dry", "--on", "2026-11-28", *args, env=env)
+    if expected is None:
+        assert result.exit_code == 0, result.stderr
+        return
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"tpi: error: {expected}")
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -585,7 +585,7 @@ def test_a_missing_header_is_not_quoted_back(tpi: Callable[..., Result], tmp_pat
 @pytest.mark.parametrize(("value", "line", "message"), [
     ("9" * 5000, 2, "a number of 5000 digits (tpi reads at most 40)"),
     ("-" + "9" * 500, 2, "a number of 500 digits (tpi reads at most 40)"),
-    ("1" + "0" * 500 + ".5", 1, f"weight_kg: '{'1' + '0' * 58}…' is not a number tpi accepts"),
+    ("1" + "0" * 500 + ".5", 2, f"weight_kg: '{'1' + '0' * 58}…' is not a number tpi accepts"),
 ])
 def test_json_numbers_too_long_are_refused_shortly(tpi: Callable[..., Result], tmp_path: Path, value: str, line: int,
                                                    message: str) -> None:

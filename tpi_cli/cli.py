@@ -123,6 +123,7 @@ def handles_errors(command: F) -> F:
                 sys.stdout.flush()  # a report that cannot be written whole is an error (below)
             return result
         except TpiError as exc:
+            _name_the_environment(exc)
             raise BadInput(str(exc)) from None
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
@@ -144,6 +145,21 @@ def handles_errors(command: F) -> F:
                            "that caused it (set TPI_DEBUG=1 for the traceback)") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+_FROM_ENVIRONMENT = {"--rules": ("rules_path", "$TPI_RULES"), "--profile": ("profiles", "$TPI_PROFILE")}
+
+
+def _name_the_environment(exc: Any) -> None:
+    """An error about --rules or --profile whose value came from the environment names the
+    variable the user set, not the option they did not give."""
+    found = _FROM_ENVIRONMENT.get(exc.field or "")
+    context = click.get_current_context(silent=True)
+    if found is not None and context is not None:
+        from click.core import ParameterSource
+
+        if context.get_parameter_source(found[0]) == ParameterSource.ENVIRONMENT:
+            exc.field = found[1]
 
 
 def _is_output_error(exc: OSError) -> bool:

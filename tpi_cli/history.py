@@ -840,7 +840,7 @@ class _JsonRows:
 
     def relocate(self, exc: TpiError) -> TpiError:
         if exc.line is not None and exc.line < 0:
-            exc.line = self.locate.line(self.paths[-exc.line - 1])
+            exc.line = self.locate.line(self.paths[-exc.line - 1], exc.field)
         return exc
 
     def __iter__(self) -> Iterator[_Row | _PatientOnly]:
@@ -848,7 +848,7 @@ class _JsonRows:
         parser = RowParser(self.rules, self.file)
 
         def fail(path: tuple[int | str, ...], field: str | None, message: str) -> TpiError:
-            return TpiError(message, file=self.file, line=self.locate.line(path), field=field)
+            return TpiError(message, file=self.file, line=self.locate.line(path, field), field=field)
 
         def row(item: dict[str, Any], path: tuple[int | str, ...]) -> _Row:
             self.paths.append(path)
@@ -949,7 +949,7 @@ def _json_patient_only(item: dict[str, Any], path: tuple[int | str, ...], parser
         patient_id = parser.text(fields[0], ref, "patient_id")
         weight = parser.weight(fields[COLUMNS.index("weight_kg")], ref)
     except TpiError as exc:
-        exc.line = fail(path, None, "").line
+        exc.line = fail(path, exc.field, "").line
         raise
     return _PatientOnly(patient_id, ref, weight)
 
@@ -963,7 +963,7 @@ def _json_row(item: dict[str, Any], path: tuple[int | str, ...], parser: RowPars
     try:
         return parser.parse(fields, ref)
     except TpiError as exc:
-        exc.line = fail(path, None, "").line
+        exc.line = fail(path, exc.field, "").line
         raise
 
 

@@ -488,17 +488,22 @@ def _not_utf8(path: str, shown: str) -> TpiError:
 
 
 def parse_rules(text: str, path: str) -> Rules:
-    from tpi_cli.yamlnodes import load
+    from tpi_cli.yamlnodes import load_noting
 
-    return build_rules(load(text, path), path)
+    document, refused = load_noting(text, path)
+    return build_rules(document, path, refused)
 
 
-def build_rules(document: Any, path: str) -> Rules:
-    """Validate a loaded rules document (located data: see ``tpi_cli.yamlnodes``)."""
+def build_rules(document: Any, path: str, refused: list[TpiError] | None = None) -> Rules:
+    """Validate a loaded rules document (located data: see ``tpi_cli.yamlnodes``). ``refused``: what
+    the YAML layer refused (a tag, a duplicate key), reported with the rest; the schema's own
+    complaints on those lines (about what stands in for the refused value) are left out."""
     check = _Validator(path)
     rules = _build(document, check)
-    if check.errors or rules is None:
-        errors = sorted(check.errors[:MAX_ERRORS], key=lambda e: e.line or 0) + check.errors[MAX_ERRORS:]
+    if refused or check.errors or rules is None:
+        lines = {error.line for error in refused or ()}
+        found = [*(refused or ()), *(error for error in check.errors if error.line not in lines)]
+        errors = sorted(found[:MAX_ERRORS], key=lambda e: e.line or 0) + found[MAX_ERRORS:]
         raise RulesError(errors or [TpiError("not a rules file", file=path)])
     return rules
 
@@ -743,7 +748,9 @@ def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
     before = len(check.errors)
     rule_id = check.text(entry, "id", "rule", required=True)
     if rule_id is not None and not _ID.match(rule_id):
-        check.error(check.line_of(entry, "id"), f"rule id {rule_id!r} must be a slug (letters, digits, '-', '.', '_')")
+        check.error(check.line_of(entry, "id"),
+                    f"rule id {rule_id[:40]!r}{'...' if len(rule_id) > 40 else ''} must be a slug of at most 80 "
+                    "characters (letters, digits, '-', '.', '_'; a letter or digit first)")
     where = f"rule {rule_id!r}" if rule_id else "rule"
     kind = entry.get("kind")
     if kind is None:

@@ -6,7 +6,10 @@ become :class:`YMap` (a dict that knows the line of each key), sequences :class:
 ``str``, ``int``, ``bool``, ``None``, :class:`datetime.date` or :class:`YNumber` (a decimal kept as
 its text, so ``0.75`` stays exact). YAML 1.1 surprises survive as what YAML made of them (``no`` is
 ``False``); the rules validator then refuses a wrong type with the line. Aliases are shared, not
-copied, so a "billion laughs" document stays small.
+copied, so a "billion laughs" document stays small. A node with an unsupported tag, a duplicate
+key or a key that is not a text is an error noted with its line, and the rest of the document is
+still converted (``REFUSED`` stands for what was refused), so that ``tpi rules check`` can list
+every error of the file, not only the first.
 """
 
 from __future__ import annotations
@@ -23,6 +26,18 @@ MAX_DEPTH = 40
 MAX_BYTES = 16 * 1024 * 1024
 
 _TAG = "tag:yaml.org,2002:"
+
+
+class _Refused:
+    """What stands in for a node tpi refused (its error is already noted, with its line)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "REFUSED"
+
+
+REFUSED = _Refused()
 
 
 class YNumber(str):
@@ -52,11 +67,15 @@ class _Converter:
         self.yaml = yaml
         self.path = path
         self.memo: dict[int, Any] = {}
-        self.errors: list[TpiError] = []
+        self.errors: list[TpiError] = []  # the recoverable ones, in the order found
         self.flattener = yaml.SafeLoader("")
 
     def fail(self, node: yaml.Node, message: str) -> TpiError:
         return TpiError(message, file=self.path, line=_line(node))
+
+    def refuse(self, node: yaml.Node, message: str) -> _Refused:
+        self.errors.append(self.fail(node, message))
+        return REFUSED
 
     def convert(self, node: yaml.Node, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
@@ -68,7 +87,7 @@ class _Converter:
             return self._mapping(node, depth)
         if isinstance(node, self.yaml.SequenceNode):
             if node.tag != _TAG + "seq":
-                raise self.fail(node, f"unsupported YAML tag {node.tag!r}")
+                return self.refuse(node, f"unsupported YAML tag {node.tag!r}")
             items = YList()
             items.line = _line(node)
             items.item_lines = []
@@ -79,19 +98,26 @@ class _Converter:
             return items
         return self._scalar(node)
 
-    def _mapping(self, node: yaml.MappingNode, depth: int) -> YMap:
+    def _mapping(self, node: yaml.MappingNode, depth: int) -> YMap | _Refused:
         if node.tag != _TAG + "map":
-            raise self.fail(node, f"unsupported YAML tag {node.tag!r}")
+            return self.refuse(node, f"unsupported YAML tag {node.tag!r}")
         own: set[str] = set()
+        skip: set[int] = set()  # the key nodes refused: the first of duplicate keys is kept
         for key_node, _ in node.value:
             if key_node.tag == _TAG + "merge":
                 continue
             key = self._scalar(key_node) if isinstance(key_node, self.yaml.ScalarNode) else None
             if not isinstance(key, str):
-                raise self.fail(key_node, "a key must be a text (quote it)")
-            if key in own:
-                raise self.fail(key_node, f"duplicate key {key!r}")
-            own.add(key)
+                if key is not REFUSED:
+                    self.refuse(key_node, "a key must be a text (quote it)")
+                skip.add(id(key_node))
+            elif key in own:
+                self.refuse(key_node, f"duplicate key {key!r}")
+                skip.add(id(key_node))
+            else:
+                own.add(key)
+        if skip:
+            node.value = [pair for pair in node.value if id(pair[0]) not in skip]
         try:
             self.flattener.flatten_mapping(node)  # resolves `<<` merge keys (merged first, own keys after)
         except self.yaml.YAMLError as exc:
@@ -102,8 +128,10 @@ class _Converter:
         self.memo[id(node)] = result
         for key_node, value_node in node.value:
             key = self._scalar(key_node) if isinstance(key_node, self.yaml.ScalarNode) else None
-            if not isinstance(key, str):
-                raise self.fail(key_node, "a key must be a text (quote it)")
+            if not isinstance(key, str):  # from a merged mapping
+                if key is not REFUSED:
+                    self.refuse(key_node, "a key must be a text (quote it)")
+                continue
             result[key] = self.convert(value_node, depth + 1)  # an own key overrides a merged one
             result.key_lines[key] = _line(key_node)
         return result
@@ -122,7 +150,7 @@ class _Converter:
                     len(text) > 1 and text.startswith("0")):
                 return YNumber(text)  # octal, hex, sexagesimal: left for the validator to refuse
             if len(text) > 18:
-                raise self.fail(node, f"number {text[:20]!r}... is too long")
+                return self.refuse(node, f"number {text[:20]!r}... is too long")
             return int(text)
         if tag == _TAG + "float":
             return YNumber(text)
@@ -131,7 +159,7 @@ class _Converter:
                 return dt.date.fromisoformat(text[:10]) if len(text) >= 10 else YNumber(text)
             except ValueError:
                 return text
-        raise self.fail(node, f"unsupported YAML tag {tag!r}")
+        return self.refuse(node, f"unsupported YAML tag {tag!r}")
 
 
 _NUMBER_KEY = "$decimal"
@@ -169,6 +197,16 @@ def to_plain(value: Any) -> Any:
 
 def load(text: str, path: str) -> Any:
     """Parse a YAML document to plain located data; raise TpiError with the line on any problem."""
+    document, errors = load_noting(text, path)
+    if errors:
+        raise errors[0]
+    return document
+
+
+def load_noting(text: str, path: str) -> tuple[Any, list[TpiError]]:
+    """Like ``load``, but a refused node (an unsupported tag, a duplicate key, a key that is not a
+    text) is noted, in the list returned, and stands as ``REFUSED`` in the data; errors that stop
+    the parse (bad YAML, too deep, too large) are raised."""
     import yaml
 
     if len(text) > MAX_BYTES:
@@ -190,7 +228,8 @@ def load(text: str, path: str) -> Any:
         raise TpiError("nested too deeply", file=path) from None
     if node is None:
         raise TpiError("the file is empty", file=path, line=1)
+    converter = _Converter(path)
     try:
-        return _Converter(path).convert(node)
+        return converter.convert(node), converter.errors
     except RecursionError:
         raise TpiError("nested too deeply", file=path) from None
