@@ -228,8 +228,11 @@ def test_several_patients_need_patient(tpi: Run, spec_rules: str, write: Callabl
     args = ("--rules", spec_rules, "--site", "left trapezius", "--dry", "--on", "2026-11-28")
     result = tpi("check", history, *args)
     assert result.exit_code == 2
-    assert "--patient" in result.stderr
+    assert result.stderr == f"tpi: error: {history}: the history holds 2 patients (P1, P2): choose one with --patient\n"
     assert result.stdout == ""
+    four = write("four.csv", TWO_PATIENTS + "".join(f"P{k},2026-01-01,trapezius,left,,,,,\n" for k in (7, 8)))
+    result = tpi("check", four, *args)
+    assert result.stderr == f"tpi: error: {four}: the history holds 4 patients (P1, P2, P7, ...): choose one with --patient\n"
     result = tpi("check", history, *args, "--patient", "P3")
     assert result.exit_code == 2
     assert "P3" in result.stderr

@@ -207,7 +207,7 @@ def _today(on: date | None) -> int:
 
 def _one_patient(path: str, rules: Rules, patient: str | None) -> PatientHistory:
     """The history of one patient (``--patient``, or the only one in the file)."""
-    from tpi_cli.errors import TpiError, input_name, no_patient
+    from tpi_cli.errors import TpiError, input_name, no_patient, printable
     from tpi_cli.history import read_patients
     from tpi_cli.model import PatientHistory
 
@@ -225,8 +225,8 @@ def _one_patient(path: str, rules: Rules, patient: str | None) -> PatientHistory
     name = input_name(path)
     if patient is None:
         if len(found) > 1:
-            sample = ", ".join(str(p) for p in seen[:3])
-            raise TpiError(f"the history holds {len(found)} patients ({sample}, ...): choose one with --patient",
+            sample = ", ".join(printable(str(p)) for p in seen[:3]) + (", ..." if len(seen) > 3 else "")
+            raise TpiError(f"the history holds {len(found)} patients ({sample}): choose one with --patient",
                            file=name)
         return found[0] if found else PatientHistory(None, [], [])
     if not found:

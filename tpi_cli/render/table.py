@@ -36,7 +36,7 @@ class _Console(Console):
 
 
 def console(width: int | None = None) -> Console:
-    return _Console(highlight=False, width=width, soft_wrap=False)
+    return _Console(highlight=False, width=width, soft_wrap=False, emoji=False)
 
 
 def _verdict(result: CheckResult) -> Text:
