@@ -281,12 +281,19 @@ def test_check_a_new_patient_on_an_empty_history(tpi: Run, write: Callable[[str,
     assert (document["patient_id"], document["verdict"]) == ("NEW1", "allowed")
 
 
-@pytest.mark.parametrize("points", ["٣", "３", "0", "1001", "2.5"])
+@pytest.mark.parametrize("points", ["٣", "３", "0", "1001", "2.5", "00001001", "1" * 4400])
 def test_points_option_takes_ascii_whole_numbers_1_to_1000(tpi: Run, write: Callable[[str, str], str], points: str) -> None:
     result = tpi("check", write("h.csv", "patient_id,date,site,side,drug,dose\n"), "--site", "left trapezius",
                  "--dry", "--points", points, "--on", "2026-11-28")
     assert result.exit_code == 2
     assert "is not a whole number of points from 1 to 1000" in result.stderr
+    assert len(result.stderr) < 300  # the value is quoted short
+
+
+def test_points_option_with_leading_zeros(tpi: Run, write: Callable[[str, str], str]) -> None:
+    result = tpi("check", write("h.csv", "patient_id,date,site,side,drug,dose\n"), "--site", "left trapezius",
+                 "--dry", "--points", "0001000", "--on", "2026-11-28", "--format", "json")
+    assert result.exit_code == 0, result.stderr
 
 
 def test_default_rules_keep_seven_days_between_wet_injections_with_or_without_steroid(

@@ -644,6 +644,16 @@ def test_json_errors_name_the_line_of_the_field(tpi: Run, write: Write, spec_rul
     assert_bad_input(validate(tpi, path, spec_rules), path, line, field)
 
 
+def test_a_json_rows_drug_error_names_the_drug_key_not_another_name_key(tpi: Run, write: Write,
+                                                                          spec_rules: str) -> None:
+    rows = [{"patient_id": "P1", "name": "J. Smith", "date": "2026-01-05", "site": "trapezius", "side": "left",
+             "drug": "kenalgo", "dose": "20 mg"}]
+    text = json.dumps(rows, indent=2)
+    path = write("h.json", text)
+    line = text[:text.index('"drug"')].count("\n") + 1
+    assert_bad_input(validate(tpi, path, spec_rules), path, line, "drug")
+
+
 def test_non_utf8_in_json(tpi: Run, tmp_path: Path, spec_rules: str) -> None:
     path = write_bytes(tmp_path, "h.json", patient_json(GOOD_INJECTION, '  {"date": "2026-03-05", "site": "L trap"}')
                        .replace("2026-03-05", "2026-03-05\xe9").encode("latin-1"))

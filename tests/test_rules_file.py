@@ -317,6 +317,28 @@ def test_a_refused_tag_or_duplicate_key_does_not_hide_the_other_errors() -> None
     assert "unsupported YAML tag '!custom'" in errors[3]
 
 
+@pytest.mark.parametrize(("text", "lines"), [
+    ("# my rules\n\n!custom\n", [3]),  # the whole document refused: no "expected a mapping" on line 1
+    (edit("interval: 6 weeks", "interval:\n      !weeks 6"), [25]),  # the value on the line after its key
+    (edit("max: 8, severity: warn", "max: !custom 8, severity: wran"), [30, 30]),  # another error on its line
+    (edit("version: 1", "version: 1\nbase: &a !custom 3").replace("max: 8,", "max: *a,").replace("max: 3}", "max: *a}"),
+     [2, 2]),  # refused once, where it is (an alias does not repeat it); the unknown key is still named
+])
+def test_what_stands_for_a_refused_node_draws_no_complaint(text: str, lines: list[int]) -> None:
+    errors = errors_of(text)
+    assert [int(error.split(": ", 1)[0].rsplit(":", 1)[1]) for error in errors] == lines, errors
+    assert not any("REFUSED" in error or "\x00" in error for error in errors)
+
+
+def test_many_refused_nodes_are_capped_like_other_errors() -> None:
+    text = edit("version: 1", "version: 2", HEAD) + "rules:\n" + "".join(
+        f"  - {{id: r{k}, kind: !custom max-count}}\n" for k in range(300))
+    errors = errors_of(text)
+    assert len(errors) == 101
+    assert errors[0].startswith(f"{PATH}:1: rules file: unsupported version")  # in line order, the first kept
+    assert errors[-1].endswith("more than 100 errors: stopped here")
+
+
 def test_a_key_that_is_not_a_text_is_refused_with_the_rest(tmp_path: Path) -> None:
     errors = errors_of(edit("  saline: {class: other}", "  saline: {class: other, [1]: 2}",
                             edit("max: 8,", "max: yes,")))
@@ -418,6 +440,15 @@ def test_errors_name_the_environment_variable_the_value_came_from(tpi: Callable[
         return
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr.startswith(f"tpi: error: {expected}")
+
+
+@pytest.mark.parametrize("command", ["check", "show"])
+def test_rules_check_and_show_name_tpi_rules(tpi: Callable[..., Result], command: str) -> None:
+    result = tpi("rules", command, env={"TPI_RULES": "no-such-rules.yaml"})
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert "no-such-rules.yaml: $TPI_RULES: no such rules file" in result.stderr
+    result = tpi("rules", command, "no-such-rules.yaml", env={"TPI_RULES": "other.yaml"})
+    assert "no-such-rules.yaml: --rules: no such rules file" in result.stderr
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -387,6 +387,13 @@ def test_a_dose_message_shows_enough_decimals_to_be_over_the_limit(check: Any) -
         assert rule(document, "dose")["message"] == (f"{total} mg triamcinolone-equivalent at left trapezius in all "
                                                      f"(30 before + {now} now), more than 30 mg")
         assert_verdict(code, document, "blocked", None)
+    # within a limit that 2 decimals would round past: as many as it takes to read as within
+    rules = rules_with("{id: dose, kind: max-steroid-dose, applies_to: [steroid], scope: site, max_mg: 29.999}")
+    code, document = check(rules, [row("2025-01-01", dose="29 mg")], "--site", "left trapezius",
+                           "--drug", "triamcinolone=999mcg", "--on", "2025-03-01")
+    assert rule(document, "dose")["message"] == ("29.999 mg triamcinolone-equivalent at left trapezius in all "
+                                                 "(29 before + 0.999 now), at most 29.999 mg")
+    rules = rules_with("{id: dose, kind: max-steroid-dose, applies_to: [steroid], scope: site, max_mg: 30}")
     # within the limit: 2 decimals, as everywhere
     code, document = check(rules, [row("2025-01-01", dose="10 mg")], "--site", "left trapezius",
                            "--drug", "dexamethasone=1mg", "--on", "2025-03-01")
@@ -405,6 +412,11 @@ def test_a_count_message_names_an_evaluated_injection_the_rule_does_not_count(ch
     assert rule(document, "b")["message"] == ("2 injections in 12 months: 1 local anesthetic injection and this "
                                               "corticosteroid one, more than 1")
     assert_verdict(code, document, "not-yet", "2026-02-01")
+    rules = rules_with("{id: b, kind: max-count, applies_to: [steroid], counts: [anesthetic], scope: patient, "
+                       "window: 12 months, max: 0}")
+    code, document = check(rules, [], "--site", "left trapezius", "--drug", "triamcinolone=10mg", "--on", "2025-03-01")
+    assert rule(document, "b")["message"] == ("1 injection in 12 months: 0 local anesthetic injections and this "
+                                              "corticosteroid one, more than 0")
 
 
 # --- sites without sides ----------------------------------------------------------------------------------------

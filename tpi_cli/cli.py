@@ -104,9 +104,12 @@ class Points(click.ParamType):  # type: ignore[type-arg]
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, int):
             return value
+        from tpi_cli.errors import quote
+
         text = str(value).strip()
-        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 1000:
-            self.fail(f"{value!r} is not a whole number of points from 1 to 1000.", param, ctx)
+        # the length first: int() refuses over 4,300 digits with a ValueError of its own
+        if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > 4 or not 1 <= int(text) <= 1000:
+            self.fail(f"{quote(value)} is not a whole number of points from 1 to 1000.", param, ctx)
         return int(text)
 
 
@@ -155,11 +158,16 @@ def _name_the_environment(exc: Any) -> None:
     variable the user set, not the option they did not give."""
     found = _FROM_ENVIRONMENT.get(exc.field or "")
     context = click.get_current_context(silent=True)
-    if found is not None and context is not None:
-        from click.core import ParameterSource
+    if found is None or context is None:
+        return
+    from click.core import ParameterSource
 
-        if context.get_parameter_source(found[0]) == ParameterSource.ENVIRONMENT:
-            exc.field = found[1]
+    name, variable = found
+    params = context.params
+    if context.get_parameter_source(name) == ParameterSource.ENVIRONMENT or (
+            name == "rules_path" and "path" in params and params["path"] is None and params.get("rules_path") is None
+            and os.environ.get("TPI_RULES")):  # rules check / rules show read $TPI_RULES themselves
+        exc.field = variable
 
 
 def _is_output_error(exc: OSError) -> bool:
@@ -553,6 +561,7 @@ def rules_check(path: str | None, rules_path: str | None, profiles: tuple[str, .
     except TpiError as exc:  # every error of the schema, or a file not read at all (missing, not UTF-8, not YAML)
         errors = exc.errors if isinstance(exc, RulesError) else [exc]
         for error in errors:  # SPEC.md's lint format: PATH:LINE: message, one line each
+            _name_the_environment(error)
             click.echo(printable(str(error)), err=True)
         if fmt == "json" and isinstance(exc, RulesError):  # a lint report; bad usage writes nothing
             report = {"schema_version": 1, "path": shown, "valid": False,

@@ -511,9 +511,9 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
             limit = f"{', more than ' if over else ', at most '}{rule.max}{grace}"
             if rule.unit != SESSION and target.category not in rule.counts:  # counted all the same (SPEC.md)
                 others = result[3] - 1
-                text = (f"{result[3]} injections{_where(rule, target)}{_within(rule)}: {others} "
-                        f"{_kind_words(rule)}injection{'' if others == 1 else 's'} and this "
-                        f"{CATEGORY_WORDS[target.category]} one{limit}")
+                text = (f"{result[3]} injection{'' if result[3] == 1 else 's'}{_where(rule, target)}"
+                        f"{_within(rule)}: {others} {_kind_words(rule)}injection{'' if others == 1 else 's'} "
+                        f"and this {CATEGORY_WORDS[target.category]} one{limit}")
                 return days, text
             noun = ("session" if rule.unit == SESSION else f"{_kind_words(rule)}injection") + \
                 ("" if result[3] == 1 else "s")
@@ -522,7 +522,7 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
         share = extra.ref if extra is not None and extra_counted else None  # the proposal's, for a later injection
         before = result[3] - target.ref - (share or 0)
         assert rule.max_mg is not None
-        places = _places(result[3], rule.max_ref, scale) if over else 2
+        places = _places(result[3], rule.max_ref, scale, over)
         proposed = f"{decimal_text(share, scale, places)} proposed + " if share is not None else ""
         text = (f"{decimal_text(result[3], scale, places)} mg {rules.reference_steroid.name}-equivalent"
                 f"{_where(rule, target)}{_within(rule)} ({decimal_text(before, scale, places)} before + {proposed}"
@@ -543,11 +543,15 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
     return days, _anesthetic_text(index, session, target, result)
 
 
-def _places(total: int, limit: int, scale: int) -> int:
-    """Decimal places that show a total over its limit as over it: 2, or more when rounding to 2
-    would show it on the limit (30.001 mg, not "30 mg, more than 30 mg")."""
+def _places(total: int, limit: int, scale: int, over: bool) -> int:
+    """Decimal places that show a total on the right side of its limit: 2, or more when rounding
+    to 2 would not (30.001 mg, not "30 mg, more than 30 mg"; 29.999 mg, not "30 mg, at most
+    29.999 mg")."""
     places = 2
-    while places < 12 and (total * 10**places * 2 + scale) // (2 * scale) * scale <= limit * 10**places:
+    while places < 18:
+        shown = (total * 10**places * 2 + scale) // (2 * scale) * scale  # rounded half up, times 10**places
+        if (shown > limit * 10**places) == over:
+            break
         places += 1
     return places
 

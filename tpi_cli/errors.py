@@ -46,7 +46,7 @@ def input_name(path: str) -> str:
 
 def no_patient(patient: str, path: str, seen: Iterable[str | None]) -> TpiError:
     """``--patient`` names none of the patients of the history, with the IDs closest to it."""
-    return TpiError(f"no patient {patient!r} in the history", file=input_name(path), field="--patient",
+    return TpiError(f"no patient {quote(patient)} in the history", file=input_name(path), field="--patient",
                     suggestions=did_you_mean(patient, [found for found in seen if found is not None]))
 
 

@@ -34,19 +34,22 @@ class Locator:
             nodes.append(node)
             position = getattr(node, "position", position)
         if field is not None:
+            found = None
+            if field == "drug" and len(path) >= 2 and path[-2] == "drugs" and len(nodes) == len(path) + 1:
+                found = _field_position(nodes[-1], "name")  # a nested drug's name is its row's drug
             for holder in reversed(nodes):
-                found = _field_position(holder, field)
                 if found is not None:
-                    position = found
                     break
+                found = _field_position(holder, field)
+            if found is not None:
+                position = found
         return self.text.count("\n", 0, position) + 1
 
 
 def _field_position(node: Any, field: str) -> int | None:
     keys: dict[str, int] = getattr(node, "keys_at", {})
     for key, position in keys.items():
-        name = key.strip().lower()
-        if name == field or (name == "name" and field == "drug"):
+        if key.strip().lower() == field:
             return position
     return None
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from tpi_cli import names
 from tpi_cli.dates import Duration, check_date_range, parse_date
-from tpi_cli.errors import RulesError, TpiError, did_you_mean
+from tpi_cli.errors import RulesError, TpiError, did_you_mean, quote
 from tpi_cli.quantity import PG_PER_MG, Amount, Ratio, parse_decimal, parse_dose, to_units
-from tpi_cli.yamlnodes import YList, YMap, YNumber
+from tpi_cli.yamlnodes import REFUSED, YList, YMap, YNumber
 
 STEROID, ANESTHETIC, OTHER, DRY = "steroid", "anesthetic", "other", "dry"
 CATEGORIES = (STEROID, ANESTHETIC, OTHER, DRY)
@@ -190,7 +190,7 @@ class Rules:
     def find_drug(self, text: str) -> Drug:
         drug = self.drug_lookup.get(names.normalize(text))
         if drug is None:
-            raise TpiError(f"unknown drug {text.strip()!r}", field="drug",
+            raise TpiError(f"unknown drug {quote(text.strip())}", field="drug",
                            suggestions=self._suggest(text, self.drug_lookup, [d.name for d in self.drugs.values()]))
         return drug
 
@@ -203,8 +203,8 @@ class Rules:
         site = self.site_lookup.get(key)
         if site is None:
             if not key:
-                raise TpiError(f"no site named in {text.strip()!r}", field="site")
-            raise TpiError(f"unknown site {text.strip()!r}", field="site",
+                raise TpiError(f"no site named in {quote(text.strip())}", field="site")
+            raise TpiError(f"unknown site {quote(text.strip())}", field="site",
                            suggestions=self._suggest(key, self.site_lookup, list(self.sites)))
         return site, side
 
@@ -226,7 +226,7 @@ class Rules:
         for profile in sorted(profiles):
             if profile not in self.profiles:
                 known = ", ".join(sorted(self.profiles)) or "none"
-                raise TpiError(f"unknown profile {profile!r} (this rules file has: {known})", field="--profile",
+                raise TpiError(f"unknown profile {quote(profile)} (this rules file has: {known})", field="--profile",
                                suggestions=did_you_mean(profile, self.profiles))
 
 
@@ -250,7 +250,12 @@ _KIND_REQUIRED = {MIN_INTERVAL: ("interval",), MAX_COUNT: ("max",), MAX_STEROID_
 _DEFAULT_CATEGORIES = (STEROID, ANESTHETIC)
 
 
+_REFUSED_MARK = "\x00refused"  # what a message about a REFUSED value holds: it is not given (see _Validator.error)
+
+
 def _type_name(value: object) -> str:
+    if value is REFUSED:
+        return _REFUSED_MARK
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()}; quote it if you meant text)"
     if isinstance(value, dt.date):
@@ -279,6 +284,8 @@ class _Validator:
         return len(self.errors) >= MAX_ERRORS
 
     def error(self, line: int, message: str, suggestions: list[str] | None = None) -> None:
+        if _REFUSED_MARK in message:
+            return  # a complaint about what stands in for a refused YAML node: that node's error says it
         if len(self.errors) < MAX_ERRORS:
             self.errors.append(TpiError(message, file=self.path, line=line, suggestions=suggestions or ()))
         elif len(self.errors) == MAX_ERRORS:
@@ -496,15 +503,16 @@ def parse_rules(text: str, path: str) -> Rules:
 
 def build_rules(document: Any, path: str, refused: list[TpiError] | None = None) -> Rules:
     """Validate a loaded rules document (located data: see ``tpi_cli.yamlnodes``). ``refused``: what
-    the YAML layer refused (a tag, a duplicate key), reported with the rest; the schema's own
-    complaints on those lines (about what stands in for the refused value) are left out."""
+    the YAML layer refused (a tag, a duplicate key), reported with the rest in line order; no
+    complaint is made about the type of what stands in for a refused value (``REFUSED``)."""
     check = _Validator(path)
     rules = _build(document, check)
     if refused or check.errors or rules is None:
-        lines = {error.line for error in refused or ()}
-        found = [*(refused or ()), *(error for error in check.errors if error.line not in lines)]
-        errors = sorted(found[:MAX_ERRORS], key=lambda e: e.line or 0) + found[MAX_ERRORS:]
-        raise RulesError(errors or [TpiError("not a rules file", file=path)])
+        found = sorted([*(refused or ()), *check.errors[:MAX_ERRORS]], key=lambda e: e.line or 0)
+        if len(found) > MAX_ERRORS or len(check.errors) > MAX_ERRORS:  # the validator stopped, or too many
+            found = [*found[:MAX_ERRORS], TpiError(f"more than {MAX_ERRORS} errors: stopped here", file=path,
+                                                   line=found[min(len(found), MAX_ERRORS) - 1].line)]
+        raise RulesError(found or [TpiError("not a rules file", file=path)])
     return rules
 
 

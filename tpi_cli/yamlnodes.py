@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import yaml
 
 MAX_DEPTH = 40
+MAX_REFUSED = 100  # refused nodes noted (like the rules validator's errors; one more says there are more)
 MAX_BYTES = 16 * 1024 * 1024
 
 _TAG = "tag:yaml.org,2002:"
@@ -68,13 +69,19 @@ class _Converter:
         self.path = path
         self.memo: dict[int, Any] = {}
         self.errors: list[TpiError] = []  # the recoverable ones, in the order found
+        self.noted: set[tuple[int | None, str]] = set()
         self.flattener = yaml.SafeLoader("")
 
     def fail(self, node: yaml.Node, message: str) -> TpiError:
         return TpiError(message, file=self.path, line=_line(node))
 
     def refuse(self, node: yaml.Node, message: str) -> _Refused:
-        self.errors.append(self.fail(node, message))
+        """Note an error (once: an alias can reach a node again) and stand ``REFUSED`` in its place."""
+        error = self.fail(node, message)
+        key = (error.line, message)
+        if key not in self.noted and len(self.errors) <= MAX_REFUSED:
+            self.noted.add(key)
+            self.errors.append(error)
         return REFUSED
 
     def convert(self, node: yaml.Node, depth: int = 0) -> Any:
@@ -87,7 +94,8 @@ class _Converter:
             return self._mapping(node, depth)
         if isinstance(node, self.yaml.SequenceNode):
             if node.tag != _TAG + "seq":
-                return self.refuse(node, f"unsupported YAML tag {node.tag!r}")
+                self.memo[id(node)] = self.refuse(node, f"unsupported YAML tag {node.tag!r}")
+                return REFUSED
             items = YList()
             items.line = _line(node)
             items.item_lines = []
@@ -100,7 +108,8 @@ class _Converter:
 
     def _mapping(self, node: yaml.MappingNode, depth: int) -> YMap | _Refused:
         if node.tag != _TAG + "map":
-            return self.refuse(node, f"unsupported YAML tag {node.tag!r}")
+            self.memo[id(node)] = self.refuse(node, f"unsupported YAML tag {node.tag!r}")
+            return REFUSED
         own: set[str] = set()
         skip: set[int] = set()  # the key nodes refused: the first of duplicate keys is kept
         for key_node, _ in node.value:
