@@ -330,6 +330,16 @@ def test_what_stands_for_a_refused_node_draws_no_complaint(text: str, lines: lis
     assert not any("REFUSED" in error or "\x00" in error for error in errors)
 
 
+@pytest.mark.parametrize("value", ["!!binary aGVsbG8=", "!custom 4", "!!set {a}"])
+def test_a_refused_value_still_makes_the_file_invalid(value: str) -> None:
+    # Nothing is said about the stand-in, but nothing is built from it either (it once reached the
+    # Rules constructor: an internal error)
+    errors = errors_of(edit("triamcinolone: {class: corticosteroid, equivalent_mg: 4,",
+                            f"triamcinolone: {{class: corticosteroid, equivalent_mg: {value},"))
+    assert len(errors) == 1
+    assert "unsupported YAML tag" in errors[0]
+
+
 def test_many_refused_nodes_are_capped_like_other_errors() -> None:
     text = edit("version: 1", "version: 2", HEAD) + "rules:\n" + "".join(
         f"  - {{id: r{k}, kind: !custom max-count}}\n" for k in range(300))

@@ -278,6 +278,12 @@ class _Validator:
     def __init__(self, path: str) -> None:
         self.path = path
         self.errors: list[TpiError] = []
+        self.silent = 0  # errors not given: about what stands in for a refused YAML node
+
+    @property
+    def problems(self) -> int:
+        """Every error found, given or not."""
+        return len(self.errors) + self.silent
 
     @property
     def full(self) -> bool:
@@ -285,6 +291,7 @@ class _Validator:
 
     def error(self, line: int, message: str, suggestions: list[str] | None = None) -> None:
         if _REFUSED_MARK in message:
+            self.silent += 1  # the value is wrong all the same: nothing may be built from it
             return  # a complaint about what stands in for a refused YAML node: that node's error says it
         if len(self.errors) < MAX_ERRORS:
             self.errors.append(TpiError(message, file=self.path, line=line, suggestions=suggestions or ()))
@@ -547,7 +554,7 @@ def _build(document: Any, check: _Validator) -> Rules | None:
     lookup = {names.normalize(n): d for d in drugs.values() for n in (d.name, *d.aliases)}
     defaults, default_texts = _build_defaults(top, check, lookup)
     rule_list = _build_rule_list(top, check)
-    if check.errors or reference is None:
+    if check.problems or reference is None:
         return None
     try:
         return Rules(check.path, reference, drugs, sites, rule_list, defaults, default_texts)
@@ -753,7 +760,7 @@ def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
     entry = check.mapping(item, line, "rule")
     if entry is None:
         return None
-    before = len(check.errors)
+    before = check.problems
     rule_id = check.text(entry, "id", "rule", required=True)
     if rule_id is not None and not _ID.match(rule_id):
         check.error(check.line_of(entry, "id"),
@@ -820,7 +827,7 @@ def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
             check.error(check.line_of(entry, "grace"),
                         f"{where}: grace {grace} is not shorter than {'interval' if values['interval'] else 'window'} "
                         f"{base} from every start date: from some dates the rule would only ever warn")
-    if len(check.errors) > before or rule_id is None or applies_to is None or scope is None:
+    if check.problems > before or rule_id is None or applies_to is None or scope is None:
         return None
     return Rule(**values)
 
