@@ -458,7 +458,10 @@ def test_rules_check_and_show_name_tpi_rules(tpi: Callable[..., Result], command
     assert (result.exit_code, result.stdout) == (2, "")
     assert "no-such-rules.yaml: $TPI_RULES: no such rules file" in result.stderr
     result = tpi("rules", command, "no-such-rules.yaml", env={"TPI_RULES": "other.yaml"})
-    assert "no-such-rules.yaml: --rules: no such rules file" in result.stderr
+    assert result.stderr.endswith(" no-such-rules.yaml: no such rules file\n") or \
+        result.stderr == "no-such-rules.yaml: no such rules file\n"  # given as PATH: not named --rules
+    result = tpi("rules", command, "--rules", "no-such-rules.yaml")
+    assert "no-such-rules.yaml: --rules: no such rules file\n" in result.stderr
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -164,7 +164,9 @@ def _name_the_environment(exc: Any) -> None:
 
     name, variable = found
     params = context.params
-    if context.get_parameter_source(name) == ParameterSource.ENVIRONMENT or (
+    if name == "rules_path" and params.get("path") is not None:  # rules check / rules show PATH
+        exc.field = None  # the message names the file already
+    elif context.get_parameter_source(name) == ParameterSource.ENVIRONMENT or (
             name == "rules_path" and "path" in params and params["path"] is None and params.get("rules_path") is None
             and os.environ.get("TPI_RULES")):  # rules check / rules show read $TPI_RULES themselves
         exc.field = variable
