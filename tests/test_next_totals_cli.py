@@ -255,6 +255,12 @@ def test_totals_csv_and_table(tpi: Run, spec_rules: str, write: Write) -> None:
     assert set(rows[0]) >= TOTALS_ROW_KEYS - {"by_drug"} | {"patient_id"}
     left = next(r for r in rows if r["patient_id"] == "P1" and r["side"] == "left")
     assert (left["steroid_injections"], float(left["mg_ref"]), float(left["all_time_mg_ref"])) == ("1", 16.0, 56.0)
+    # JSON's rows (level "site") and then its patients (level "patient", site "(all sites)"), told apart
+    document = as_json(tpi("totals", path, "--rules", spec_rules, "--on", "2026-03-10", "--format", "json"))
+    assert [r["level"] for r in rows] == ["site"] * len(document["rows"]) + ["patient"] * len(document["patients"])
+    totals = [r for r in rows if r["level"] == "patient"]
+    assert [(r["patient_id"], r["site"], r["side"], float(r["mg_ref"])) for r in totals] == \
+        [(p["patient_id"], "(all sites)", "", p["mg_ref"]) for p in document["patients"]]
     table = tpi("totals", path, "--rules", spec_rules, "--on", "2026-03-10")
     assert table.exit_code == 0
     assert "dexamethasone" in table.stdout  # the equivalence used is named

@@ -52,15 +52,15 @@ def next_csv(result: ForecastResult) -> str:
 
 def totals_csv(result: TotalsResult) -> str:
     header = ["patient_id", "site", "side", "steroid_injections", "mg_ref", "by_drug", "all_time_injections",
-              "all_time_mg_ref", "window", "on", "reference_steroid", "all_time_by_drug"]
+              "all_time_mg_ref", "window", "on", "reference_steroid", "all_time_by_drug", "level"]
     rows = []
-    for row in [*result.rows, *result.patients]:
+    for row in [*result.rows, *result.patients]:  # JSON's rows, then its patients (level: site / patient)
         by_drug = "; ".join(f"{name}={value}" for name, value in drug_mg(row.by_drug).items())
         all_time = "; ".join(f"{name}={value}" for name, value in drug_mg(row.all_time_by_drug).items())
         rows.append([row.patient_id, row.site if row.site is not None else "(all sites)", row.side,
                      row.injections, mg(row.ref, result.ref_scale), by_drug, row.all_time_injections,
                      mg(row.all_time_ref, result.ref_scale), result.window or "all time", iso(result.on),
-                     result.reference.name, all_time])
+                     result.reference.name, all_time, "site" if row.site is not None else "patient"])
     return _table(header, rows)
 
 
