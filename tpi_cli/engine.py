@@ -28,7 +28,7 @@ from bisect import bisect_left
 from tpi_cli.dates import Duration, iso
 from tpi_cli.model import Injection, PatientHistory
 from tpi_cli.names import BILATERAL, LEFT, RIGHT
-from tpi_cli.quantity import PG_PER_MG, Ratio, decimal_text
+from tpi_cli.quantity import PG_PER_MG, Ratio, decimal_text, rounded
 from tpi_cli.rules import (
     ANESTHETIC_DOSE,
     MAX_COUNT,
@@ -549,8 +549,7 @@ def _places(total: int, limit: int, scale: int, over: bool) -> int:
     29.999 mg")."""
     places = 2
     while places < 18:
-        shown = (total * 10**places * 2 + scale) // (2 * scale) * scale  # rounded half up, times 10**places
-        if (shown > limit * 10**places) == over:
+        if (rounded(total, scale, places) * scale > limit * 10**places) == over:  # as shown, against the limit
             break
         places += 1
     return places

@@ -37,10 +37,11 @@ class Locator:
             found = None
             if field == "drug" and len(path) >= 2 and path[-2] == "drugs" and len(nodes) == len(path) + 1:
                 found = _field_position(nodes[-1], "name")  # a nested drug's name is its row's drug
-            for holder in reversed(nodes):
-                if found is not None:
-                    break
-                found = _field_position(holder, field)
+            if found is None:
+                for holder in reversed(nodes):  # the object at path first, then those holding it
+                    found = _field_position(holder, field)
+                    if found is not None:
+                        break
             if found is not None:
                 position = found
         return self.text.count("\n", 0, position) + 1

@@ -66,7 +66,7 @@ class Ratio:
 
     def round2(self) -> float:
         """Rounded half up to 2 decimals, for display (the arithmetic itself stays exact)."""
-        return ((self.num * 200 + self.den) // (2 * self.den)) / 100
+        return rounded(self.num, self.den, 2) / 100
 
     def decimal_text(self, places: int = 2) -> str:
         """``12.5`` / ``5.33``: rounded half up, trailing zeros dropped."""
@@ -88,9 +88,15 @@ def decimal_text(num: int, den: int, places: int = 2) -> str:
 _DECIMALS: dict[tuple[int, int, int], str] = {}
 
 
+def rounded(num: int, den: int, places: int) -> int:
+    """``num / den`` rounded half up to ``places`` decimals, in units of ``10**-places``."""
+    scale: int = 10**places
+    return (num * scale * 2 + den) // (2 * den)
+
+
 def _decimal_text(num: int, den: int, places: int) -> str:
     scale = 10**places
-    units = (num * scale * 2 + den) // (2 * den)
+    units = rounded(num, den, places)
     whole, frac = divmod(units, scale)
     if not frac:
         return str(whole)
