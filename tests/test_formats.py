@@ -184,6 +184,24 @@ def test_cds_hooks_cards(tpi: Run, write: Write, on: str, points: str, code: int
             assert card["source"]["label"]
 
 
+@pytest.mark.parametrize(("on", "indicator", "tail"), [
+    ("2026-02-01", "critical", "; allowed from 2026-02-05"),  # fails until 1 Jan + (6 weeks - 1 week of grace)
+    ("2026-02-05", "warning", " on 2026-02-05"),  # inside the grace period
+])
+def test_cds_hooks_summary_keeps_its_dates_when_cut(tpi: Run, write: Write, on: str, indicator: str,
+                                                    tail: str) -> None:
+    # A long rule id and a long site name: the summary is cut in the site, never in the dates.
+    site = "a-very-long-site-name-for-a-muscle-" + "x" * 40
+    rules = CDS_RULES.replace("  trapezius: {region: cervical}", f"  {site}: {{region: cervical}}")
+    history = write("h.csv", HEADER + f"P1,2026-01-01,{site},left,triamcinolone,20 mg,,,\n")
+    result = tpi("check", history, "--rules", write("rules.yaml", rules), "--site", site, "--side", "left",
+                 "--drug", "triamcinolone=20mg", "--on", on, "--format", "cds-hooks")
+    (card,) = [c for c in as_json(result)["cards"] if c["indicator"] == indicator]
+    assert len(card["summary"]) == 139
+    assert card["summary"].startswith(IV)
+    assert card["summary"].endswith("…" + tail)
+
+
 def test_cds_hooks_on_the_readme_example(tpi: Run) -> None:
     result = tpi("check", str(EXAMPLES / "history.csv"), "--site", "left trapezius", "--drug", "triamcinolone=20mg",
                  "--on", "2026-11-28", "--format", "cds-hooks")

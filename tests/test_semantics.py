@@ -812,6 +812,35 @@ def test_a_planned_injection_that_already_fails_does_not_hold_back(check: Any, w
     code, document = check(steroid_interval("6 weeks"), rows, "--site", "left trapezius", "--drug",
                            "triamcinolone=20mg", "--on", "2026-03-05")
     assert_verdict(code, document, verdict, earliest)
+    message = rule(document, "iv")["message"]
+    # The proposal does not make 10 Mar invalid, but 10 Mar would count it: the message says so.
+    assert ("the planned injection on 2026-03-10 at bilateral trapezius already breaks it" in message) == with_right
+
+
+@pytest.mark.parametrize(
+    ("side", "said"),
+    [
+        ("left", True),  # the planned left injection would count the proposal: 50 + 5 + 40 = 95 mg
+        ("right", False),  # another side: the planned injection does not count it, nothing to say
+    ],
+)
+def test_a_proposal_adding_to_a_planned_injection_that_already_fails_is_allowed_and_said(
+        check: Any, side: str, said: bool) -> None:
+    # 60 mg in 12 months at a site; 50 mg on 1 Dec 2025 and a planned 40 mg on 1 Mar 2026 (90 mg: it already
+    # fails). 5 mg on 1 Feb 2026 is within on its own (55 mg) and does not *make* 1 Mar invalid: allowed.
+    rules = rules_with("{id: sd, kind: max-steroid-dose, applies_to: [steroid], scope: site, window: 12 months, "
+                       "max_mg: 60}")
+    code, document = check(rules, [row("2025-12-01", dose="50 mg"), row("2026-03-01", dose="40 mg")], "--site",
+                           f"{side} trapezius", "--drug", "triamcinolone=5mg", "--on", "2026-02-01")
+    assert_verdict(code, document, "allowed", "2026-02-01")
+    sd = rule(document, "sd")
+    assert sd["status"] == "pass"
+    assert document["warnings"] == []
+    note = ("the planned injection on 2026-03-01 at left trapezius already breaks it; with this proposal: 95 mg "
+            "triamcinolone-equivalent at left trapezius in 12 months (50 before + 5 proposed + 40 now), more than "
+            "60 mg")
+    assert sd["message"].endswith(note) == said
+    assert ("already breaks" in sd["message"]) == said
 
 
 # --- validate: once, on the injection that breaks it; overrides; several patients ------------------------------------

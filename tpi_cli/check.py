@@ -147,6 +147,30 @@ class Planner:
                 found.append((position, result))
         return found
 
+    def aggravated(self, rule: Rule, day: int) -> list[tuple[int, tuple[int, ...]]]:
+        """Later injections that already break the rule without the proposal on ``day`` and that
+        would count it (their measure changes with it): the proposal does not make them invalid,
+        so it is not held back, but the rule's message says what it adds to. (position, their
+        measure)"""
+        span = self._later(rule, day)
+        if not span:
+            return []
+        worst = WARNED if rule.severity == WARN else FAIL
+        proposal = self.at(day)
+        found = []
+        for position in span:
+            later = self.index.injections[position]
+            if later.category not in rule.applies_to or not rule.in_force(later.day) or \
+                    not counts(rule, later, proposal):
+                continue
+            base = measure(self.index, rule, later, position)
+            if base[0] < worst:
+                continue
+            result = measure(self.index, rule, later, position, proposal)
+            if result != base:
+                found.append((position, result))
+        return found
+
     def own(self, rule: Rule, day: int) -> tuple[int, ...]:
         return measure(self.index, rule, self.at(day), self.index.position_after(day))
 
@@ -239,6 +263,13 @@ def _conflict_text(planner: Planner, rule: Rule, day: int, position: int, result
     return f"it would make the planned injection on {later.date.isoformat()} at {later.label} {verb}: {message}"
 
 
+def _aggravated_text(planner: Planner, rule: Rule, day: int, position: int, result: tuple[int, ...]) -> str:
+    later = planner.index.injections[position]
+    _, message = describe(planner.index, rule, later, position, result, planner.at(day))
+    return (f"the planned injection on {later.date.isoformat()} at {later.label} already breaks it; with this "
+            f"proposal: {message}")
+
+
 def _counted_with_later(planner: Planner, rule: Rule, target: Injection, k: int, result: tuple[int, ...],
                         conflicts: list[tuple[int, tuple[int, ...]]]) -> list[int]:
     """The days of the injections the rule counted: for the proposal, and for each later
@@ -280,6 +311,9 @@ def check(rules: Rules, profiles: frozenset[str], history: PatientHistory, propo
             # it for a later injection, which it must not make newly invalid.
             status = max(status, later[0])
             message += ("; " if result[0] != SKIP else ", but ") + _conflict_text(planner, rule, on, position, later)
+        for position, later in planner.aggravated(rule, on):
+            # Not held back (it does not *make* that injection invalid: SPEC.md), but said.
+            message += ("; " if result[0] != SKIP else ", but ") + _aggravated_text(planner, rule, on, position, later)
         first = planner.first_day(rule, on, (SKIP, PASS))
         outcomes.append(RuleOutcome(rule, STATUS_NAMES[status], first, counted, message))
         if status == WARNED:

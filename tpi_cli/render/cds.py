@@ -16,8 +16,11 @@ def _md(text: str) -> str:
     return text.translate(_MARKDOWN_SPECIAL)
 
 
-def _summary(text: str) -> str:
-    return text if len(text) <= _SUMMARY_MAX else text[: _SUMMARY_MAX - 1] + "…"
+def _summary(text: str, tail: str = "") -> str:
+    """At most 139 characters: ``text`` cut (with an ellipsis) so that ``tail``, the part that
+    gives the dates, is always shown whole."""
+    room = _SUMMARY_MAX - len(tail)
+    return (text if len(text) <= room else text[: room - 1] + "…") + tail
 
 
 def _card(result: CheckResult, outcome: RuleOutcome) -> dict[str, object]:
@@ -28,9 +31,9 @@ def _card(result: CheckResult, outcome: RuleOutcome) -> dict[str, object]:
     if failed:
         # The verdict's date, not this rule's: another rule may pass later (the detail gives both).
         when = f"from {iso(result.earliest)}" if result.earliest is not None else "on no date"
-        summary = f"{rule.id}: not on {iso(result.on)} at {where}; allowed {when}"
+        summary = _summary(f"{rule.id}: not on {iso(result.on)} at {where}", f"; allowed {when}")
     else:
-        summary = f"{rule.id}: warning for {where} on {iso(result.on)}"
+        summary = _summary(f"{rule.id}: warning for {where}", f" on {iso(result.on)}")
     counted = ", ".join(iso(day) or "" for day in outcome.counted) or "none"
     detail = "\n".join([
         f"**{_md(rule.id)}** ({rule.kind}; {rule_group(rule.profiles)}; {rule.severity})",
@@ -44,7 +47,7 @@ def _card(result: CheckResult, outcome: RuleOutcome) -> dict[str, object]:
         "",
         DISCLAIMER,
     ])
-    return {"summary": _summary(summary), "indicator": indicator, "detail": detail,
+    return {"summary": summary, "indicator": indicator, "detail": detail,
             "source": {"label": _summary(rule.source or f"tpi rule {rule.id}")}}
 
 
