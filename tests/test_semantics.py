@@ -384,20 +384,20 @@ def test_a_dose_message_shows_enough_decimals_to_be_over_the_limit(check: Any) -
                              ("1mg", "31", "1")):
         code, document = check(rules, rows, "--site", "left trapezius", "--drug", f"triamcinolone={dose}",
                                "--on", "2025-03-01")
-        assert rule(document, "dose")["message"] == (f"{total} mg triamcinolone-equivalent at left trapezius in all "
+        assert rule(document, "dose")["message"] == (f"{total} mg triamcinolone-equivalent at left trapezius over all time "
                                                      f"(30 before + {now} now), more than 30 mg")
         assert_verdict(code, document, "blocked", None)
     # within a limit that 2 decimals would round past: as many as it takes to read as within
     rules = rules_with("{id: dose, kind: max-steroid-dose, applies_to: [steroid], scope: site, max_mg: 29.999}")
     code, document = check(rules, [row("2025-01-01", dose="29 mg")], "--site", "left trapezius",
                            "--drug", "triamcinolone=999mcg", "--on", "2025-03-01")
-    assert rule(document, "dose")["message"] == ("29.999 mg triamcinolone-equivalent at left trapezius in all "
+    assert rule(document, "dose")["message"] == ("29.999 mg triamcinolone-equivalent at left trapezius over all time "
                                                  "(29 before + 0.999 now), at most 29.999 mg")
     rules = rules_with("{id: dose, kind: max-steroid-dose, applies_to: [steroid], scope: site, max_mg: 30}")
     # within the limit: 2 decimals, as everywhere
     code, document = check(rules, [row("2025-01-01", dose="10 mg")], "--site", "left trapezius",
                            "--drug", "dexamethasone=1mg", "--on", "2025-03-01")
-    assert rule(document, "dose")["message"] == ("15.33 mg triamcinolone-equivalent at left trapezius in all "
+    assert rule(document, "dose")["message"] == ("15.33 mg triamcinolone-equivalent at left trapezius over all time "
                                                  "(10 before + 5.33 now), at most 30 mg")
 
 

@@ -462,7 +462,7 @@ def _window_injections(index: PatientIndex, rule: Rule, target: Injection, resul
 def _within(rule: Rule) -> str:
     if rule.scope == SESSION:
         return ""
-    return f" in {rule.window}" if rule.window is not None else " in all"
+    return f" in {rule.window}" if rule.window is not None else " over all time"
 
 
 def _where(rule: Rule, target: Injection) -> str:
