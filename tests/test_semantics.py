@@ -843,6 +843,57 @@ def test_a_proposal_adding_to_a_planned_injection_that_already_fails_is_allowed_
     assert ("already breaks" in sd["message"]) == said
 
 
+def test_several_planned_injections_that_already_fail_are_summed_up_in_one_note(check: Any) -> None:
+    # max 1 in 12 months; planned 1 Mar, 1 Apr and 1 May 2026 (the last two already fail). A proposal on
+    # 1 Feb makes 1 Mar newly fail (held back) and would count in the other two: one note for both.
+    rules = rules_with("{id: cnt, kind: max-count, applies_to: [steroid], scope: site, window: 12 months, max: 1}")
+    code, document = check(rules, [row("2026-03-01"), row("2026-04-01"), row("2026-05-01")], "--site",
+                           "left trapezius", "--drug", "triamcinolone=20mg", "--on", "2026-02-01")
+    assert_verdict(code, document, "not-yet", "2027-05-01")
+    message = rule(document, "cnt")["message"]
+    assert message.count("planned injection") == 2  # the one it holds back, and the note
+    assert message.endswith(
+        "; 2 planned injections (2026-04-01 to 2026-05-01) already break it and would count this proposal; the "
+        "first, on 2026-04-01 at left trapezius, with it: 3 corticosteroid injections at left trapezius in 12 "
+        "months, this one included, more than 1")
+
+
+def test_a_planned_injection_inside_a_grace_period_is_said_as_already_breaking(check: Any) -> None:
+    # 60 mg in 12 months with 3 months of grace. 50 mg on 1 Jun 2025 and 40 mg planned on 1 Mar 2026: 90 mg,
+    # but within 9 months only 40: a warning. 5 mg on 1 Feb 2026 keeps it a warning (95 mg; 45 in 9 months).
+    rules = rules_with("{id: sd, kind: max-steroid-dose, applies_to: [steroid], scope: site, window: 12 months, "
+                       "max_mg: 60, grace: 3 months}")
+    code, document = check(rules, [row("2025-06-01", dose="50 mg"), row("2026-03-01", dose="40 mg")], "--site",
+                           "left trapezius", "--drug", "triamcinolone=5mg", "--on", "2026-02-01")
+    assert_verdict(code, document, "allowed", "2026-02-01")
+    sd = rule(document, "sd")
+    assert sd["status"] == "pass"
+    assert sd["message"].endswith("the planned injection on 2026-03-01 at left trapezius already breaks it; with "
+                                  "this proposal: 95 mg triamcinolone-equivalent at left trapezius in 12 months (50 "
+                                  "before + 5 proposed + 40 now), more than 60 mg (inside the grace period)")
+
+
+def test_a_skipped_rule_with_a_note_is_shown_in_the_table_and_the_cds_card(tpi: Run, write: Any) -> None:
+    # The rule is in force from 15 Feb: skipped for a proposal on 1 Feb, but the planned 1 Mar injection
+    # (already over 60 mg) would count it.
+    rules = write("rules.yaml", rules_with(
+        "{id: sd, kind: max-steroid-dose, applies_to: [steroid], scope: site, window: 12 months, max_mg: 60, "
+        "effective: 2026-02-15}"))
+    path = write("history.csv", history(row("2025-12-01", dose="50 mg"), row("2026-03-01", dose="40 mg")))
+    args = ("check", path, "--rules", rules, "--site", "left trapezius", "--drug", "triamcinolone=5mg", "--on",
+            "2026-02-01")
+    table = tpi(*args, env={"COLUMNS": "200"})
+    assert table.exit_code == 0
+    assert "not applied" not in table.stdout
+    (line,) = [text for text in table.stdout.splitlines() if text.lstrip().startswith("SKIP")]
+    assert "in force from 2026-02-15, but the planned injection on 2026-03-01 at left trapezius already breaks it" \
+        in line
+    (card,) = as_json(tpi(*args, "--format", "cds-hooks"))["cards"]
+    assert card["indicator"] == "info"
+    assert "**sd**: the planned injection on 2026-03-01 at left trapezius already breaks it; with this proposal: " \
+           "95 mg" in card["detail"]
+
+
 # --- validate: once, on the injection that breaks it; overrides; several patients ------------------------------------
 
 def test_validate_reports_a_violation_once_on_the_breaking_injection(validate: Any) -> None:

@@ -148,14 +148,14 @@ class Planner:
         return found
 
     def aggravated(self, rule: Rule, day: int) -> list[tuple[int, tuple[int, ...]]]:
-        """Later injections that already break the rule without the proposal on ``day`` and that
-        would count it (their measure changes with it): the proposal does not make them invalid,
-        so it is not held back, but the rule's message says what it adds to. (position, their
-        measure)"""
+        """Later injections that already break the rule without the proposal on ``day`` (status
+        warn or fail, a grace period's warning included), that would count it (their measure
+        changes with it) and whose status it does not change: it does not make them invalid, so
+        it is not held back, but the rule says what it adds to. (position, their measure); never
+        one that :meth:`conflicts` gives (there the status changes)."""
         span = self._later(rule, day)
         if not span:
             return []
-        worst = WARNED if rule.severity == WARN else FAIL
         proposal = self.at(day)
         found = []
         for position in span:
@@ -164,10 +164,10 @@ class Planner:
                     not counts(rule, later, proposal):
                 continue
             base = measure(self.index, rule, later, position)
-            if base[0] < worst:
+            if base[0] < WARNED:
                 continue
             result = measure(self.index, rule, later, position, proposal)
-            if result != base:
+            if result[0] == base[0] and result != base:
                 found.append((position, result))
         return found
 
@@ -263,11 +263,18 @@ def _conflict_text(planner: Planner, rule: Rule, day: int, position: int, result
     return f"it would make the planned injection on {later.date.isoformat()} at {later.label} {verb}: {message}"
 
 
-def _aggravated_text(planner: Planner, rule: Rule, day: int, position: int, result: tuple[int, ...]) -> str:
+def _aggravated_text(planner: Planner, rule: Rule, day: int, found: list[tuple[int, tuple[int, ...]]]) -> str:
+    """One sentence for the planned injections that already break the rule: the first one's
+    measure with the proposal, and how many there are."""
+    position, result = found[0]
     later = planner.index.injections[position]
     _, message = describe(planner.index, rule, later, position, result, planner.at(day))
-    return (f"the planned injection on {later.date.isoformat()} at {later.label} already breaks it; with this "
-            f"proposal: {message}")
+    where = f"on {later.date.isoformat()} at {later.label}"
+    if len(found) == 1:
+        return f"the planned injection {where} already breaks it; with this proposal: {message}"
+    last = planner.index.injections[found[-1][0]]
+    return (f"{len(found)} planned injections ({later.date.isoformat()} to {last.date.isoformat()}) already break "
+            f"it and would count this proposal; the first, {where}, with it: {message}")
 
 
 def _counted_with_later(planner: Planner, rule: Rule, target: Injection, k: int, result: tuple[int, ...],
@@ -311,11 +318,14 @@ def check(rules: Rules, profiles: frozenset[str], history: PatientHistory, propo
             # it for a later injection, which it must not make newly invalid.
             status = max(status, later[0])
             message += ("; " if result[0] != SKIP else ", but ") + _conflict_text(planner, rule, on, position, later)
-        for position, later in planner.aggravated(rule, on):
-            # Not held back (it does not *make* that injection invalid: SPEC.md), but said.
-            message += ("; " if result[0] != SKIP else ", but ") + _aggravated_text(planner, rule, on, position, later)
+        aggravated = planner.aggravated(rule, on)
+        note = None
+        if aggravated:
+            # Not held back (it does not *make* those injections invalid: SPEC.md), but said.
+            note = _aggravated_text(planner, rule, on, aggravated)
+            message += ("; " if result[0] != SKIP or conflicts else ", but ") + note
         first = planner.first_day(rule, on, (SKIP, PASS))
-        outcomes.append(RuleOutcome(rule, STATUS_NAMES[status], first, counted, message))
+        outcomes.append(RuleOutcome(rule, STATUS_NAMES[status], first, counted, message, note))
         if status == WARNED:
             warnings.append(f"{rule.id}: {message}")
     verdict = ALLOWED if earliest == on else NOT_YET if earliest is not None else BLOCKED

@@ -11,16 +11,19 @@ ALLOWED, NOT_YET, BLOCKED = "allowed", "not-yet", "blocked"
 
 class RuleOutcome:
     """One rule's verdict on a proposal: status on the date asked, the first date it passes
-    (None: never), the dates it counted, a message."""
+    (None: never), the dates it counted, a message; ``note``: what the proposal adds to planned
+    injections that already break the rule (also at the end of the message), else None."""
 
-    __slots__ = ("counted", "earliest", "message", "rule", "status")
+    __slots__ = ("counted", "earliest", "message", "note", "rule", "status")
 
-    def __init__(self, rule: Rule, status: str, earliest: int | None, counted: list[int], message: str) -> None:
+    def __init__(self, rule: Rule, status: str, earliest: int | None, counted: list[int], message: str,
+                 note: str | None = None) -> None:
         self.rule = rule
         self.status = status
         self.earliest = earliest
         self.counted = counted
         self.message = message
+        self.note = note
 
 
 class DrugLine:

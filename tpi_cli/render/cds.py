@@ -61,7 +61,9 @@ def check_cds(result: CheckResult) -> str:
             "summary": _summary(f"Allowed on {iso(result.on)}: {result.category} injection at "
                                 f"{result.proposal.label}"),
             "indicator": "info",
-            "detail": f"No active rule fails. {DISCLAIMER}",
+            # A rule that passes may still have something to say about planned injections (its note).
+            "detail": "\n\n".join(["No active rule fails.", *(f"**{_md(o.rule.id)}**: {_md(o.note)}"
+                                                               for o in result.rules if o.note), DISCLAIMER]),
             "source": {"label": "tpi rules"},
         })
     if result.verdict == BLOCKED and not any(c["indicator"] == "critical" for c in cards):

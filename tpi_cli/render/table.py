@@ -74,7 +74,8 @@ def check_renderable(result: CheckResult) -> list[Table | Text]:
     profiles = ", ".join(result.profiles) if result.profiles else "none (clinical rules only)"
     parts.append(_text(f"payer profiles: {profiles}", style="dim"))
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True)
-    shown = [outcome for outcome in result.rules if outcome.status != "skip"]
+    # A skipped rule is listed in the table only when it has something to say about planned injections.
+    shown = [outcome for outcome in result.rules if outcome.status != "skip" or outcome.note]
     width = _rule_width([outcome.rule for outcome in shown])
     table.add_column("", no_wrap=True, min_width=4)
     table.add_column("rule", no_wrap=True, min_width=width, max_width=width, overflow="ellipsis")
@@ -86,7 +87,7 @@ def check_renderable(result: CheckResult) -> list[Table | Text]:
         name.append(f"\n{rule_group(rule.profiles, rule.severity)}", style="dim")
         why = _text(outcome.message)
         notes = []
-        if outcome.status != "pass":
+        if outcome.status not in ("pass", "skip"):
             notes.append(f"passes from {iso(outcome.earliest)}" if outcome.earliest is not None
                          else "passes on no date")
         if outcome.counted:
@@ -96,7 +97,7 @@ def check_renderable(result: CheckResult) -> list[Table | Text]:
         why.append(f"\nsource: {printable(short_source(rule.source))}", style="dim")
         table.add_row(status, name, why)
     parts.append(table)
-    skipped = [outcome for outcome in result.rules if outcome.status == "skip"]
+    skipped = [outcome for outcome in result.rules if outcome.status == "skip" and not outcome.note]
     if skipped:
         reasons: dict[str, list[str]] = {}
         for outcome in skipped:
