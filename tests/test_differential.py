@@ -895,7 +895,7 @@ def test_next_budget_counts_a_rule_in_force_only_later(tmp_path: Path) -> None:
     message = document["rules"][0]["message"]
     assert message.startswith("in force from 2025-06-01, but it would make the planned injection on 2025-06-10 ")
     assert message.endswith("121 mg triamcinolone-equivalent at left trapezius in 12 months "
-                            "(0 before + 21 proposed + 100 now), more than 120 mg")
+                            "(0 before + 21 proposed + 100 planned), more than 120 mg")
     parsed_rules = parse_rules(LATER_RULES, str(rules))
     (parsed,) = read_patients(str(history), parsed_rules)
     site = parsed_rules.sites["trapezius"]

@@ -785,6 +785,10 @@ def test_check_protects_a_planned_later_injection(check: Any, on: str, verdict: 
     if verdict == "not-yet":
         assert iv["status"] == "fail"
         assert "2026-03-01" in iv["message"]
+    if on in ("2026-01-19", "2026-02-01"):  # before the planned one: it is what the proposal would break
+        assert iv["message"] == ("no earlier corticosteroid injection at left trapezius; it would make the planned "
+                                 "injection on 2026-03-01 at left trapezius fail: corticosteroid injection at left "
+                                 f"trapezius on {on} (the proposal), less than 6 weeks before")
 
 
 def test_check_protects_a_planned_injection_in_a_window(check: Any) -> None:
@@ -837,7 +841,7 @@ def test_a_proposal_adding_to_a_planned_injection_that_already_fails_is_allowed_
     assert sd["status"] == "pass"
     assert document["warnings"] == []
     note = ("the planned injection on 2026-03-01 at left trapezius already breaks it; with this proposal: 95 mg "
-            "triamcinolone-equivalent at left trapezius in 12 months (50 before + 5 proposed + 40 now), more than "
+            "triamcinolone-equivalent at left trapezius in 12 months (50 before + 5 proposed + 40 planned), more than "
             "60 mg")
     assert sd["message"].endswith(note) == said
     assert ("already breaks" in sd["message"]) == said
@@ -855,7 +859,7 @@ def test_several_planned_injections_that_already_fail_are_summed_up_in_one_note(
     assert message.endswith(
         "; 2 planned injections (2026-04-01 to 2026-05-01) already break it and would count this proposal; the "
         "first, on 2026-04-01 at left trapezius, with it: 3 corticosteroid injections at left trapezius in 12 "
-        "months, this one included, more than 1")
+        "months, the planned one and the proposal included, more than 1")
 
 
 def test_a_planned_injection_inside_a_grace_period_is_said_as_already_breaking(check: Any) -> None:
@@ -870,7 +874,7 @@ def test_a_planned_injection_inside_a_grace_period_is_said_as_already_breaking(c
     assert sd["status"] == "pass"
     assert sd["message"].endswith("the planned injection on 2026-03-01 at left trapezius already breaks it; with "
                                   "this proposal: 95 mg triamcinolone-equivalent at left trapezius in 12 months (50 "
-                                  "before + 5 proposed + 40 now), more than 60 mg (inside the grace period)")
+                                  "before + 5 proposed + 40 planned), more than 60 mg (inside the grace period)")
 
 
 def test_a_skipped_rule_with_a_note_is_shown_in_the_table_and_the_cds_card(tpi: Run, write: Any) -> None:

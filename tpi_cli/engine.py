@@ -496,7 +496,8 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
         if result[1] == -1:
             return [], f"no earlier {_kind_words(rule)}injection{_where(rule, target)}"
         latest = _injection_at(index, result[1], extra)
-        what = f"{CATEGORY_WORDS[latest.category]} injection at {latest.label} on {iso(latest.day)}"
+        what = f"{CATEGORY_WORDS[latest.category]} injection at {latest.label} on {iso(latest.day)}" + \
+            (" (the proposal)" if result[1] == _EXTRA else "")
         if status == PASS:
             return [latest.day], f"last {what}, at least {rule.interval} before"
         grace = f" (inside the {rule.grace} grace period)" if status == WARNED and rule.strict is not None and \
@@ -513,11 +514,14 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
                 others = result[3] - 1
                 text = (f"{result[3]} injection{'' if result[3] == 1 else 's'}{_where(rule, target)}"
                         f"{_within(rule)}: {others} {_kind_words(rule)}injection{'' if others == 1 else 's'} "
-                        f"and this {CATEGORY_WORDS[target.category]} one{limit}")
+                        f"and {'the planned' if extra_counted else 'this'} {CATEGORY_WORDS[target.category]} one"
+                        f"{limit}")
                 return days, text
             noun = ("session" if rule.unit == SESSION else f"{_kind_words(rule)}injection") + \
                 ("" if result[3] == 1 else "s")
-            return days, f"{result[3]} {noun}{_where(rule, target)}{_within(rule)}, this one included{limit}"
+            # With ``extra`` counted, the target is a planned injection described for a proposal.
+            included = "the planned one and the proposal included" if extra_counted else "this one included"
+            return days, f"{result[3]} {noun}{_where(rule, target)}{_within(rule)}, {included}{limit}"
         scale = rules.ref_scale
         share = extra.ref if extra is not None and extra_counted else None  # the proposal's, for a later injection
         before = result[3] - target.ref - (share or 0)
@@ -526,7 +530,8 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
         proposed = f"{decimal_text(share, scale, places)} proposed + " if share is not None else ""
         text = (f"{decimal_text(result[3], scale, places)} mg {rules.reference_steroid.name}-equivalent"
                 f"{_where(rule, target)}{_within(rule)} ({decimal_text(before, scale, places)} before + {proposed}"
-                f"{decimal_text(target.ref, scale, places)} now){', more than ' if over else ', at most '}"
+                f"{decimal_text(target.ref, scale, places)} {'planned' if share is not None else 'now'})"
+                f"{', more than ' if over else ', at most '}"
                 f"{rule.max_mg.decimal_text(3)} mg{grace}")
         return days, text
     session = session_before(index, rule, target, k, extra)
