@@ -140,9 +140,13 @@ def from_history(ref: Ref, history: Any) -> tuple[list[Inj], list[tuple[int, int
 
 
 def weight_on(weights: list[tuple[int, int, Fraction]], day: int) -> Fraction | None:
-    """The latest weight recorded on or before ``day`` (latest by date, then by row order)."""
-    known = [(d, o, w) for d, o, w in weights if d <= day]
-    return max(known, key=lambda t: (t[0], t[1]))[2] if known else None
+    """The weight recorded on the latest date on or before ``day`` that has one; the lowest of
+    that date's weights when it has several (the safer reading: lower limits)."""
+    known = [(d, w) for d, _, w in weights if d <= day]
+    if not known:
+        return None
+    latest = max(d for d, _ in known)
+    return min(w for d, w in known if d == latest)
 
 
 # --- one rule, one evaluated injection -----------------------------------------------------------

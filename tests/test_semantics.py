@@ -1138,6 +1138,28 @@ def test_weight_option_wins_over_the_history(check: Any) -> None:
     assert rule(document, "ad")["status"] == "fail"
 
 
+@pytest.mark.parametrize("order", ["dose first", "weights first"])
+def test_two_weights_on_one_day_the_lower_one_counts(check: Any, validate: Any, order: str) -> None:
+    # 200 mg lidocaine with 40 kg recorded (limit min(300, 4.5 x 40) = 180 mg: over), and a dry needling
+    # the same day recording 80 kg (360: within). The safer reading: the day's lower weight, in any row order;
+    # a later row's higher weight must not make the overdose pass.
+    rows = [row("2025-01-10", drug="lidocaine", dose="200 mg", weight="40"),
+            row("2025-01-10", site="infraspinatus", drug="", dose="", weight="80")]
+    if order == "weights first":
+        rows.reverse()
+    code, report = validate(ANESTHETIC, rows)
+    assert code == 1
+    assert [(v["site"], v["rule"]) for v in report["violations"]] == \
+        ([("trapezius", "ad"), ("infraspinatus", "ad")] if order == "dose first" else [("trapezius", "ad")])
+    assert "weight 40 kg" in report["violations"][0]["message"]
+    # a proposal that day, or later (no other weight recorded since), is held to 40 kg too: 180 mg at most
+    for on, dose, status in (("2025-01-10", "1mg", "fail"), ("2025-02-01", "180mg", "pass"),
+                             ("2025-02-01", "181mg", "fail")):
+        _, document = check(ANESTHETIC, rows, "--site", "right trapezius", "--drug", f"lidocaine={dose}", "--on", on)
+        assert rule(document, "ad")["status"] == status, (on, dose)
+        assert "weight 40 kg" in rule(document, "ad")["message"]
+
+
 def test_per_kg_only_anesthetic_without_weight_fails(check: Any) -> None:
     # README choice 13: only max_mg_per_kg and no weight: its limit is unknown
     rules = RULES_HEAD.replace("  saline:", "  ropivacaine: {class: anesthetic, max_mg_per_kg: 3}\n  saline:") + \

@@ -161,7 +161,16 @@ class PatientIndex:
         self.injections = history.injections
         self.days = [injection.day for injection in self.injections]
         self.weight_override = weight
-        self._weight_days = [w[0] for w in history.weights]
+        # Per day with a recorded weight, its lowest (two weights on one day: the safer, lower
+        # limits); days ascending.
+        self._weight_days: list[int] = []
+        self._weight_lows: list[Ratio] = []
+        for day, _, recorded in history.weights:
+            if self._weight_days and self._weight_days[-1] == day:
+                self._weight_lows[-1] = min(self._weight_lows[-1], recorded)
+            else:
+                self._weight_days.append(day)
+                self._weight_lows.append(recorded)
         self._positions: dict[tuple[frozenset[str], str], dict[object, list[int]]] = {}
         self._lists: dict[tuple[frozenset[str], str, object], ScopeList | None] = {}
         self._quick: dict[tuple[int, Site, str | None], ScopeList | None] = {}
@@ -215,11 +224,12 @@ class PatientIndex:
         return bisect_left(self.days, day + 1)
 
     def weight_at(self, day: int) -> Ratio | None:
-        """``--weight-kg``, else the latest weight recorded on or before ``day``."""
+        """``--weight-kg``, else the weight recorded on the latest day on or before ``day`` that has
+        one (the lowest, when that day has several)."""
         if self.weight_override is not None:
             return self.weight_override
         index = bisect_left(self._weight_days, day + 1)
-        return self.history.weights[index - 1][2] if index else None
+        return self._weight_lows[index - 1] if index else None
 
 
 # --- measures --------------------------------------------------------------------------------

@@ -120,25 +120,28 @@ class Validator:
         first = 0
         session_day = injections[0].day
         points = steroid = mass = 0
-        weight = history.standing_weight  # the latest weight on or before the session's day
+        weight = history.standing_weight  # the weight on or before the session's day (as PatientIndex.weight_at)
+        lowest: Ratio | None = None  # the lowest weight recorded on the session's day so far
         bound_weight: Any = _UNSET  # the weight `bound` was computed for
         bound = 0.0
         size = len(injections)
         for position, injection in enumerate(injections):
             day = injection.day
             if sessions and day != session_day:
-                first, session_day, points, steroid, mass = position, day, 0, 0, 0
+                first, session_day, points, steroid, mass, lowest = position, day, 0, 0, 0, None
             category = injection.category
             ref = injection.ref
             number[category] += 1
             load[category] += ref
             if sessions:
-                if injection.weight is not None:
-                    weight = injection.weight
+                if injection.weight is not None and (lowest is None or injection.weight < lowest):
+                    lowest = injection.weight
                 points += injection.points or 1
                 steroid += ref
                 mass += injection.la
                 if position + 1 == size or injections[position + 1].day != day:  # the session ends here
+                    if lowest is not None:
+                        weight = lowest  # for this day, and after it until another day has one
                     within = quick and points <= least_points and position + 1 - first <= least_count and \
                         steroid <= least_load
                     if within and mass:
