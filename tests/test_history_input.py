@@ -903,15 +903,31 @@ def test_validate_uses_a_json_patients_weight_too(tpi: Run, write: Write, spec_r
 
 
 def test_a_json_patient_given_twice_keeps_each_entrys_weight(tpi: Run, write: Write, spec_rules: str) -> None:
-    # One entry per period, a weight each (README choice 13): the first entry's weight holds before any
+    # One entry per period, a weight each (README choice 13): the lowest entry weight holds before any
     # injection; each entry's injections carry its own weight from their dates on.
     path = write("h.json", '[{"patient_id": "P1", "weight_kg": 80, "injections": [{"date": "2025-01-10", '
                            '"site": "trapezius", "side": "left", "drugs": [{"name": "saline", "dose": "1 mL"}]}]},\n'
                            ' {"patient_id": "P1", "weight_kg": 50, "injections": [{"date": "2026-01-10", '
                            '"site": "trapezius", "side": "left", "drugs": [{"name": "saline", "dose": "1 mL"}]}]}]')
-    for on, weight in (("2024-06-01", "80 kg"), ("2025-06-01", "80 kg"), ("2026-06-01", "50 kg")):
+    for on, weight in (("2024-06-01", "50 kg"), ("2025-06-01", "80 kg"), ("2026-06-01", "50 kg")):
         result = tpi("check", path, "--rules", spec_rules, "--site", "left trapezius", "--drug", "lidocaine=100mg",
                      "--on", on, "--format", "json")
         assert result.exit_code == 0, result.stderr
         (rule,) = [r for r in json.loads(result.stdout)["rules"] if r["kind"] == "anesthetic-dose"]
         assert f"weight {weight}" in rule["message"], on
+
+
+@pytest.mark.parametrize("weights", [(80, 40), (40, 80)])
+def test_a_json_patient_given_twice_without_injections_has_the_lower_weight(tpi: Run, write: Write, spec_rules: str,
+                                                                            weights: tuple[int, int]) -> None:
+    # Two entries, no injections: whatever their order, the lower weight counts (README choice 13):
+    # lidocaine 200 mg against min(300, 4.5 x 40 = 180) mg is over.
+    first, second = weights
+    path = write("h.json", f'[{{"patient_id": "A", "weight_kg": {first}, "injections": []}},\n'
+                           f' {{"patient_id": "A", "weight_kg": {second}, "injections": []}}]')
+    result = tpi("check", path, "--rules", spec_rules, "--site", "left trapezius", "--drug", "lidocaine=200mg",
+                 "--on", "2025-01-10", "--format", "json")
+    assert result.exit_code == 1, result.stderr
+    (rule,) = [r for r in json.loads(result.stdout)["rules"] if r["kind"] == "anesthetic-dose"]
+    assert rule["status"] == "fail"
+    assert "weight 40 kg" in rule["message"]

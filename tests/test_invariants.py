@@ -389,8 +389,8 @@ def test_validate_equals_check_of_each_injection(data: Any) -> None:
                     others[name] = dose
             drugs = [(name, mg_text(mg)) for name, mg in totals.items()] + list(others.items())
             day = date.fromisoformat(shot.date).toordinal()
-            known = [(d, o, w) for d, o, w in weights if d <= day]
-            weight = max(known, key=lambda t: t[:2])[2] if known else None
+            known = [(d, w) for d, _, w in weights if d <= day]  # the latest weighed day's lowest (choice 13)
+            weight = min((w for d, w in known if d == max(d for d, _ in known)), key=float) if known else None
             weight_text = None if weight is None else decimal_text(Fraction(weight.num, weight.den))
             proposal = Proposal("P1", shot.site, side, drugs, shot.date,
                                 int(shot.points) if shot.points else None, weight_text, profiles)

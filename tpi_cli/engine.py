@@ -523,7 +523,8 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
             if rule.unit != SESSION and target.category not in rule.counts:  # counted all the same (SPEC.md)
                 others = result[3] - 1
                 text = (f"{result[3]} injection{'' if result[3] == 1 else 's'}{_where(rule, target)}"
-                        f"{_within(rule)}: {others} {_kind_words(rule)}injection{'' if others == 1 else 's'} "
+                        f"{_within(rule)}: {others} {_kind_words(rule)}injection{'' if others == 1 else 's'}"
+                        f"{' (the proposal among them)' if extra_counted else ''} "
                         f"and {'the planned' if extra_counted else 'this'} {CATEGORY_WORDS[target.category]} one"
                         f"{limit}")
                 return days, text

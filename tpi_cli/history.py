@@ -771,8 +771,10 @@ def _group(rows: Iterator[_Row | _PatientOnly], file: str, patient: str | None) 
             group = _PatientRows(row.patient_id)
             patients[row.patient_id] = group
         if isinstance(row, _PatientOnly):
-            if group.standing_weight is None:  # the first entry's weight; each entry's own injections
-                group.standing_weight = row.weight  # carry their entry's weight from their dates on
+            # The lowest of its entries' weights (the safer, lower limits, whatever the entries' order);
+            # each entry's own injections carry their entry's weight from their dates on.
+            if row.weight is not None and (group.standing_weight is None or row.weight < group.standing_weight):
+                group.standing_weight = row.weight
             continue
         if patient is None or row.patient_id == patient:
             group.add(row, file)
