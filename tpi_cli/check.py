@@ -71,7 +71,7 @@ class Planner:
         self.active = active
         self.first_later = index.position_after(on)  # no day before ``on`` is ever asked
         self._moved: dict[int, Injection] = {}
-        self._exposure: dict[int, tuple[list[int], dict[int, int]]] = {}
+        self._exposure: dict[int, tuple[list[int], dict[int, int], list[tuple[int, tuple[int, ...]]]]] = {}
         self._status: dict[tuple[int, int], int] = {}
         self._candidates: dict[int, list[int]] = {}
 
@@ -96,11 +96,12 @@ class Planner:
         end = bisect_left(self.index.days, max(d.add(day) for d in spans)) if spans else start
         return range(start, end)
 
-    def _exposed(self, rule: Rule) -> tuple[list[int], dict[int, int]]:
+    def _exposed(self, rule: Rule) -> tuple[list[int], dict[int, int], list[tuple[int, tuple[int, ...]]]]:
         """The later injections the proposal could make worse, whatever its day, and their status
         without it: those the rule applies to, in force, counting the proposal, not already at the
         rule's worst status, and (for a count or dose without grace) with less headroom than the
-        proposal adds. Positions ascending."""
+        proposal adds. Positions ascending. Third: those of the same that already break the rule
+        (warn or fail) without the proposal, with their measure (see :meth:`aggravated`)."""
         known = self._exposure.get(id(rule))
         if known is not None:
             return known
@@ -112,6 +113,7 @@ class Planner:
         limit = rule.max_ref if rule.kind == MAX_STEROID_DOSE else rule.max
         positions: list[int] = []
         bases: dict[int, int] = {}
+        broken: list[tuple[int, tuple[int, ...]]] = []
         injections = self.index.injections
         for position in range(self.first_later, len(injections)):
             later = injections[position]
@@ -120,13 +122,15 @@ class Planner:
             if not counts_scope(rule, later, proposal) or proposal.category not in rule.counts:
                 continue
             base = measure(self.index, rule, later, position)
+            if base[0] >= WARNED:
+                broken.append((position, base))
             if base[0] >= worst:
                 continue  # cannot get worse
             if additive and limit is not None and base[0] == PASS and base[3] + adds <= limit:
                 continue  # the proposal cannot push it over
             positions.append(position)
             bases[position] = base[0]
-        known = self._exposure[id(rule)] = (positions, bases)
+        known = self._exposure[id(rule)] = (positions, bases, broken)
         return known
 
     def conflicts(self, rule: Rule, day: int) -> list[tuple[int, tuple[int, ...]]]:
@@ -134,7 +138,7 @@ class Planner:
         span = self._later(rule, day)
         if not span:
             return []
-        positions, bases = self._exposed(rule)
+        positions, bases, _ = self._exposed(rule)
         proposal = self.at(day)
         found = []
         for index in range(bisect_left(positions, span.start), bisect_left(positions, span.stop)):
@@ -156,15 +160,12 @@ class Planner:
         span = self._later(rule, day)
         if not span:
             return []
+        broken = self._exposed(rule)[2]
         proposal = self.at(day)
         found = []
-        for position in span:
+        for position, base in broken[bisect_left(broken, (span.start,)):bisect_left(broken, (span.stop,))]:
             later = self.index.injections[position]
-            if later.category not in rule.applies_to or not rule.in_force(later.day) or \
-                    not counts(rule, later, proposal):
-                continue
-            base = measure(self.index, rule, later, position)
-            if base[0] < WARNED:
+            if not counts(rule, later, proposal):
                 continue
             result = measure(self.index, rule, later, position, proposal)
             if result[0] == base[0] and result != base:
