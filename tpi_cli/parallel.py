@@ -222,7 +222,8 @@ def _gather(index: int, report: ShardReport) -> None:
     job = _JOB
     with open(job["path"], "rb") as handle:
         data = handle.read()
-    if b'"' in data or data.count(b"\r") != data.count(b"\r\n"):
+    # ``in`` first: counting the two-byte CR LF costs a tenth of a second a 60 MB file; most have no CR.
+    if b'"' in data or (b"\r" in data and data.count(b"\r") != data.count(b"\r\n")):
         report.fallback = LAYOUT  # quoted fields, or lone carriage returns: not one row a line
         return
     try:
