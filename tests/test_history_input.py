@@ -103,6 +103,9 @@ def test_csv_patient_id_column_is_optional_for_one_patient(write: Write, rules: 
     b"\xef\xbb\xbf" + HEADER.replace("\n", "\r\n").encode() + b"P1,2026-01-05,trapezius,left,triamcinolone,20 mg\r\n",
     HEADER.encode() + b"P1,2026-01-05,trapezius,left,triamcinolone,20 mg",   # no final newline
     HEADER.encode() + b"\n\nP1,2026-01-05,trapezius,left,triamcinolone,20 mg\n\n",   # blank lines skipped
+    # Rows of empty fields, as a spreadsheet saves its empty rows: skipped like blank lines (README 10).
+    b",,,,,\n" + HEADER.encode() + b",,,,,\n P1,2026-01-05,trapezius,left,triamcinolone,20 mg\n , ,\t,,,\r\n,,\n",
+    b",,,,,\r\n" + HEADER.replace("\n", "\r\n").encode() + b'"",,,,,\r\nP1,2026-01-05,trapezius,left,triamcinolone,20 mg\r\n',
 ])
 def test_csv_bom_crlf_and_blank_lines(tmp_path: Path, rules: Rules, data: bytes) -> None:
     path = write_bytes(tmp_path, "h.csv", data)
@@ -467,6 +470,48 @@ def test_csv_missing_required_column(tpi: Run, write: Write, spec_rules: str, he
 def test_csv_misnamed_column_gets_a_suggestion(tpi: Run, write: Write, spec_rules: str) -> None:
     path = write("h.csv", "patient_id,date,site,side,drugs,dose\nP1,2026-01-05,trapezius,left,triamcinolone,20 mg\n")
     assert_bad_input(validate(tpi, path, spec_rules), path, 1, None, "did you mean 'drugs'")
+
+
+@pytest.mark.parametrize(("header", "column"), [
+    ("Patient ID,date,site,side,drug,dose", "patient_id"),
+    ("PatientID,date,site,side,drug,dose", "patient_id"),
+    ("patient,date,site,side,drug,dose", "patient_id"),
+    ("patient_id,date,site,side,drug,dose,Weight (kg)", "weight_kg"),
+    ("patient_id,date,site,side,drug,dose,weight", "weight_kg"),
+    ("patient_id,date,site,side,drug,dose,trigger_points,Over-ride", "override"),
+    ("patient_id,date,site,Side_,drug,dose", "side"),
+])
+def test_csv_column_spelt_otherwise_is_refused_not_ignored(tpi: Run, write: Write, spec_rules: str, header: str,
+                                                           column: str) -> None:
+    # Ignored as an extra column, "Patient ID" would make two patients one (P2's steroid counted
+    # with P1's), "weight" would leave the mg/kg limits unknown.
+    rows = [f"P{n},2026-01-0{n},trapezius,left,triamcinolone,20 mg" + ",x" * (header.count(",") - 5) for n in (1, 2)]
+    path = write("h.csv", header + "\n" + "\n".join(rows) + "\n")
+    assert_bad_input(validate(tpi, path, spec_rules), path, 1, column, f"did you mean {column!r}", "Rename it")
+
+
+def test_a_lookalike_of_a_column_that_is_there_is_an_extra_column(write: Write, rules: Rules) -> None:
+    path = write("h.csv", "patient_id,Patient Name,date,site,side,drug,dose,weight_kg,Weight (lb),patient\n"
+                 "P1,Ann,2026-01-05,trapezius,left,triamcinolone,20 mg,70,154,x\n")
+    assert summary(read(path, rules)) == [("P1", "2026-01-05", "trapezius", "left", {"triamcinolone": "20 mg"})]
+
+
+def test_json_row_key_spelt_otherwise_is_refused_not_ignored(tpi: Run, write: Write, spec_rules: str) -> None:
+    path = write("h.json", '[{"date": "2026-01-05", "site": "trapezius", "side": "left", "drug": "kenalog",\n'
+                           '  "dose": "20 mg",\n  "Patient ID": "P1"}]')
+    assert_bad_input(validate(tpi, path, spec_rules), path, 3, "Patient ID", "key 'Patient ID'",
+                     "did you mean 'patient_id'")
+
+
+@pytest.mark.parametrize("text", ["42", '"P1,2026-01-05"', "date,site,drug,dose\n"])
+def test_a_json_file_that_holds_no_list_or_object_is_told_so(tpi: Run, write: Write, spec_rules: str,
+                                                            text: str) -> None:
+    path = write("h.json", text)
+    result = validate(tpi, path, spec_rules)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "JSON" in result.stderr or "expected an object" in result.stderr, result.stderr
+    assert "column" not in result.stderr  # not read as a CSV file without its header
 
 
 def test_csv_duplicate_column(tpi: Run, write: Write, spec_rules: str) -> None:

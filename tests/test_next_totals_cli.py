@@ -40,6 +40,28 @@ def row_of(document: Any, site: str, side: str | None) -> Any:
     return found
 
 
+@pytest.mark.parametrize(("machine_date", "label"), [("2026-03-10", "today"), ("2026-12-06", "2026-03-10")])
+def test_next_table_says_today_only_on_the_machines_date(tpi: Run, spec_rules: str, write: Write,
+                                                         monkeypatch: pytest.MonkeyPatch, machine_date: str,
+                                                         label: str) -> None:
+    # A forecast from another --on (planning ahead, looking back) shows its own date, not "today".
+    from datetime import date
+
+    import tpi_cli.cli
+
+    class Machine(date):
+        @classmethod
+        def today(cls) -> date:
+            return date.fromisoformat(machine_date)
+
+    monkeypatch.setattr(tpi_cli.cli, "date", Machine)
+    result = tpi("next", write("h.csv", NEXT_HISTORY), "--rules", spec_rules, "--on", "2026-03-10")
+    assert result.exit_code == 0, result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("interspinous-lumbar")]
+    assert row.split()[1:4] == [label] * 3
+    assert ("today" in result.stdout) == (label == "today")
+
+
 def test_next_hand_computed(tpi: Run, spec_rules: str, write: Write) -> None:
     result = tpi("next", write("h.csv", NEXT_HISTORY), "--rules", spec_rules, "--on", "2026-03-10", "--format", "json")
     assert result.exit_code == 0, result.stderr

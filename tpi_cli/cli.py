@@ -418,7 +418,7 @@ def next_(history: str, site_text: str | None, on: date | None, patient: str | N
     else:
         from tpi_cli.render.table import print_next
 
-        print_next(result)
+        print_next(result, today=date.today().toordinal())
 
 
 @cli.command()

@@ -20,7 +20,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from functools import partial
 from operator import attrgetter, itemgetter
 from typing import IO, Any
@@ -42,6 +42,7 @@ MAX_FIELD = 1000
 MAX_LINE = (1 << 20) + 2  # a CSV field may hold 1 MiB (the csv module's limit), a line not much more
 MAX_JSON_BYTES = 256 << 20
 _UNSEEN: Any = object()
+_BLANK_ROW = ", \t\r\n"  # a row of nothing else is blank: a spreadsheet writes its empty rows as commas
 _NO_TEXT = frozenset({"", "\n", "\r\n", "\r"})  # an empty last field, with its line end
 csv.field_size_limit(1 << 20)
 
@@ -360,8 +361,9 @@ class Source:
             raise TpiError(f"cannot read: {exc.strerror}", file=self.name) from None
 
 
-def _sniff(handle: IO[bytes]) -> tuple[str, bytes]:
-    """``json`` or ``csv`` from the first non-blank character; returns the bytes read so far."""
+def _sniff(handle: IO[bytes], name: str) -> tuple[str, bytes]:
+    """``json`` or ``csv`` from the first non-blank character (``json`` for a ``.json`` file, so
+    that one holding something else is told so); returns the bytes read so far."""
     head = b""
     while True:
         chunk = handle.read(4096)
@@ -369,7 +371,7 @@ def _sniff(handle: IO[bytes]) -> tuple[str, bytes]:
         stripped = head.lstrip(b"\xef\xbb\xbf").lstrip()
         if stripped or not chunk or len(head) > MAX_LINE:
             break
-    kind = "json" if stripped[:1] in (b"[", b"{") else "csv"
+    kind = "json" if stripped[:1] in (b"[", b"{") or name.lower().endswith(".json") else "csv"
     return kind, head
 
 
@@ -422,11 +424,11 @@ def gather_lines(lines: list[str], start: int, shard: int, shards: int) -> list[
                 group.append(index)
             continue
         cut = line.find(",")
-        if cut < 0:
-            if line.strip():
+        if cut < 0 or (cut == 0 and not line.strip(_BLANK_ROW)):
+            if line.strip(_BLANK_ROW):
                 return None
             prefix = "\n"
-            continue  # a blank line (the reader skips it)
+            continue  # a blank line, or a row of empty fields (the reader skips it)
         prefix = line[:cut + 1]
         key = prefix[:cut].strip()
         found = mine.get(key)
@@ -467,7 +469,7 @@ def read_patients(path: str, rules: Rules, *, patient: str | None = None,
         handle = source.open()
         try:
             if mode == SORTED or not source.rereadable:
-                kind, head = _sniff(handle)
+                kind, head = _sniff(handle, source.name)
                 if kind == "json":
                     data = head + handle.read(MAX_JSON_BYTES + 1 - len(head))
                     if len(data) > MAX_JSON_BYTES:
@@ -529,8 +531,8 @@ def _csv_patients(lines: Iterator[str], file: str, rules: Rules, patient: str | 
                 raise TpiError("line longer than 1 MiB", file=file, line=number)
             header, extra = _record(first, lines)
             number += extra
-            if header and (len(header) > 1 or header[0].strip()):
-                break  # blank lines before the header are skipped
+            if any(cell.strip() for cell in header):
+                break  # blank lines (and rows of empty fields) before the header are skipped
             header = None
         if header is None:
             raise TpiError("empty history: expected a header row (date,site,drug,dose,...)", file=file, line=1)
@@ -572,9 +574,9 @@ def _csv_patients(lines: Iterator[str], file: str, rules: Rules, patient: str | 
                 except ValueError:  # fewer than four commas: the check below says what is wrong
                     shape = None
                 if shape is None:
+                    if not text_line.strip(_BLANK_ROW):
+                        continue  # a blank line, or a row of empty fields (a spreadsheet's blank row)
                     if text_line.count(",") != commas:
-                        if not text_line.strip():
-                            continue  # a blank line
                         raise TpiError(f"{text_line.count(',') + 1} fields, but the header has {width}", file=file,
                                        line=start)
                     pid_raw, date_raw, rest = text_line.split(",", 2)
@@ -590,8 +592,8 @@ def _csv_patients(lines: Iterator[str], file: str, rules: Rules, patient: str | 
                 else:  # no quote: the fields are exactly the comma-separated parts (RFC 4180)
                     raw = text_line.rstrip("\r\n").split(",")
                 if len(raw) != width:
-                    if not raw or (len(raw) == 1 and not raw[0].strip()):
-                        continue  # a blank line
+                    if not any(cell.strip() for cell in raw):
+                        continue  # a blank line, or a row of empty fields
                     raise TpiError(f"{len(raw)} fields, but the header has {width}", file=file, line=start)
                 if pad:
                     raw.append("")
@@ -599,6 +601,8 @@ def _csv_patients(lines: Iterator[str], file: str, rules: Rules, patient: str | 
                     override_raw = fields(raw)
                 shape = shapes.get((site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw))
                 if shape is None:
+                    if not any(cell.strip() for cell in raw):
+                        continue  # a row of empty fields (a spreadsheet's blank row)
                     parser.day(date_raw, start)
                     shape = parser.shape(site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw,
                                          line=start)
@@ -791,6 +795,36 @@ def _is_date(text: str) -> bool:
     return True
 
 
+# What a column is called when it is not spelled as tpi reads it: its letters and digits, lower case.
+_LOOKALIKES = {**{re.sub(r"[\W_]+", "", column): column for column in COLUMNS},
+               "patient": "patient_id", "weight": "weight_kg"}
+_WHAT_IS_LOST = {
+    "patient_id": "every row would be read as one patient's",
+    "side": "every side would read as unspecified",
+    "technique": "the technique would go unchecked",
+    "points": "every injection would count as 1 trigger point",
+    "weight_kg": "the patient's weight would be unknown",
+    "override": "overridden violations would read as not overridden",
+}
+
+
+def lookalike_column(names: Iterable[str], present: Container[str]) -> tuple[str, str] | None:
+    """A column (or JSON key) that tpi does not read but that names one of its columns spelled
+    otherwise (``Patient ID``, ``weight (kg)``, ``patient``), when that column is missing:
+    ``(name as written, column)``. Ignored like any extra column, it would lose what it holds."""
+    for name in names:
+        column = _LOOKALIKES.get(re.sub(r"[\W_]+", "", name.lower()))
+        if column is not None and column not in present and name.strip().lower() != column:
+            return name, column
+    return None
+
+
+def _lookalike_error(name: str, column: str, what: str = "column") -> str:
+    lost = _WHAT_IS_LOST.get(column, f"its {column} would go unread")
+    return (f"{what} {quote(name.strip())} is not one tpi reads: did you mean {column!r}? Rename it "
+            f"(a {what} tpi does not know is ignored, and {lost})")
+
+
 def _columns(header: list[str], file: str) -> list[int]:
     names = [name.strip().lower() for name in header]
     found: dict[str, int] = {}
@@ -799,6 +833,9 @@ def _columns(header: list[str], file: str) -> list[int]:
             if name in found:
                 raise TpiError(f"column {name!r} appears twice in the header", file=file, line=1)
             found[name] = index
+    lookalike = lookalike_column(header, found)
+    if lookalike is not None and found:  # a header (it names some column), not a patient's row
+        raise TpiError(_lookalike_error(*lookalike), file=file, line=1, field=lookalike[1])
     for required in REQUIRED_COLUMNS:
         if required not in found:
             # The header is not quoted back: when it is missing, the first line is a patient's row.
@@ -894,6 +931,9 @@ def _row_keys(item: dict[str, Any], path: tuple[int | str, ...], fail: Fail) -> 
             raise fail(path, name, "given twice (keys are matched like CSV column names: case and spaces ignored)")
         else:
             fields[name] = value
+    lookalike = lookalike_column(unknown, fields)
+    if lookalike is not None:
+        raise fail(path, lookalike[0], _lookalike_error(*lookalike, what="key"))
     if "drug" not in fields and unknown and str(fields.get("technique") or "").strip().lower() != "dry":
         names = ", ".join(quote(key) for key in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
         raise fail(path, "drug", f"missing, and the row has keys tpi does not know ({names}): a drug under another "

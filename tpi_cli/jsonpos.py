@@ -50,7 +50,7 @@ class Locator:
 def _field_position(node: Any, field: str) -> int | None:
     keys: dict[str, int] = getattr(node, "keys_at", {})
     for key, position in keys.items():
-        if key.strip().lower() == field:
+        if key == field or key.strip().lower() == field:
             return position
     return None
 

@@ -407,7 +407,7 @@ def _patient_column(path: str) -> tuple[bytes, int] | None:
             header = handle.readline(1 << 16)
     except OSError:
         return None
-    if not header or header.lstrip(b"\xef\xbb\xbf").lstrip()[:1] in (b"[", b"{"):
+    if not header or header.lstrip(b"\xef\xbb\xbf").lstrip()[:1] in (b"[", b"{") or path.lower().endswith(".json"):
         return None
     names = [name.strip().lower() for name in header.decode("utf-8-sig", "replace").rstrip("\r\n").split(",")]
     return (header, names.index("patient_id")) if "patient_id" in names else None

@@ -114,7 +114,9 @@ def print_check(result: CheckResult, out: Console | None = None) -> None:
         target.print(part)
 
 
-def print_next(result: ForecastResult, out: Console | None = None) -> None:
+def print_next(result: ForecastResult, out: Console | None = None, *, today: int | None = None) -> None:
+    """``today``: the date that reads as "today" (the machine's date; a forecast from another
+    ``--on`` shows its dates)."""
     target = out or console()
     who = f"patient {result.patient_id}" if result.patient_id else "patient (no ID)"
     target.print(_text(f"Earliest dates from {iso(result.on)}, {who}", style="bold"))
@@ -132,7 +134,7 @@ def print_next(result: ForecastResult, out: Console | None = None) -> None:
             day = row.earliest[category]
             held = row.held_by[category]
             if day == result.on:
-                cells.append(_text("today", style="green"))
+                cells.append(_text("today" if day == today else iso(day) or "", style="green"))
             else:
                 text = _text(iso(day) or "blocked", style="yellow" if day is not None else "red")
                 if held:
