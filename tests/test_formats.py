@@ -260,6 +260,49 @@ def test_table_is_plain_when_not_a_terminal(tpi: Run) -> None:
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
 
 
+def test_sites_table_of_many_sites_is_laid_out_plainly(tpi: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Above PLAIN_ROWS sites (200,000 took a minute through rich) the same cells, one line a site.
+    from tpi_cli.render import table
+
+    rich_lines = tpi("sites", env={"COLUMNS": "200"}).stdout.splitlines()
+    monkeypatch.setattr(table, "PLAIN_ROWS", 0)
+    plain = tpi("sites", env={"COLUMNS": "200"})
+    assert plain.exit_code == 0, plain.stderr
+    lines = plain.stdout.splitlines()
+    assert lines[0].split() == ["site", "region", "sides", "aliases", "SNOMED", "CT"]
+    assert set(lines[1]) == {"\u2500"}
+    rows = [line.split() for line in lines[2:] if line]
+    assert rows == [line.split() for line in rich_lines[2:] if line]  # the same cells as rich's table
+    assert rows[[row[0] for row in rows].index("trapezius")][:3] == ["trapezius", "cervical", "left/right"]
+
+
+def test_output_that_stdout_cannot_encode_is_escaped_not_an_error(tmp_path: Path) -> None:
+    # PYTHONIOENCODING=ascii, a Latin-1 locale: "\u2026" instead of an internal error half-way through
+    # the report; JSON stays valid JSON (the escape is JSON's own, UTF-16 pairs beyond U+FFFF).
+    import json
+    import os
+    import subprocess
+    import sys
+
+    history = tmp_path / "h.csv"
+    history.write_text("patient_id,date,site,side,drug,dose\n" + "".join(
+        f"P\u4e2d\U0001f600\u00e9,2026-01-{day},trapezius,left,triamcinolone,20 mg\n" for day in (10, 11)),
+        encoding="utf-8")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TPI_")}
+    for encoding in ("ascii", "latin-1"):
+        environment["PYTHONIOENCODING"] = encoding
+        done = subprocess.run([sys.executable, "-m", "tpi_cli", "validate", str(history), "--format", "json"],
+                              capture_output=True, env=environment, check=False)
+        assert (done.returncode, done.stderr) == (1, b"")
+        document = json.loads(done.stdout.decode(encoding))
+        assert document["violations"][0]["patient_id"] == "P\u4e2d\U0001f600\u00e9"
+        done = subprocess.run([sys.executable, "-m", "tpi_cli", "check", str(EXAMPLES / "history.csv"), "--site",
+                               "left trapezius", "--drug", "triamcinolone=20mg", "--on", "2026-11-28"],
+                              capture_output=True, env=environment, check=False)
+        assert (done.returncode, done.stderr) == (1, b""), done.stderr
+        assert b"NOT YET" in done.stdout
+
+
 # --- golden ---------------------------------------------------------------------------------------------------------
 
 def test_golden_check_table(tpi: Run) -> None:

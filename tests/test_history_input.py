@@ -438,6 +438,8 @@ FULL_ERRORS = [
     ("NaN weight", "P1,2026-03-05,trapezius,left,,,,,NaN,\n", 3, "weight_kg", ["finite"]),
     ("zero weight", "P1,2026-03-05,trapezius,left,,,,,0,\n", 3, "weight_kg", []),
     ("impossible weight", "P1,2026-03-05,trapezius,left,,,,,7000,\n", 3, "weight_kg", []),
+    ("weight just over 700 kg", "P1,2026-03-05,trapezius,left,,,,,700.000000000000001,\n", 3, "weight_kg",
+     ["not a body weight"]),  # exact: a float would read it as 700
 ]
 
 
@@ -472,6 +474,37 @@ def test_csv_misnamed_column_gets_a_suggestion(tpi: Run, write: Write, spec_rule
     assert_bad_input(validate(tpi, path, spec_rules), path, 1, None, "did you mean 'drugs'")
 
 
+def test_lines_of_other_blanks_are_skipped_in_every_layout(write: Write, rules: Rules) -> None:
+    # A no-break space or a form feed alone on a line is blank, in the usual column order (read
+    # fast) as in any other.
+    row = "P1,2026-01-05,trapezius,left,triamcinolone,20 mg,,,70,\n"
+    for header, line in ((FULL_HEADER, row), (HEADER, row.replace(",,,70,", ""))):
+        for blank in ("\u00a0", "\f", "\u00a0,,,,,", " , ,\t,,,"):
+            path = write("h.csv", header + blank + "\n" + line + blank + "\n")
+            assert summary(read(path, rules)) == [("P1", "2026-01-05", "trapezius", "left", {"triamcinolone": "20 mg"})]
+
+
+def test_a_header_error_names_the_headers_line_after_leading_blank_rows(tpi: Run, write: Write,
+                                                                       spec_rules: str) -> None:
+    path = write("h.csv", ",,,,\n\nPatient ID,date,site,side,drug,dose\nP1,2026-01-05,trapezius,left,kenalog,20 mg\n")
+    assert_bad_input(validate(tpi, path, spec_rules), path, 3, "patient_id", "'Patient ID'")
+    path = write("h.csv", ",,,,\npatient_id,date,site,side,drugs,dose\nP1,2026-01-05,trapezius,left,kenalog,20 mg\n")
+    assert_bad_input(validate(tpi, path, spec_rules), path, 2, "drug", "missing column")
+
+
+def test_a_headerless_first_row_is_not_taken_for_a_misspelt_header(tpi: Run, write: Write, spec_rules: str) -> None:
+    path = write("h.csv", "Patient,2026-01-05,trapezius,left,kenalog,20 mg\n")
+    assert_bad_input(validate(tpi, path, spec_rules), path, 1, "date", "header row is missing")
+
+
+def test_stdin_closed_is_a_refusal(monkeypatch: pytest.MonkeyPatch, rules: Rules) -> None:
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", None)
+    with pytest.raises(TpiError, match="stdin is closed"):
+        read("-", rules)
+
+
 @pytest.mark.parametrize(("header", "column"), [
     ("Patient ID,date,site,side,drug,dose", "patient_id"),
     ("PatientID,date,site,side,drug,dose", "patient_id"),
@@ -488,6 +521,8 @@ def test_csv_column_spelt_otherwise_is_refused_not_ignored(tpi: Run, write: Writ
     rows = [f"P{n},2026-01-0{n},trapezius,left,triamcinolone,20 mg" + ",x" * (header.count(",") - 5) for n in (1, 2)]
     path = write("h.csv", header + "\n" + "\n".join(rows) + "\n")
     assert_bad_input(validate(tpi, path, spec_rules), path, 1, column, f"did you mean {column!r}", "Rename it")
+    if column == "weight_kg":  # a plain "weight" is often in pounds: renamed as it is, it would raise the limits
+        assert "convert it first if it is not in kg" in validate(tpi, path, spec_rules).stderr
 
 
 def test_a_lookalike_of_a_column_that_is_there_is_an_extra_column(write: Write, rules: Rules) -> None:
@@ -630,6 +665,14 @@ JSON_ERRORS = [
     ("huge weight", patient_json(GOOD_INJECTION, '  {"date": "2026-03-05", "site": "L trap", "weight_kg": 1e400}'), 4,
      "weight_kg", []),
     ("not an object", "[1]", 1, None, ["object"]),
+    # A drug object with an empty name would read as dry needling.
+    ("empty drug name", patient_json(GOOD_INJECTION, '  {"date": "2026-03-05", "site": "L trap", "drugs": [{"name": " "}]}'),
+     4, "name", ["missing drug name"]),
+    # Written out in full, 1e999999999 took 2 GB for the message alone.
+    ("huge exponent", '[{"date": "2026-01-15", "site": "L trap", "drug": "", "points": 1e999999999}]', 1, "points",
+     ["'1E+999999999' is not a number tpi accepts"]),
+    ("tiny exponent", '[{"patient_id": 1e-999999999, "date": "2026-01-15", "site": "L trap", "drug": ""}]', 1,
+     "patient_id", ["'1E-999999999' is not a number tpi accepts"]),
     ("NUL in a text", patient_json(GOOD_INJECTION, '  {"date": "2026-03-05", "site": "L tr\\u0000ap"}'), 4, "site",
      ["NUL"]),
 ]

@@ -151,6 +151,19 @@ def test_scattered_keeps_padded_and_unicode_ids_together(tpi: Run, write: Write,
     assert json.loads(many.stdout)["patients"] == 120
 
 
+def test_blank_rows_inside_a_patient_do_not_cut_it(tpi: Run, write: Write, spec_rules: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # A cut at a blank row inside a patient's rows would split the patient between two ranges and
+    # send the whole file down the slower scattered path; the cut looks past blank rows.
+    used = _spy(monkeypatch)
+    lines = history(200, seed=5).splitlines()
+    with_blanks = [lines[0]] + [part for line in lines[1:] for part in (line, ",,,,,,,,")]
+    path = write("h.csv", "\n".join(with_blanks) + "\n")
+    many = _same_report(tpi, path, spec_rules)
+    assert used == ["_work_range"]
+    assert json.loads(many.stdout)["patients"] == 200
+
+
 def test_scattered_crlf_and_blank_lines_keep_their_line_numbers(tpi: Run, write: Write, spec_rules: str,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     used = _spy(monkeypatch)

@@ -81,6 +81,7 @@ def test_other_drugs_may_be_given_as_volume_or_units(text: str, kind: str, value
     ("3 mL", "needs a strength"),                    # volume without strength for a drug that needs a mass
     ("3 mL @ 101%", "above 100%"),
     ("3 mL @ 150 %", "above 100%"),
+    ("3 mL @ 100.000000000000001%", "above 100%"),  # exact: a float would read it as 100
     ("", "missing dose"),
     ("   ", "missing dose"),
     ("20 kg", "not a dose"),

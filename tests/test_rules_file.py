@@ -208,6 +208,20 @@ ERRORS = [
      edit("interval: 6 weeks", "interval: 6 weeks\n    effective: 2024-04-01\n    until: 2023-01-01"), 26,
      "until is before effective"),
     ("defaults dose unitless", edit("dose: 20 mg}", "dose: 20}"), 4, "dose"),
+    # `next` would forecast a drugless injection as the steroid one
+    ("defaults empty list", edit("{drug: triamcinolone, dose: 20 mg}", "[]"), 4, "defaults.steroid: an empty list"),
+    # An explicit tag on text YAML would not read as that type: refused, never coerced or dropped.
+    ("!!int on a float", edit("max: 8,", 'max: !!int "1e3",'), 30, "'1e3' is not a YAML int"),
+    ("!!int on text", edit("max: 8,", 'max: !!int "abc",'), 30, "'abc' is not a YAML int"),
+    ("!!int on nothing", edit("max: 8,", 'max: !!int "",'), 30, "'' is not a YAML int"),
+    ("!!int on other digits", edit("max: 8,", 'max: !!int "\u0663",'), 30, "is not a YAML int"),
+    ("!!null on a date", edit("interval: 6 weeks", "interval: 6 weeks\n    until: !!null 2026-06-01"), 25,
+     "'2026-06-01' is not a YAML null"),
+    ("!!bool on text", edit("  interspinous-lumbar: {region: lumbar, lateral: false}",
+                            '  interspinous-lumbar: {region: lumbar, lateral: !!bool "maybe"}'), 17,
+     "'maybe' is not a YAML bool"),
+    ("!!timestamp on text", edit("interval: 6 weeks", 'interval: 6 weeks\n    effective: !!timestamp "2026-06-01 x"'),
+     25, "'2026-06-01 x' is not a YAML timestamp"),
     ("defaults unknown drug", edit("{drug: triamcinolone, dose: 20 mg}", "{drug: triamcinolon, dose: 20 mg}"), 4,
      "did you mean 'triamcinolone'"),
     ("unknown category", edit("applies_to: [steroid], scope: site, window: 12 months, max: 3",
@@ -295,6 +309,13 @@ def test_python_tags_are_refused_and_never_constructed(tmp_path: Path, tag: str)
     assert errors[0].startswith(f"{PATH}:1: unsupported YAML tag")
     assert "python/" in errors[0]
     assert not marker.exists()
+
+
+def test_explicit_core_tags_that_agree_with_their_text_are_read() -> None:
+    rules = parse_rules(edit("max: 8,", "max: !!int 9,", edit("max_mg: 120", "max_mg: !!float 120")), PATH)
+    by_id = {rule.id: rule for rule in rules.rules}
+    assert by_id["points"].max == 9
+    assert by_id["steroid-site-dose"].limit_text() == parse_rules(SPEC_RULES, PATH).rules[2].limit_text()
 
 
 def test_python_tag_deep_in_the_file_is_refused_with_its_line() -> None:

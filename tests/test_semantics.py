@@ -1225,3 +1225,19 @@ def test_bilateral_proposal_respects_both_sides(check: Any, on: str, verdict: st
     code, document = check(steroid_interval("6 weeks"), rows, "--site", "bilateral trapezius", "--drug",
                            "triamcinolone=20mg", "--on", on)
     assert_verdict(code, document, verdict, earliest)
+
+
+def test_the_anesthetic_limit_is_the_exact_smaller_of_the_two() -> None:
+    # 100,000,000.000000001 mg and 1,000,000 mg/kg x 100 kg are one float apart from nothing: the
+    # smaller must still be the limit, so that a dose just above it fails (SPEC.md: exact arithmetic).
+    from tests.conftest import SPEC_RULES
+    from tpi_cli.engine import anesthetic_limit
+    from tpi_cli.quantity import Ratio
+    from tpi_cli.rules import parse_rules
+
+    text = SPEC_RULES.replace("max_mg_per_kg: 4.5, max_mg: 300", "max_mg_per_kg: 1000000, max_mg: 100000000.000000001")
+    rules = parse_rules(text, "rules.yaml")
+    assert anesthetic_limit(rules.drugs["lidocaine"], Ratio(100)) == Ratio(100_000_000)
+    text = SPEC_RULES.replace("max_mg_per_kg: 4.5, max_mg: 300", "max_mg_per_kg: 1000000.00000000001, max_mg: 100000000")
+    rules = parse_rules(text, "rules.yaml")
+    assert anesthetic_limit(rules.drugs["lidocaine"], Ratio(100)) == Ratio(100_000_000)

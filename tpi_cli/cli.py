@@ -668,6 +668,7 @@ def main() -> None:
     if sys.stdout is None:  # started with stdout closed (`>&-`): nothing could be written
         _output_failed(OSError(9, "standard output is closed"))
     _buffer_stdout()
+    _escape_what_stdout_cannot_encode()
     try:
         cli(prog_name="tpi")
     except OSError as exc:  # writing click's own output (help, usage) failed
@@ -700,6 +701,32 @@ def _buffer_stdout() -> None:
     sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(descriptor, "w", closefd=False)),
                                   encoding=sys.stdout.encoding, errors=sys.stdout.errors, line_buffering=True,
                                   write_through=True)
+
+
+def _escape_what_stdout_cannot_encode() -> None:
+    """A stdout that is not UTF-8 (``PYTHONIOENCODING=ascii``, a Latin-1 locale) gets ``\\u2026``
+    for a character it cannot encode, instead of an internal error half-way through the report.
+    The escape is JSON's own (UTF-16 pairs beyond U+FFFF), so JSON output stays valid JSON: every
+    such character is inside a JSON string."""
+    import codecs
+
+    encoding = getattr(sys.stdout, "encoding", None)
+    try:
+        if not encoding or codecs.lookup(encoding).name == "utf-8":
+            return
+    except LookupError:
+        return
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        codecs.register_error("tpi-json-escape", _json_escape)
+        sys.stdout.reconfigure(errors="tpi-json-escape")
+
+
+def _json_escape(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    units = error.object[error.start:error.end].encode("utf-16-be", "surrogatepass")
+    escaped = "".join(f"\\u{int.from_bytes(units[k:k + 2], 'big'):04x}" for k in range(0, len(units), 2))
+    return escaped, error.end
 
 
 _OUTPUT_FAILED: list[OSError] = []  # said once: the last buffered text would only fail again at exit

@@ -387,7 +387,7 @@ def anesthetic_limit(drug: Drug, weight: Ratio | None) -> Ratio | None:
         limits.append(drug.max_mg)
     if drug.max_mg_per_kg is not None and weight is not None:
         limits.append(drug.max_mg_per_kg * weight)
-    return min(limits, key=float) if limits else None
+    return min(limits) if limits else None  # exact (two limits a float cannot tell apart)
 
 
 def anesthetic_totals(session: list[Injection], target: Injection) -> dict[Drug, int]:

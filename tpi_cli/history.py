@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from functools import partial
 from operator import attrgetter, itemgetter
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 from tpi_cli.dates import parse_date
 from tpi_cli.errors import TpiError, did_you_mean, input_name, quote
@@ -42,7 +42,6 @@ MAX_FIELD = 1000
 MAX_LINE = (1 << 20) + 2  # a CSV field may hold 1 MiB (the csv module's limit), a line not much more
 MAX_JSON_BYTES = 256 << 20
 _UNSEEN: Any = object()
-_BLANK_ROW = ", \t\r\n"  # a row of nothing else is blank: a spreadsheet writes its empty rows as commas
 _NO_TEXT = frozenset({"", "\n", "\r\n", "\r"})  # an empty last field, with its line end
 csv.field_size_limit(1 << 20)
 
@@ -234,7 +233,7 @@ def parse_weight(raw: str, fail: Callable[[str], Exception]) -> Ratio:
         weight = parse_decimal(raw)
     except ValueError as exc:
         raise fail(f"{exc} (weight in kg)") from None
-    if weight.num == 0 or float(weight) > MAX_WEIGHT_KG:
+    if weight.num == 0 or weight.num > MAX_WEIGHT_KG * weight.den:  # exact: 700.000000000000001 is over
         raise fail(f"{raw} kg is not a body weight")
     return weight
 
@@ -350,7 +349,10 @@ class Source:
 
     def open(self) -> IO[bytes]:
         if self.path == "-":
-            return sys.stdin.buffer
+            stdin: TextIO | None = sys.stdin
+            if stdin is None:  # started with stdin closed (`<&-`)
+                raise TpiError("cannot read: stdin is closed", file=self.name)
+            return stdin.buffer
         try:
             return open(self.path, "rb")
         except FileNotFoundError:
@@ -403,6 +405,11 @@ class Prefixed(io.RawIOBase):
         return len(data)
 
 
+def blank_row(line: str) -> bool:
+    """A blank line, or a row of empty fields (as a spreadsheet saves its empty rows): skipped."""
+    return not line.replace(",", "").strip()
+
+
 def gather_lines(lines: list[str], start: int, shard: int, shards: int) -> list[int] | None:
     """The indices of the lines of the patients whose ID hashes to ``shard`` of ``shards``,
     grouped by patient in order of first appearance, each patient's lines in file order.
@@ -424,8 +431,8 @@ def gather_lines(lines: list[str], start: int, shard: int, shards: int) -> list[
                 group.append(index)
             continue
         cut = line.find(",")
-        if cut < 0 or (cut == 0 and not line.strip(_BLANK_ROW)):
-            if line.strip(_BLANK_ROW):
+        if cut < 0:
+            if not blank_row(line):
                 return None
             prefix = "\n"
             continue  # a blank line, or a row of empty fields (the reader skips it)
@@ -439,6 +446,9 @@ def gather_lines(lines: list[str], start: int, shard: int, shards: int) -> list[
             group = skip
         else:
             if not key:
+                if blank_row(line):  # a row of empty fields (the reader skips it)
+                    prefix, group = "\n", skip
+                    continue
                 return None
             if hash(key) % shards == shard:
                 group = mine[key] = [index]
@@ -536,7 +546,7 @@ def _csv_patients(lines: Iterator[str], file: str, rules: Rules, patient: str | 
             header = None
         if header is None:
             raise TpiError("empty history: expected a header row (date,site,drug,dose,...)", file=file, line=1)
-        columns = _columns(header, file)
+        columns = _columns(header, file, number - extra)
         width = len(header)
         pad = any(index < 0 for index in columns)
         fields = itemgetter(*[index if index >= 0 else width for index in columns])
@@ -574,7 +584,7 @@ def _csv_patients(lines: Iterator[str], file: str, rules: Rules, patient: str | 
                 except ValueError:  # fewer than four commas: the check below says what is wrong
                     shape = None
                 if shape is None:
-                    if not text_line.strip(_BLANK_ROW):
+                    if blank_row(text_line):
                         continue  # a blank line, or a row of empty fields (a spreadsheet's blank row)
                     if text_line.count(",") != commas:
                         raise TpiError(f"{text_line.count(',') + 1} fields, but the header has {width}", file=file,
@@ -800,10 +810,10 @@ _LOOKALIKES = {**{re.sub(r"[\W_]+", "", column): column for column in COLUMNS},
                "patient": "patient_id", "weight": "weight_kg"}
 _WHAT_IS_LOST = {
     "patient_id": "every row would be read as one patient's",
+    "weight_kg": "the patient's weight would be unknown; convert it first if it is not in kg",
     "side": "every side would read as unspecified",
     "technique": "the technique would go unchecked",
     "points": "every injection would count as 1 trigger point",
-    "weight_kg": "the patient's weight would be unknown",
     "override": "overridden violations would read as not overridden",
 }
 
@@ -825,32 +835,33 @@ def _lookalike_error(name: str, column: str, what: str = "column") -> str:
             f"(a {what} tpi does not know is ignored, and {lost})")
 
 
-def _columns(header: list[str], file: str) -> list[int]:
+def _columns(header: list[str], file: str, line: int = 1) -> list[int]:
+    """Where each of COLUMNS is in the header (``line``: the header's line), -1 if it is not."""
     names = [name.strip().lower() for name in header]
     found: dict[str, int] = {}
     for index, name in enumerate(names):
         if name in COLUMNS:
             if name in found:
-                raise TpiError(f"column {name!r} appears twice in the header", file=file, line=1)
+                raise TpiError(f"column {name!r} appears twice in the header", file=file, line=line)
             found[name] = index
     lookalike = lookalike_column(header, found)
     if lookalike is not None and found:  # a header (it names some column), not a patient's row
-        raise TpiError(_lookalike_error(*lookalike), file=file, line=1, field=lookalike[1])
+        raise TpiError(_lookalike_error(*lookalike), file=file, line=line, field=lookalike[1])
     for required in REQUIRED_COLUMNS:
         if required not in found:
             # The header is not quoted back: when it is missing, the first line is a patient's row.
             if any(_is_date(cell.strip()) for cell in header):
                 raise TpiError("missing column: the first line holds a date, so it is a row, not the header "
-                               "(the header row is missing)", file=file, line=1, field=required)
+                               "(the header row is missing)", file=file, line=line, field=required)
             extra = [n for n in names if n not in COLUMNS]
             which = "the header's only column is not" if len(names) == 1 else \
                 f"none of the header's {len(names)} columns is"
             # Suggestions only from a line that names some column: else it may be a patient's row.
             suggestions = did_you_mean(required, extra) if found else []
             raise TpiError(f"missing column ({which} named {required!r})",
-                           file=file, line=1, field=required, suggestions=suggestions)
+                           file=file, line=line, field=required, suggestions=suggestions)
     if "dose" not in found:
-        raise TpiError("missing column (a drug needs a dose)", file=file, line=1, field="dose")
+        raise TpiError("missing column (a drug needs a dose)", file=file, line=line, field="dose")
     return [found.get(name, -1) for name in COLUMNS]
 
 
@@ -979,8 +990,10 @@ def _json_patient(item: dict[str, Any], path: tuple[int | str, ...],
             for key in drug:
                 if key not in ("name", "dose"):
                     raise fail(there, key, "unknown key (a drug has name and dose)")
-            if drug.get("name") is None:
-                raise fail(there, "name", "missing drug name")
+            name = drug.get("name")
+            if name is None or (isinstance(name, str) and not name.strip()):  # else it reads as dry needling
+                raise fail(there, "name", "missing drug name (an injection without drugs is dry needling: "
+                                          "leave the drug out)")
             yield row({**fields, "drug": drug.get("name"), "dose": drug.get("dose")}, there)
 
 
@@ -1027,7 +1040,7 @@ def _json_fields(item: dict[str, Any], path: tuple[int | str, ...], fail: Fail) 
                                    "cause of medication errors")
         elif isinstance(value, Decimal):
             if not value.is_finite() or abs(value.adjusted()) > 20:
-                raise fail(path, name, f"{quote(format(value, 'f'))} is not a number tpi accepts")
+                raise fail(path, name, f"{quote(str(value))} is not a number tpi accepts")  # str: 1E+999999999 short
             fields.append(format(value, "f"))
         else:
             fields.append(str(value))

@@ -89,6 +89,8 @@ def _cut(handle: IO[bytes], target: int, column: int, size: int) -> int | None:
     handle.seek(target - 1)
     handle.readline()  # to the start of the next line
     first = handle.readline()
+    while first and _blank(first):
+        first = handle.readline()
     if not first:
         return size
     if b'"' in first:
@@ -101,8 +103,13 @@ def _cut(handle: IO[bytes], target: int, column: int, size: int) -> int | None:
             return size
         if b'"' in line:
             return None
-        if _field(line, column) != patient:
+        if _field(line, column) != patient and not _blank(line):  # a blank row is no patient's
             return offset
+
+
+def _blank(line: bytes) -> bool:
+    """A blank line or a row of empty fields (the reader skips it)."""
+    return not line.replace(b",", b"").strip()
 
 
 def _field(line: bytes, column: int) -> bytes:

@@ -203,7 +203,7 @@ def _parse_amount(value: str, mass_only: bool) -> Amount:
     if match:
         volume, strength, unit = parse_decimal(match.group(1)), parse_decimal(match.group(2)), match.group(3)
         if unit == "%":
-            if float(strength) > 100:
+            if strength.num > 100 * strength.den:  # exact: 100.000000000000001% is over
                 raise ValueError(f"{quote(value)}: a strength above 100% is impossible")
             mg_per_ml = strength * Ratio(10)  # a percent is g/100 mL: 1% = 10 mg/mL
         else:

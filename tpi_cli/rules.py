@@ -694,6 +694,9 @@ def _build_defaults(top: YMap, check: _Validator, lookup: dict[str, Drug]
         value = section[category]
         items = value if isinstance(value, YList) else [value]
         lines = value.item_lines if isinstance(value, YList) else [line]
+        if not items:  # `next` would forecast a drugless injection as the category's
+            check.error(line, f"defaults.{category}: an empty list (give a drug and dose, or leave the key out)")
+            continue
         proposal: list[tuple[Drug, Amount]] = []
         for item, item_line in zip(items, lines, strict=True):
             where = f"defaults.{category}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from tpi_cli.errors import TpiError
+from tpi_cli.errors import TpiError, quote
 
 if TYPE_CHECKING:
     import yaml
@@ -27,6 +27,7 @@ MAX_REFUSED = 100  # refused nodes noted (like the rules validator's errors; one
 MAX_BYTES = 16 * 1024 * 1024
 
 _TAG = "tag:yaml.org,2002:"
+_CORE = frozenset(_TAG + name for name in ("null", "bool", "int", "float", "timestamp"))
 
 
 class _Refused:
@@ -150,6 +151,13 @@ class _Converter:
         text = node.value
         if tag == _TAG + "str":
             return text
+        if tag in _CORE:
+            # An explicit tag (`!!int "1e3"`, `!!null 2026-06-01`) on text that YAML would not read
+            # as that type by itself: refused, not coerced (nor an internal error).
+            implicit = self.flattener.resolve(self.yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+            if implicit != tag and not (tag == _TAG + "float" and implicit == _TAG + "int"):
+                return self.refuse(node, f"{quote(text)} is not a YAML {tag.removeprefix(_TAG)} "
+                                         f"(tag !!{tag.removeprefix(_TAG)})")
         if tag == _TAG + "null":
             return None
         if tag == _TAG + "bool":

@@ -215,13 +215,19 @@ def _plain_table(target: Console, headers: list[tuple[str, ...]], rows: list[lis
     for level in range(height):
         out.write(line([header[level - height + len(header)] if level - height + len(header) >= 0 else ""
                         for header in headers]))
-    out.write("\u2500" * (sum(widths) + 2 * (len(widths) - 1)) + "\n")
+    rule = "\u2500" if target.encoding.lower().startswith("utf") else "-"  # as rich draws it there
+    out.write(rule * (sum(widths) + 2 * (len(widths) - 1)) + "\n")
     out.writelines(line(cells) for cells in rows)
     out.write("\n")
 
 
 def print_sites(rules: Rules, out: Console | None = None) -> None:
     target = out or console()
+    if len(rules.sites) > PLAIN_ROWS:  # e.g. a generated file of 200,000 sites: one line each
+        rows = [[printable(site.name), printable(site.region), "left/right" if site.lateral else "none",
+                 printable(", ".join(site.aliases)), printable(site.snomed or "-")] for site in rules.sites.values()]
+        _plain_table(target, [("site",), ("region",), ("sides",), ("aliases",), ("SNOMED CT",)], rows, right=set())
+        return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for name in ("site", "region", "sides", "aliases", "SNOMED CT"):
         table.add_column(name, overflow="fold")
