@@ -525,6 +525,22 @@ def test_reader_closing_the_pipe_early_gets_exit_2_and_no_traceback(tmp_path: Pa
         assert err == "tpi: error: the output was closed before the report was complete (broken pipe)\n", (args, err)
 
 
+def test_stdout_open_for_reading_only_is_one_line_exit_2() -> None:
+    # `tpi sites 1</dev/null`: one line saying the report could not be written (it said "cannot
+    # read or write", then that again at exit).
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TPI_")}
+    for args in (["sites"], ["validate", str(EXAMPLES / "history.csv"), "--format", "json"]):
+        with open(os.devnull, "rb") as read_only:
+            done = subprocess.run([sys.executable, "-m", "tpi_cli", *args], stdout=read_only, stderr=subprocess.PIPE,
+                                  env=environment, check=False)
+        assert done.returncode == 2
+        assert done.stderr.decode().splitlines() == [
+            "tpi: error: cannot write the report: Bad file descriptor; what was written is incomplete"]
+
+
 def test_unbuffered_stdout_still_writes_the_whole_report(tmp_path: Path) -> None:
     import subprocess
     import sys

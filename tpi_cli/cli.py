@@ -177,7 +177,9 @@ def _is_output_error(exc: OSError) -> bool:
     readers turn those into their own messages)."""
     import errno
 
-    return isinstance(exc, BrokenPipeError) or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+    # EBADF: stdout open for reading only (`1</dev/null`); the readers name their own files' errors.
+    return isinstance(exc, BrokenPipeError) or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO,
+                                                             errno.EBADF)
 
 
 def _write_error(exc: OSError) -> str:
