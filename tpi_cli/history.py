@@ -6,16 +6,15 @@ of one patient, date, site and side are merged into one :class:`~tpi_cli.model.I
 :func:`read_patients` yields one :class:`~tpi_cli.model.PatientHistory` at a time. When each
 patient's rows are contiguous in a file it streams (memory bounded by the largest patient). When a
 patient's rows turn out not to be contiguous, it reads the file again grouping every patient in
-memory; from stdin, which cannot be read twice, it groups in memory from the start.
+memory; from stdin, which cannot be read twice, it groups in memory from the start. JSON is read
+whole by :mod:`tpi_cli.history_json`, whose rows this module's parser and grouping take.
 """
 
 from __future__ import annotations
 
 import binascii
-import contextlib
 import csv
 import io
-import json
 import os
 import re
 import stat
@@ -27,7 +26,6 @@ from typing import IO, Any, TextIO
 
 from tpi_cli.dates import parse_date
 from tpi_cli.errors import TpiError, did_you_mean, input_name, quote
-from tpi_cli.jsonpos import Locator
 from tpi_cli.model import CATEGORY_RANK, Injection, PatientHistory, drug_category
 from tpi_cli.names import parse_side
 from tpi_cli.quantity import UNITS, Amount, Ratio, parse_decimal, parse_dose
@@ -59,7 +57,7 @@ class Restart(Exception):
         self.mode = mode
 
 
-class _Row:
+class Row:
     """One parsed history row (the fields that decide how rows merge come first)."""
 
     __slots__ = ("amount", "day", "drug", "line", "override", "patient_id", "points", "side", "site",
@@ -211,7 +209,7 @@ class RowParser:
         la = value if drug is not None and drug.is_anesthetic else 0
         return (site, side, drug, amount, technique, points, category, ref, la)
 
-    def parse(self, fields: list[str], line: int) -> _Row:
+    def parse(self, fields: list[str], line: int) -> Row:
         """A whole row (the JSON reader's way in; the CSV reader inlines the same steps)."""
         patient_id = self.text(fields[PID], line, "patient_id")
         day = self.day(fields[DATE], line)
@@ -219,7 +217,7 @@ class RowParser:
             fields[SITE], fields[SIDE], fields[DRUG], fields[DOSE], fields[TECHNIQUE], fields[POINTS], line=line)
         weight = self.weight(fields[WEIGHT], line)
         override = self.text(fields[OVERRIDE], line, "override")
-        return _Row(patient_id, day, site, side, drug, amount, technique, points, weight, override, line)
+        return Row(patient_id, day, site, side, drug, amount, technique, points, weight, override, line)
 
 
 # site, side, drug, dose, technique, points; and what one such row gives its injection: category,
@@ -301,7 +299,7 @@ class _PatientRows:
             self.last_day = day
         return found
 
-    def add(self, row: _Row, file: str) -> None:
+    def add(self, row: Row, file: str) -> None:
         injection = self.injection(row.day, row.site, row.side, row.line)
         merge(injection, row.drug, row.amount, row.technique, row.points, row.weight, row.override, row.line, file)
         injection.seal()
@@ -486,7 +484,9 @@ def read_patients(path: str, rules: Rules, *, patient: str | None = None,
                         raise TpiError(f"a JSON history is read whole: this one is larger than "
                                        f"{MAX_JSON_BYTES >> 20} MiB (give a CSV history, which streams)",
                                        file=source.name)
-                    rows = _JsonRows(data, source.name, rules)
+                    from tpi_cli.history_json import JsonRows
+
+                    rows = JsonRows(data, source.name, rules)
                     try:
                         yield from _group(iter(rows), source.name, patient)
                     except TpiError as exc:
@@ -763,7 +763,7 @@ def _mixed_anonymous(patient_id: str | None, file: str, line: int) -> TpiError:
     return TpiError(message, file=file, line=line, field="patient_id")
 
 
-class _PatientOnly:
+class PatientOnly:
     """A JSON patient (before its injections, if any): a patient even with no injection (a new one),
     and its ``weight_kg``, which holds on every date."""
 
@@ -775,7 +775,7 @@ class _PatientOnly:
         self.weight = weight
 
 
-def _group(rows: Iterator[_Row | _PatientOnly], file: str, patient: str | None) -> Iterator[PatientHistory]:
+def _group(rows: Iterator[Row | PatientOnly], file: str, patient: str | None) -> Iterator[PatientHistory]:
     patients: dict[str | None, _PatientRows] = {}
     for row in rows:
         group = patients.get(row.patient_id)
@@ -784,7 +784,7 @@ def _group(rows: Iterator[_Row | _PatientOnly], file: str, patient: str | None) 
                 raise _mixed_anonymous(row.patient_id, file, row.line)
             group = _PatientRows(row.patient_id)
             patients[row.patient_id] = group
-        if isinstance(row, _PatientOnly):
+        if isinstance(row, PatientOnly):
             # The lowest of its entries' weights (the safer, lower limits, whatever the entries' order);
             # each entry's own injections carry their entry's weight from their dates on.
             if row.weight is not None and (group.standing_weight is None or row.weight < group.standing_weight):
@@ -829,7 +829,7 @@ def lookalike_column(names: Iterable[str], present: Container[str]) -> tuple[str
     return None
 
 
-def _lookalike_error(name: str, column: str, what: str = "column") -> str:
+def lookalike_error(name: str, column: str, what: str = "column") -> str:
     lost = _WHAT_IS_LOST.get(column, f"its {column} would go unread")
     return (f"{what} {quote(name.strip())} is not one tpi reads: did you mean {column!r}? Rename it "
             f"(a {what} tpi does not know is ignored, and {lost})")
@@ -846,7 +846,7 @@ def _columns(header: list[str], file: str, line: int = 1) -> list[int]:
             found[name] = index
     lookalike = lookalike_column(header, found)
     if lookalike is not None and found:  # a header (it names some column), not a patient's row
-        raise TpiError(_lookalike_error(*lookalike), file=file, line=line, field=lookalike[1])
+        raise TpiError(lookalike_error(*lookalike), file=file, line=line, field=lookalike[1])
     for required in REQUIRED_COLUMNS:
         if required not in found:
             # The header is not quoted back: when it is missing, the first line is a patient's row.
@@ -863,273 +863,3 @@ def _columns(header: list[str], file: str, line: int = 1) -> list[int]:
     if "dose" not in found:
         raise TpiError("missing column (a drug needs a dose)", file=file, line=line, field="dose")
     return [found.get(name, -1) for name in COLUMNS]
-
-
-# --- JSON ------------------------------------------------------------------------------------
-
-Fail = Callable[[tuple[int | str, ...], "str | None", str], TpiError]
-
-
-class _JsonRows:
-    """The rows of a JSON history. A row's ``line`` is a negative id until an error needs the
-    real line (finding it re-parses the text, slowly, once)."""
-
-    def __init__(self, data: bytes, file: str, rules: Rules) -> None:
-        try:
-            self.text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            raise TpiError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", file=file, line=line) from None
-        self.file = file
-        self.rules = rules
-        self.paths: list[tuple[int | str, ...]] = []
-        self.locate = Locator(self.text)
-
-    def line(self, path: tuple[int | str, ...]) -> int | None:
-        return self.locate.line(path)
-
-    def relocate(self, exc: TpiError) -> TpiError:
-        if exc.line is not None and exc.line < 0:
-            exc.line = self.locate.line(self.paths[-exc.line - 1], exc.field)
-        return exc
-
-    def __iter__(self) -> Iterator[_Row | _PatientOnly]:
-        document = _json_load(self.text, self.file)
-        parser = RowParser(self.rules, self.file)
-
-        def fail(path: tuple[int | str, ...], field: str | None, message: str) -> TpiError:
-            return TpiError(message, file=self.file, line=self.locate.line(path, field), field=field)
-
-        def row(item: dict[str, Any], path: tuple[int | str, ...]) -> _Row:
-            self.paths.append(path)
-            return _json_row(item, path, parser, fail, -len(self.paths))
-
-        def empty(item: dict[str, Any], path: tuple[int | str, ...]) -> _PatientOnly:
-            self.paths.append(path)
-            return _json_patient_only(item, path, parser, fail, -len(self.paths))
-
-        if isinstance(document, list):
-            items: list[tuple[tuple[int | str, ...], Any]] = [((i,), item) for i, item in enumerate(document)]
-        else:
-            items = [((), document)]
-        for path, item in items:
-            if not isinstance(item, dict):
-                raise fail(path, None, "expected an object (a history row or a patient with injections)")
-            if "injections" in item:
-                yield from _json_patient(item, path, row, empty, fail)
-            else:
-                yield row(_row_keys(item, path, fail), path)
-
-
-_COLUMN_SET = frozenset(COLUMNS)
-
-
-def _row_keys(item: dict[str, Any], path: tuple[int | str, ...], fail: Fail) -> dict[str, Any]:
-    """A history row's keys matched as CSV column names are (case and surrounding spaces ignored;
-    other keys ignored, like extra columns). Refused: two keys for one column, and a row without a
-    ``drug`` key that has keys tpi does not know (unless it says ``technique: dry``): one of them
-    may be the drug misnamed, and the row would otherwise read as dry needling (CSV refuses a
-    header without a drug column)."""
-    if "drug" in item and _COLUMN_SET.issuperset(item):
-        return item
-    fields: dict[str, Any] = {}
-    unknown: list[str] = []
-    for key, value in item.items():
-        name = key.strip().lower()
-        if name not in _COLUMN_SET:
-            unknown.append(key)
-        elif name in fields:
-            raise fail(path, name, "given twice (keys are matched like CSV column names: case and spaces ignored)")
-        else:
-            fields[name] = value
-    lookalike = lookalike_column(unknown, fields)
-    if lookalike is not None:
-        raise fail(path, lookalike[0], _lookalike_error(*lookalike, what="key"))
-    if "drug" not in fields and unknown and str(fields.get("technique") or "").strip().lower() != "dry":
-        names = ", ".join(quote(key) for key in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
-        raise fail(path, "drug", f"missing, and the row has keys tpi does not know ({names}): a drug under another "
-                                 'name would read as dry needling (give "drug": "" for none)')
-    return fields
-
-
-_PATIENT_KEYS = {"patient_id", "weight_kg", "injections"}
-_INJECTION_KEYS = {"date", "site", "side", "technique", "points", "override", "drugs", "weight_kg"}
-
-
-def _json_patient(item: dict[str, Any], path: tuple[int | str, ...],
-                  row: Callable[[dict[str, Any], tuple[int | str, ...]], _Row],
-                  empty: Callable[[dict[str, Any], tuple[int | str, ...]], _PatientOnly],
-                  fail: Fail) -> Iterator[_Row | _PatientOnly]:
-    for key in item:
-        if key not in _PATIENT_KEYS:
-            raise fail(path, key, f"unknown key (a patient has {', '.join(sorted(_PATIENT_KEYS))})")
-    injections = item["injections"]
-    if not isinstance(injections, list):
-        raise fail(path, "injections", "expected a list of injections")
-    shared = {"patient_id": item.get("patient_id"), "weight_kg": item.get("weight_kg")}
-    yield empty(shared, path)  # checked like a row's, and kept: a patient even with no injections
-    for j, injection in enumerate(injections):
-        here = (*path, "injections", j)
-        if not isinstance(injection, dict):
-            raise fail(here, None, "expected an injection object")
-        for key in injection:
-            if key not in _INJECTION_KEYS:
-                raise fail(here, key, f"unknown key (an injection has {', '.join(sorted(_INJECTION_KEYS))})")
-        drugs = injection.get("drugs")
-        if drugs is None:
-            drugs = []
-        if not isinstance(drugs, list):
-            raise fail(here, "drugs", "expected a list of {name, dose}")
-        fields = {**shared, **{k: v for k, v in injection.items() if k != "drugs"}}
-        if not drugs:
-            yield row(fields, here)
-        for k, drug in enumerate(drugs):
-            there = (*here, "drugs", k)
-            if not isinstance(drug, dict):
-                raise fail(there, None, "expected a drug object {name, dose}")
-            for key in drug:
-                if key not in ("name", "dose"):
-                    raise fail(there, key, "unknown key (a drug has name and dose)")
-            name = drug.get("name")
-            if name is None or (isinstance(name, str) and not name.strip()):  # else it reads as dry needling
-                raise fail(there, "name", "missing drug name (an injection without drugs is dry needling: "
-                                          "leave the drug out)")
-            yield row({**fields, "drug": drug.get("name"), "dose": drug.get("dose")}, there)
-
-
-def _json_patient_only(item: dict[str, Any], path: tuple[int | str, ...], parser: RowParser, fail: Fail,
-                       ref: int) -> _PatientOnly:
-    fields = _json_fields(item, path, fail)
-    try:
-        patient_id = parser.text(fields[0], ref, "patient_id")
-        weight = parser.weight(fields[COLUMNS.index("weight_kg")], ref)
-    except TpiError as exc:
-        exc.line = fail(path, exc.field, "").line
-        raise
-    return _PatientOnly(patient_id, ref, weight)
-
-
-def _json_row(item: dict[str, Any], path: tuple[int | str, ...], parser: RowParser, fail: Fail, ref: int) -> _Row:
-    """One row from a JSON object (extra keys are ignored, like extra CSV columns)."""
-    fields = _json_fields(item, path, fail)
-    for name in ("date", "site"):
-        if item.get(name) is None:
-            raise fail(path, name, f"missing {name!r}")
-    try:
-        return parser.parse(fields, ref)
-    except TpiError as exc:
-        exc.line = fail(path, exc.field, "").line
-        raise
-
-
-def _json_fields(item: dict[str, Any], path: tuple[int | str, ...], fail: Fail) -> list[str]:
-    """A JSON row's values as the texts of a CSV row, in COLUMNS order (numbers written out)."""
-    from decimal import Decimal
-
-    fields = []
-    for name in COLUMNS:
-        value = item.get(name)
-        if value is None:
-            fields.append("")
-        elif isinstance(value, str):
-            fields.append(value)
-        elif isinstance(value, bool) or not isinstance(value, int | Decimal):
-            raise fail(path, name, f"expected a text or a number, got {type(value).__name__}")
-        elif name == "dose":
-            raise fail(path, name, f"{value} has no unit (e.g. '20 mg', '3 mL @ 1%'): unitless doses are a known "
-                                   "cause of medication errors")
-        elif isinstance(value, Decimal):
-            if not value.is_finite() or abs(value.adjusted()) > 20:
-                raise fail(path, name, f"{quote(str(value))} is not a number tpi accepts")  # str: 1E+999999999 short
-            fields.append(format(value, "f"))
-        else:
-            fields.append(str(value))
-    return fields
-
-
-def _json_load(text: str, file: str) -> Any:
-    from decimal import Decimal
-
-    try:
-        return json.loads(text, parse_float=Decimal, parse_int=_json_int, parse_constant=_refuse_constant,
-                          object_pairs_hook=_no_duplicates)
-    except json.JSONDecodeError as exc:
-        raise TpiError(f"not valid JSON: {exc.msg}", file=file, line=exc.lineno) from None
-    except RecursionError:
-        raise TpiError("not valid JSON: nested too deeply", file=file) from None
-    except _LongNumber as exc:
-        found = next((match for match in _LONG_NUMBER.finditer(text) if match.group(1)), None)
-        raise TpiError(f"a number of {exc} digits (tpi reads at most {MAX_JSON_DIGITS})", file=file,
-                       line=text.count("\n", 0, found.start(1)) + 1 if found else None) from None
-    except ValueError as exc:
-        raise TpiError(f"not valid JSON: {exc}", file=file, line=_json_error_line(text)) from None
-
-
-MAX_JSON_DIGITS = 40
-_LONG_NUMBER = re.compile(r'"(?:[^"\\]|\\.)*"|(-?[0-9]{' + str(MAX_JSON_DIGITS + 1) + ',})')  # strings skipped
-
-
-class _LongNumber(ValueError):
-    pass
-
-
-def _json_int(text: str) -> int:
-    """A JSON integer; one too long to be any value tpi reads is refused before Python converts it
-    (its own limit, 4,300 digits, gives a message about sys.set_int_max_str_digits)."""
-    digits = len(text) - text.startswith("-")
-    if digits > MAX_JSON_DIGITS:
-        raise _LongNumber(digits)
-    return int(text)
-
-
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')
-
-
-def _json_error_line(text: str) -> int | None:
-    """The line of a duplicate key or a NaN/Infinity, which json.loads reports without one."""
-    for match in _JSON_TOKEN.finditer(text):
-        if match.group(1) is not None:
-            return text.count("\n", 0, match.start()) + 1
-    position = _duplicate_position(text)
-    return None if position is None else text.count("\n", 0, position) + 1
-
-
-def _duplicate_position(text: str) -> int | None:
-    import json.decoder
-    import json.scanner
-
-    decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates)
-    json_object: Any = getattr(json.decoder, "JSONObject")  # noqa: B009 - pure-Python parser, untyped
-    found: list[int] = []
-
-    def parse_object(s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
-        try:
-            return json_object(s_and_end, *args)  # type: ignore[no-any-return]
-        except ValueError as exc:
-            if not found and "duplicate key" in str(exc):
-                key = str(exc).split("duplicate key ", 1)[1]
-                quoted = json.dumps(key[1:-1] if key[:1] in "'\"" else key)
-                first = s_and_end[0].find(quoted, s_and_end[1])
-                second = s_and_end[0].find(quoted, first + 1) if first >= 0 else -1
-                found.append(second if second >= 0 else s_and_end[1] - 1)
-            raise
-
-    setattr(decoder, "parse_object", parse_object)  # noqa: B010
-    make_scanner: Any = getattr(json.scanner, "py_make_scanner")  # noqa: B009
-    setattr(decoder, "scan_once", make_scanner(decoder))  # noqa: B010
-    with contextlib.suppress(ValueError, RecursionError):
-        decoder.decode(text)
-    return found[0] if found else None
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number tpi accepts")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
