@@ -135,6 +135,16 @@ def test_next_budget_is_never_below_zero(tpi: Run, spec_rules: str, write: Write
     assert entry["steroid"] == "2027-01-01"
 
 
+def test_next_refuses_a_side_on_a_site_without_sides_as_check_does(tpi: Run, spec_rules: str, write: Write) -> None:
+    path = write("h.csv", NEXT_HISTORY)
+    for command in (("next", path, "--site", "left interspinous-lumbar"),
+                    ("check", path, "--site", "left interspinous-lumbar", "--dry")):
+        result = tpi(*command, "--rules", spec_rules, "--on", "2026-03-10", "--format", "json")
+        assert result.exit_code == 2, (command, result.stdout)
+        assert result.stdout == ""
+        assert "interspinous-lumbar has no sides" in result.stderr
+
+
 def test_next_site_option_and_csv_and_table(tpi: Run, spec_rules: str, write: Write) -> None:
     path = write("h.csv", NEXT_HISTORY)
     both = as_json(tpi("next", path, "--rules", spec_rules, "--on", "2026-03-10", "--site", "trapezius",

@@ -335,6 +335,7 @@ def check(history: str, site_text: str, side: str | None, on: date | None, drugs
     from tpi_cli.errors import TpiError
     from tpi_cli.names import parse_side
     from tpi_cli.quantity import parse_dose
+    from tpi_cli.rules import OTHER
 
     if dry and drugs:
         raise BadInput("--dry and --drug exclude each other")
@@ -358,7 +359,7 @@ def check(history: str, site_text: str, side: str | None, on: date | None, drugs
             exc.field = "--drug"
             raise
         try:
-            amount = parse_dose(dose, mass_only=drug.drug_class != "other")
+            amount = parse_dose(dose, mass_only=drug.drug_class != OTHER)
         except ValueError as exc:
             raise BadInput(f"--drug {name}: {exc}") from None
         proposal_drugs.append((drug, amount))
@@ -406,6 +407,8 @@ def next_(history: str, site_text: str | None, on: date | None, patient: str | N
 
     rules, active_profiles = _load(rules_path, profiles)
     only = rules.find_site(site_text) if site_text else None
+    if only is not None and not only[0].lateral and only[1] is not None:  # as check refuses it
+        raise BadInput(f"{only[0].name} has no sides (lateral: false): leave out the side")
     day = _today(on)
     patient_history = _one_patient(history, rules, patient)
     result = forecast(rules, active_profiles, patient_history, day, only, weight)

@@ -42,6 +42,7 @@ from tpi_cli.history import (
     Prefixed,
     Restart,
     _csv_patients,
+    blank_row,
     gather_lines,
     text_lines,
 )
@@ -108,8 +109,8 @@ def _cut(handle: IO[bytes], target: int, column: int, size: int) -> int | None:
 
 
 def _blank(line: bytes) -> bool:
-    """A blank line or a row of empty fields (the reader skips it)."""
-    return not line.replace(b",", b"").strip()
+    """A blank line or a row of empty fields: the reader's own test (a no-break space is blank)."""
+    return blank_row(line.decode("utf-8", "replace"))
 
 
 def _field(line: bytes, column: int) -> bytes:
