@@ -22,6 +22,8 @@ from tpi_cli.engine import (
     SKIP,
     STATUS_NAMES,
     WARNED,
+    WINDOW_FIRST_DAY,
+    WINDOW_TOTAL,
     PatientIndex,
     counted_days,
     counted_injections,
@@ -51,6 +53,7 @@ from tpi_cli.rules import (
     DRY,
     MAX_COUNT,
     MAX_STEROID_DOSE,
+    MIN_INTERVAL,
     PATIENT,
     SESSION,
     STEROID,
@@ -88,10 +91,10 @@ class Planner:
     def _later(self, rule: Rule, day: int) -> range:
         """Positions of the later injections that the proposal on ``day`` could affect."""
         start = self.index.position_after(day)
-        if rule.scope == SESSION or rule.kind not in ("min-interval", "max-count", "max-steroid-dose"):
+        if rule.scope == SESSION or rule.kind not in (MIN_INTERVAL, MAX_COUNT, MAX_STEROID_DOSE):
             return range(start, start)  # a session rule only sees its own day
         spans = durations_of(rule)
-        if rule.kind != "min-interval" and rule.window is None:
+        if rule.kind != MIN_INTERVAL and rule.window is None:
             return range(start, len(self.index.injections))  # all-time windows
         end = bisect_left(self.index.days, max(d.add(day) for d in spans)) if spans else start
         return range(start, end)
@@ -126,7 +129,7 @@ class Planner:
                 broken.append((position, base))
             if base[0] >= worst:
                 continue  # cannot get worse
-            if additive and limit is not None and base[0] == PASS and base[3] + adds <= limit:
+            if additive and limit is not None and base[0] == PASS and base[WINDOW_TOTAL] + adds <= limit:
                 continue  # the proposal cannot push it over
             positions.append(position)
             bases[position] = base[0]
@@ -296,7 +299,7 @@ def check(rules: Rules, profiles: frozenset[str], history: PatientHistory, propo
           weight: Ratio | None = None) -> CheckResult:
     """Is ``proposal`` appropriate on ``on``? Every rule's status, earliest day and counts."""
     active = [rule for rule in rules.rules if rule.active(profiles)]
-    index = PatientIndex(rules, active, history, weight)
+    index = PatientIndex(rules, history, weight)
     planner = Planner(index, proposal, active, on)
     earliest, _ = planner.earliest(on)
     target = planner.at(on)
@@ -355,7 +358,7 @@ def forecast(rules: Rules, profiles: frozenset[str], history: PatientHistory, on
     """Per site and side: the earliest day for a dry, anesthetic and steroid proposal (the rules'
     ``defaults``) and the corticosteroid budget left on ``on``."""
     active = [rule for rule in rules.rules if rule.active(profiles)]
-    index = PatientIndex(rules, active, history, weight)
+    index = PatientIndex(rules, history, weight)
     places: list[tuple[Site, str | None]] = []
     if only is not None:
         site, side = only
@@ -415,7 +418,7 @@ def _steroid_budget(planner: Planner, on: int) -> int | None:
         left: int | None = None
         if STEROID in rule.applies_to and rule.in_force(on):
             result = measure(index, rule, without, k)
-            left = rule.max_ref - result[3]
+            left = rule.max_ref - result[WINDOW_TOTAL]
         for position in planner._later(rule, on):
             later = index.injections[position]
             if later.category not in rule.applies_to or not rule.in_force(later.day):
@@ -425,8 +428,9 @@ def _steroid_budget(planner: Planner, on: int) -> int | None:
             own = measure(index, rule, later, position)
             if own[0] == FAIL:
                 continue  # already over without the proposal: it cannot make it newly invalid
-            if own[4] <= on:  # the proposal's day is inside this later injection's window
-                left = rule.max_ref - own[3] if left is None else min(left, rule.max_ref - own[3])
+            if own[WINDOW_FIRST_DAY] <= on:  # the proposal's day is inside this later injection's window
+                room = rule.max_ref - own[WINDOW_TOTAL]
+                left = room if left is None else min(left, room)
         if left is not None:
             budget = left if budget is None else min(budget, left)
     return None if budget is None else max(budget, 0)

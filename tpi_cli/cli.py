@@ -22,6 +22,8 @@ import click
 from tpi_cli import __version__
 
 if TYPE_CHECKING:
+    from tpi_cli.dates import Duration
+    from tpi_cli.errors import TpiError
     from tpi_cli.model import PatientHistory
     from tpi_cli.quantity import Ratio
     from tpi_cli.rules import Rules
@@ -70,7 +72,7 @@ class DrugDose(click.ParamType):  # type: ignore[type-arg]
 class DurationType(click.ParamType):  # type: ignore[type-arg]
     name = "DURATION"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Duration:
         from tpi_cli.dates import Duration
 
         if isinstance(value, Duration):
@@ -87,7 +89,7 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]
 class Weight(click.ParamType):  # type: ignore[type-arg]
     name = "KG"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Ratio:
         from tpi_cli.history import parse_weight
 
         try:
@@ -101,7 +103,7 @@ class Points(click.ParamType):  # type: ignore[type-arg]
 
     name = "1..1000"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
         from tpi_cli.errors import quote
@@ -153,7 +155,7 @@ def handles_errors(command: F) -> F:
 _FROM_ENVIRONMENT = {"--rules": ("rules_path", "$TPI_RULES"), "--profile": ("profiles", "$TPI_PROFILE")}
 
 
-def _name_the_environment(exc: Any) -> None:
+def _name_the_environment(exc: TpiError) -> None:
     """An error about --rules or --profile whose value came from the environment names the
     variable the user set, not the option they did not give."""
     found = _FROM_ENVIRONMENT.get(exc.field or "")
@@ -207,7 +209,8 @@ def _load(rules_path: str | None, profile_values: tuple[str, ...]) -> tuple[Rule
     return rules, profiles
 
 
-def _today(on: date | None) -> int:
+def _day_of(on: date | None) -> int:
+    """``--on`` (default: today) as an ordinal, within the dates tpi accepts."""
     from tpi_cli.dates import check_date_range
 
     day = on if on is not None else date.today()
@@ -363,7 +366,7 @@ def check(history: str, site_text: str, side: str | None, on: date | None, drugs
         except ValueError as exc:
             raise BadInput(f"--drug {name}: {exc}") from None
         proposal_drugs.append((drug, amount))
-    day = _today(on)
+    day = _day_of(on)
     patient_history = _one_patient(history, rules, patient)
     proposal = make_proposal(patient_history.patient_id if patient is None else patient, day, site, chosen,
                              proposal_drugs, points)
@@ -409,7 +412,7 @@ def next_(history: str, site_text: str | None, on: date | None, patient: str | N
     only = rules.find_site(site_text) if site_text else None
     if only is not None and not only[0].lateral and only[1] is not None:  # as check refuses it
         raise BadInput(f"{only[0].name} has no sides (lateral: false): leave out the side")
-    day = _today(on)
+    day = _day_of(on)
     patient_history = _one_patient(history, rules, patient)
     result = forecast(rules, active_profiles, patient_history, day, only, weight)
     if fmt == "json":
@@ -466,7 +469,7 @@ def validate(history: str, patient: str | None, jobs: int | None, rules_path: st
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
               help=FORMAT_HELP)
 @handles_errors
-def totals(history: str, on: date | None, window: Any, patient: str | None, rules_path: str | None,
+def totals(history: str, on: date | None, window: Duration | None, patient: str | None, rules_path: str | None,
            profiles: tuple[str, ...], fmt: str) -> None:
     """Cumulative corticosteroid counts for pharmacists: per patient, site and side, in the window
     and all time, in reference-equivalent mg and mg per drug.
@@ -482,7 +485,7 @@ def totals(history: str, on: date | None, window: Any, patient: str | None, rule
     from tpi_cli.totals import totals as run_totals
 
     rules, active_profiles = _load(rules_path, profiles)
-    day = _today(on)
+    day = _day_of(on)
     chosen = window if window is not None else default_window(rules, active_profiles, day)
     seen: set[str | None] = set()
     patients: list[PatientHistory] = []

@@ -24,6 +24,7 @@ uses it to ask whether a proposal would make a later (planned) injection newly i
 from __future__ import annotations
 
 from bisect import bisect_left
+from typing import Final
 
 from tpi_cli.dates import Duration, iso
 from tpi_cli.model import Injection, PatientHistory
@@ -154,8 +155,7 @@ def _file_keys(scope: str, injection: Injection) -> tuple[object, ...]:
 class PatientIndex:
     """One patient's injections, in evaluation order, with the scope lists rules read."""
 
-    def __init__(self, rules: Rules, active: list[Rule], history: PatientHistory,
-                 weight: Ratio | None = None) -> None:
+    def __init__(self, rules: Rules, history: PatientHistory, weight: Ratio | None = None) -> None:
         self.rules = rules
         self.history = history
         self.injections = history.injections
@@ -237,6 +237,13 @@ class PatientIndex:
 # ``k``: the target sees the indexed injections at positions < k, and ``extra`` if given.
 
 Measure = tuple[int, ...]
+# The window kinds (max-count, max-steroid-dose) give (status, start, cut, total, first day): the
+# scope list's positions inside the window, the total held against the limit (a count, or mg in
+# reference units) and the window's first day.
+WINDOW_START: Final = 1
+WINDOW_CUT: Final = 2
+WINDOW_TOTAL: Final = 3
+WINDOW_FIRST_DAY: Final = 4
 
 
 def measure(index: PatientIndex, rule: Rule, target: Injection, k: int, extra: Injection | None = None) -> Measure:
@@ -461,7 +468,7 @@ def counted_days(rule: Rule, injections: list[Injection]) -> list[int]:
 def _window_injections(index: PatientIndex, rule: Rule, target: Injection, result: Measure,
                        extra: Injection | None) -> list[Injection]:
     found = index.scope_list(rule, target)
-    start, cut, first_day = result[1], result[2], result[4]
+    start, cut, first_day = result[WINDOW_START], result[WINDOW_CUT], result[WINDOW_FIRST_DAY]
     chosen = [index.injections[found.pos[i]] for i in range(start, cut)] if found is not None else []
     if extra is not None and counts(rule, target, extra) and first_day <= extra.day <= target.day:
         chosen.append(extra)
@@ -515,24 +522,26 @@ def describe(index: PatientIndex, rule: Rule, target: Injection, k: int, result:
         return [latest.day], f"{what}, less than {rule.interval} before{grace}"
     if kind in (MAX_COUNT, MAX_STEROID_DOSE):
         days = counted_days(rule, _window_injections(index, rule, target, result, extra)) if counted else []
-        extra_counted = extra is not None and counts(rule, target, extra) and result[4] <= extra.day <= target.day
+        extra_counted = extra is not None and counts(rule, target, extra) and \
+            result[WINDOW_FIRST_DAY] <= extra.day <= target.day
         over = status != PASS
         grace = " (inside the grace period)" if status == WARNED and rule.severity != WARN else ""
         if kind == MAX_COUNT:
             limit = f"{', more than ' if over else ', at most '}{rule.max}{grace}"
             if rule.unit != SESSION and target.category not in rule.counts:  # counted all the same (SPEC.md)
-                others = result[3] - 1
-                text = (f"{result[3]} injection{'' if result[3] == 1 else 's'}{_where(rule, target)}"
+                total = result[WINDOW_TOTAL]
+                others = total - 1
+                text = (f"{total} injection{'' if total == 1 else 's'}{_where(rule, target)}"
                         f"{_within(rule)}: {others} {_kind_words(rule)}injection{'' if others == 1 else 's'}"
                         f"{' (the proposal among them)' if extra_counted else ''} "
                         f"and {'the planned' if extra_counted else 'this'} {CATEGORY_WORDS[target.category]} one"
                         f"{limit}")
                 return days, text
             noun = ("session" if rule.unit == SESSION else f"{_kind_words(rule)}injection") + \
-                ("" if result[3] == 1 else "s")
+                ("" if result[WINDOW_TOTAL] == 1 else "s")
             # With ``extra`` counted, the target is a planned injection described for a proposal.
             included = "the planned one and the proposal included" if extra_counted else "this one included"
-            return days, f"{result[3]} {noun}{_where(rule, target)}{_within(rule)}, {included}{limit}"
+            return days, f"{result[WINDOW_TOTAL]} {noun}{_where(rule, target)}{_within(rule)}, {included}{limit}"
         scale = rules.ref_scale
         share = extra.ref if extra is not None and extra_counted else None  # the proposal's, for a later injection
         before = result[3] - target.ref - (share or 0)

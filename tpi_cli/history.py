@@ -416,7 +416,10 @@ def gather_lines(lines: list[str], start: int, shard: int, shards: int) -> list[
     without their line feeds. The ID is the first field stripped, as the reader strips it, so the
     same ID however padded goes to the same shard. None when a row that is not blank has no
     patient ID or no comma (the sequential reader then says what is wrong with it). The hash is
-    Python's: every shard must be computed in one process or in processes forked from one."""
+    Python's: every shard must be computed in one process or in processes forked from one.
+
+    It serves :mod:`tpi_cli.parallel` only, but lives here so that mypyc compiles it with the
+    reader: it runs once per line of the file in every worker."""
     mine: dict[str, list[int]] = {}
     others: set[str] = set()
     skip: list[int] = []

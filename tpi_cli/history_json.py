@@ -39,9 +39,6 @@ class JsonRows:
         self.paths: list[tuple[int | str, ...]] = []
         self.locate = Locator(self.text)
 
-    def line(self, path: tuple[int | str, ...]) -> int | None:
-        return self.locate.line(path)
-
     def relocate(self, exc: TpiError) -> TpiError:
         if exc.line is not None and exc.line < 0:
             exc.line = self.locate.line(self.paths[-exc.line - 1], exc.field)

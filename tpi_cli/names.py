@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 
 LEFT, RIGHT, BILATERAL = "left", "right", "bilateral"
-SIDES = (LEFT, RIGHT, BILATERAL)
 
 SIDE_WORDS: dict[str, str] = {
     "left": LEFT, "l": LEFT, "lt": LEFT,

@@ -90,7 +90,13 @@ class Rule:
                  "max", "max_mg", "max_ref", "profiles", "scope", "severity", "source", "strict", "unit", "until",
                  "window")
 
+    _FIELDS = frozenset({"id", "kind", "applies_to", "counts", "scope", "unit", "interval", "grace", "window", "max",
+                         "max_mg", "severity", "profiles", "effective", "until", "source", "description", "line"})
+
     def __init__(self, **values: Any) -> None:
+        unknown = values.keys() - self._FIELDS
+        if unknown:  # a misspelt field would read as absent: a rule without its limit
+            raise TypeError(f"Rule() got unknown fields: {', '.join(sorted(unknown))}")
         self.id: str = values["id"]
         self.kind: str = values["kind"]
         self.applies_to: frozenset[str] = values["applies_to"]

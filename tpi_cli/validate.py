@@ -292,7 +292,7 @@ class Validator:
 
     def _measure(self, history: PatientHistory, suspects: list[tuple[int, int]]) -> list[Violation]:
         injections = history.injections
-        index = PatientIndex(self.rules, self.active, history)
+        index = PatientIndex(self.rules, history)
         found: list[Violation] = []
         for position, order in suspects:
             rule = self.active[order]
