@@ -15,6 +15,7 @@ from setuptools.command.build_ext import build_ext
 # The read-merge-screen-measure-write path of `validate` (see README, "Speed and scale"). Not the
 # command line, rules loading or table output: they run once per command, and tests patch them.
 COMPILED = [
+    "tpi_cli/batch.py",
     "tpi_cli/dates.py",
     "tpi_cli/engine.py",
     "tpi_cli/history.py",

@@ -448,15 +448,19 @@ def validate(history: str, patient: str | None, jobs: int | None, rules_path: st
       tpi validate clinic.csv --format json --profile medicare
       tpi validate clinic.csv --format csv > violations.csv
     """
-    from tpi_cli.render.stream import run_validate
+    from functools import partial
+
+    from tpi_cli.batch import validate_history
+    from tpi_cli.render.stream import write_report, writer
 
     rules, active_profiles = _load(rules_path, profiles)
     if jobs is None:
         from tpi_cli.parallel import default_jobs
 
         jobs = default_jobs()
-    blocking = run_validate(rules, active_profiles, history, patient, fmt, sys.stdout, jobs)
-    sys.exit(1 if blocking else 0)
+    with validate_history(rules, active_profiles, history, patient, partial(writer, fmt), jobs) as report:
+        write_report(fmt, report.parts, sys.stdout, report.counts)
+    sys.exit(1 if report.counts.block else 0)
 
 
 @cli.command()

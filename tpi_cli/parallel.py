@@ -33,6 +33,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+from tpi_cli.batch import ValidationReport
 from tpi_cli.errors import TpiError
 from tpi_cli.history import (
     CONTIGUOUS,
@@ -129,19 +130,6 @@ class ShardReport:
         self.chunks: list[tuple[int, int, int]] = []  # scattered, by hash: (first line, offset, length) a patient
 
 
-class Outcome:
-    """The report of a parallel run: counts, and the violations' text in file order."""
-
-    def __init__(self, counts: ValidationCounts, parts: Iterator[IO[str]], files: list[IO[Any]]) -> None:
-        self.counts = counts
-        self.parts = parts
-        self._files = files
-
-    def close(self) -> None:
-        for file in self._files:
-            file.close()
-
-
 _JOB: dict[str, Any] = {}
 
 
@@ -176,7 +164,7 @@ def _work_range(index: int) -> ShardReport:
     def work(report: ShardReport) -> None:
         start, end = job["ranges"][index]
         out: IO[str] = job["outputs"][index]
-        write = job["make_writer"](job["fmt"], out)
+        write = job["make_writer"](out)
         validator: Validator = job["validator"]
         with open(job["path"], "rb") as handle:
             handle.seek(start)
@@ -212,7 +200,7 @@ def _validate_grouped(report: ShardReport, out: IO[bytes], histories: Iterator[P
             _tally(report, history, violations, _ignore)
             continue
         text = io.StringIO()
-        _tally(report, history, violations, job["make_writer"](job["fmt"], text))
+        _tally(report, history, violations, job["make_writer"](text))
         data = text.getvalue().encode("utf-8")
         report.chunks.append((history.first_line, out.tell(), len(data)))
         out.write(data)
@@ -314,8 +302,8 @@ def _child(work: Callable[[int], ShardReport], index: int, writer: Any) -> None:
     writer.close()
 
 
-def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs: int,
-        make_writer: Callable[[str, IO[str]], Callable[[Violation], None]]) -> Outcome | None:
+def run(rules: Rules, validator: Validator, path: str, name: str, jobs: int,
+        make_writer: Callable[[IO[str]], Callable[[Violation], None]]) -> ValidationReport | None:
     """Validate ``path`` on ``jobs`` processes; None when the sequential path must do it.
 
     First by ranges of whole patients (contiguous, increasing IDs: streamed, flat memory); if the
@@ -330,13 +318,12 @@ def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs
             return None
     except OSError:
         return None
-    base = {"path": path, "name": name, "rules": rules, "validator": validator, "fmt": fmt,
-            "make_writer": make_writer}
+    base = {"path": path, "name": name, "rules": rules, "validator": validator, "make_writer": make_writer}
     planned = plan(path, jobs)
     if planned is not None:
         header, ranges = planned
         outputs: list[IO[Any]] = [tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # noqa: SIM115
-                                  for _ in ranges]  # closed by Outcome.close (or below)
+                                  for _ in ranges]  # closed by ValidationReport.close (or below)
         _JOB.update(base, header=header, ranges=ranges, outputs=outputs)
         try:
             reports = _pool(_work_range, len(ranges))
@@ -346,7 +333,7 @@ def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs
         if reason is None and _in_order(reports):
             for output in outputs:
                 output.seek(0)
-            return Outcome(_total(reports), iter(outputs), outputs)
+            return ValidationReport(_total(reports), iter(outputs), outputs)
         for output in outputs:
             output.close()
         if reason is not None and reason != RESTART:
@@ -354,7 +341,7 @@ def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs
     found = _patient_column(path)
     if found is None:
         return None
-    outputs = [tempfile.TemporaryFile("w+b") for _ in range(jobs)]  # noqa: SIM115 - closed by Outcome.close
+    outputs = [tempfile.TemporaryFile("w+b") for _ in range(jobs)]  # noqa: SIM115 - closed by ValidationReport.close
     grouped: list[ShardReport] | None = None
     if found[1] == 0 and b'"' not in found[0] and found[0].endswith(b"\n"):
         _JOB.update(base, header=found[0], shards=jobs, outputs=outputs)
@@ -379,7 +366,7 @@ def run(rules: Rules, validator: Validator, path: str, name: str, fmt: str, jobs
         return None
     chunks = sorted((first, shard, offset, length) for shard, report in enumerate(grouped)
                     for first, offset, length in report.chunks)
-    return Outcome(_total(grouped), _read_chunks(chunks, outputs), outputs)
+    return ValidationReport(_total(grouped), _read_chunks(chunks, outputs), outputs)
 
 
 def _read_chunks(chunks: list[tuple[int, int, int, int]], outputs: list[IO[Any]]) -> Iterator[IO[str]]:

@@ -1,83 +1,28 @@
-"""``tpi validate`` output, written as patients are validated.
-
-Violations go to a spool (in memory up to 1 MiB, then an unnamed temporary file that the system
-removes when it is closed) and reach stdout only once the whole history has been read: bad input
-anywhere means exit 2 and nothing written, and memory stays bounded however many violations there
-are.
+"""``tpi validate`` output: how each violation is written (JSON, CSV or text) as patients are
+validated (:func:`writer`, handed to :func:`tpi_cli.batch.validate_history`), and the report put
+together from the spooled parts once the whole history has been read (:func:`write_report`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import tempfile
 from collections.abc import Callable, Iterable
 from json.encoder import encode_basestring as _encode
 from typing import IO, Any
 
 from tpi_cli.dates import iso as day_text
-from tpi_cli.errors import no_patient, printable
-from tpi_cli.history import read_patients
+from tpi_cli.errors import printable
 from tpi_cli.render.common import DISCLAIMER, iso
 from tpi_cli.render.csv_out import VIOLATION_HEADER, violation_row
 from tpi_cli.results import ValidationCounts, Violation
-from tpi_cli.rules import Rules
-from tpi_cli.validate import Validator
 
-SPOOL_IN_MEMORY = 1024 * 1024
 _MAX_CACHED = 10_000
 _UNSET = object()
 
 
-def run_validate(rules: Rules, profiles: frozenset[str], path: str, patient: str | None, fmt: str,
-                 out: IO[str], jobs: int = 1) -> int:
-    """Validate a history and write the report; returns the number of blocking violations.
-    With ``jobs`` above 1, a large CSV file of contiguous patients is cut into ranges of whole
-    patients validated on that many processes (same report; see ``tpi_cli.parallel``)."""
-    validator = Validator(rules, [rule for rule in rules.rules if rule.active(profiles)])
-    if patient is None and jobs > 1:
-        from tpi_cli import parallel
-
-        done = parallel.run(rules, validator, path, path, fmt, jobs, _writer)
-        if done is not None:
-            try:
-                _finish(fmt, done.parts, out, done.counts)
-            finally:
-                done.close()
-            return done.counts.block
-    counts = ValidationCounts()
-    seen: set[str] = set()
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+", encoding="utf-8", newline="") as spool:
-        write = _writer(fmt, spool)
-
-        def restart() -> None:
-            nonlocal counts, write
-            spool.seek(0)
-            spool.truncate()
-            write = _writer(fmt, spool)
-            counts = ValidationCounts()
-            seen.clear()
-
-        others = False  # a patient other than --patient (none: an empty history, a new patient)
-        for history in read_patients(path, rules, on_restart=restart):
-            if patient is not None and history.patient_id != patient:
-                others = True
-                if history.patient_id is not None and len(seen) < 100_000:
-                    seen.add(history.patient_id)
-                continue
-            counts.patients += 1
-            counts.injections += len(history.injections)
-            for violation in validator.patient(history):
-                counts.tally(violation)
-                write(violation)
-        if patient is not None and counts.patients == 0 and others:
-            raise no_patient(patient, path, seen)
-        spool.seek(0)
-        _finish(fmt, [spool], out, counts)
-    return counts.block
-
-
-def _writer(fmt: str, spool: IO[str]) -> Callable[[Violation], None]:
+def writer(fmt: str, spool: IO[str]) -> Callable[[Violation], None]:
+    """How each violation is written in ``fmt`` (JSON, CSV or text) to ``spool``."""
     if fmt == "json":
         first = [True]
         text = _json_text
@@ -131,7 +76,7 @@ def _json_text(value: str | None) -> str:
     return "null" if value is None else _encode(value)
 
 
-def _finish(fmt: str, parts: Iterable[IO[str]], out: IO[str], counts: ValidationCounts) -> None:
+def write_report(fmt: str, parts: Iterable[IO[str]], out: IO[str], counts: ValidationCounts) -> None:
     """The report: a header, the violations of each part in order, a summary."""
     summary = {"block": counts.block, "warn": counts.warn, "overridden": counts.overridden}
     if fmt == "json":
