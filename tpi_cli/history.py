@@ -462,9 +462,9 @@ def gather_lines(lines: list[str], start: int, shard: int, shards: int) -> list[
     return order
 
 
-def read_patients(path: str, rules: Rules, *, patient: str | None = None,
-                  on_restart: Callable[[], None] | None = None) -> Iterator[PatientHistory]:
-    """Every patient of a history, one at a time (only ``patient`` if given).
+def read_patients(path: str, rules: Rules, *, on_restart: Callable[[], None] | None = None
+                  ) -> Iterator[PatientHistory]:
+    """Every patient of a history, one at a time, in order of first appearance.
 
     Raises TpiError on the first bad row: the caller must not act on what it was given before
     (``tpi`` writes nothing until the whole history has been read).
@@ -491,14 +491,14 @@ def read_patients(path: str, rules: Rules, *, patient: str | None = None,
 
                     rows = JsonRows(data, source.name, rules)
                     try:
-                        yield from _group(iter(rows), source.name, patient)
+                        yield from _group(iter(rows), source.name)
                     except TpiError as exc:
                         raise rows.relocate(exc) from None
                     return
                 binary: IO[bytes] = io.BufferedReader(Prefixed(head, handle), buffer_size=1 << 16)
             else:
                 binary = handle
-            yield from _csv_patients(text_lines(binary), source.name, rules, patient, mode)
+            yield from _csv_patients(text_lines(binary), source.name, rules, mode)
             return
         except Restart as restart:
             mode = restart.mode
@@ -518,8 +518,7 @@ def text_lines(binary: IO[bytes]) -> Iterator[str]:
     return iter(partial(text.readline, MAX_LINE), "")
 
 
-def _csv_patients(lines: Iterator[str], file: str, rules: Rules, patient: str | None,
-                  mode: str, shard: tuple[int, int] | None = None,
+def _csv_patients(lines: Iterator[str], file: str, rules: Rules, mode: str, shard: tuple[int, int] | None = None,
                   numbers: Sequence[int] | None = None) -> Iterator[PatientHistory]:
     """The CSV reader: rows parsed (through caches) and merged into patients as they are read.
 
@@ -631,7 +630,7 @@ def _csv_patients(lines: Iterator[str], file: str, rules: Rules, patient: str | 
                         found = groups.get(patient_id)
                         if found is None:
                             found = groups[patient_id] = _PatientRows(patient_id, start,
-                                                                      _unwanted(patient_id, patient, shard))
+                                                                      _unwanted(patient_id, shard))
                         current = by_raw[pid_raw] = found
                     else:
                         if current is not None:
@@ -644,7 +643,7 @@ def _csv_patients(lines: Iterator[str], file: str, rules: Rules, patient: str | 
                             raise Restart(GROUPED)
                         if current is not None and not current.skip:
                             yield current.finish(file)
-                        current = _PatientRows(patient_id, start, _unwanted(patient_id, patient, shard))
+                        current = _PatientRows(patient_id, start, _unwanted(patient_id, shard))
                 current_raw = pid_raw
             if early and current is not None and current.skip:
                 continue  # another shard's patient: the worker it hashes to checks the rest of the row
@@ -714,9 +713,8 @@ def _csv_patients(lines: Iterator[str], file: str, rules: Rules, patient: str | 
         raise TpiError(f"not valid CSV: {exc}", file=file, line=number) from None
 
 
-def _unwanted(patient_id: str | None, patient: str | None, shard: tuple[int, int] | None) -> bool:
-    if patient is not None and patient_id != patient:
-        return True
+def _unwanted(patient_id: str | None, shard: tuple[int, int] | None) -> bool:
+    """Another worker's patient (``shard``: this worker's ``(k, n)``)."""
     if shard is not None:
         key = (patient_id or "").encode("utf-8", "surrogatepass")
         return binascii.crc32(key) % shard[1] != shard[0]
@@ -778,7 +776,7 @@ class PatientOnly:
         self.weight = weight
 
 
-def _group(rows: Iterator[Row | PatientOnly], file: str, patient: str | None) -> Iterator[PatientHistory]:
+def _group(rows: Iterator[Row | PatientOnly], file: str) -> Iterator[PatientHistory]:
     patients: dict[str | None, _PatientRows] = {}
     for row in rows:
         group = patients.get(row.patient_id)
@@ -793,11 +791,9 @@ def _group(rows: Iterator[Row | PatientOnly], file: str, patient: str | None) ->
             if row.weight is not None and (group.standing_weight is None or row.weight < group.standing_weight):
                 group.standing_weight = row.weight
             continue
-        if patient is None or row.patient_id == patient:
-            group.add(row, file)
-    for patient_id, group in patients.items():
-        if patient is None or patient_id == patient:
-            yield group.finish(file)
+        group.add(row, file)
+    for group in patients.values():
+        yield group.finish(file)
 
 
 def _is_date(text: str) -> bool:

@@ -169,7 +169,7 @@ def _work_range(index: int) -> ShardReport:
         with open(job["path"], "rb") as handle:
             handle.seek(start)
             stream = io.BufferedReader(Prefixed(job["header"], handle, end - start), buffer_size=1 << 16)
-            for history in _csv_patients(text_lines(stream), job["name"], job["rules"], None, SORTED):
+            for history in _csv_patients(text_lines(stream), job["name"], job["rules"], SORTED):
                 _tally(report, history, validator.patient(history), write)
         out.flush()
 
@@ -184,7 +184,7 @@ def _work_hash(index: int) -> ShardReport:
     def work(report: ShardReport) -> None:
         with open(job["path"], "rb") as handle:
             _validate_grouped(report, job["outputs"][index],
-                              _csv_patients(text_lines(handle), job["name"], job["rules"], None, GROUPED,
+                              _csv_patients(text_lines(handle), job["name"], job["rules"], GROUPED,
                                             shard=(index, job["shards"])))
 
     return _guard(work)
@@ -240,7 +240,7 @@ def _gather(index: int, report: ShardReport) -> None:
         return
     rows = itertools.chain((lines[1],), map(lines.__getitem__, order))
     _validate_grouped(report, job["outputs"][index],
-                      _csv_patients(rows, job["name"], job["rules"], None, CONTIGUOUS, numbers=order))
+                      _csv_patients(rows, job["name"], job["rules"], CONTIGUOUS, numbers=order))
 
 
 def _ignore(violation: Violation) -> None:
