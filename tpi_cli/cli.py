@@ -562,9 +562,8 @@ def rules_check(path: str | None, rules_path: str | None, profiles: tuple[str, .
       tpi rules check my-rules.yaml
       tpi rules check my-rules.yaml --format json
     """
-    import json
-
     from tpi_cli.errors import RulesError, TpiError, printable
+    from tpi_cli.render.json_out import rules_check_json
     from tpi_cli.rules import load_rules
 
     chosen = _rules_file(path, rules_path)
@@ -578,18 +577,12 @@ def rules_check(path: str | None, rules_path: str | None, profiles: tuple[str, .
             _name_the_environment(error)
             click.echo(printable(str(error)), err=True)
         if fmt == "json" and isinstance(exc, RulesError):  # a lint report; bad usage writes nothing
-            report = {"schema_version": 1, "path": shown, "valid": False,
-                      "errors": [{"line": error.line, "field": error.field, "message": error.message,
-                                  "suggestions": error.suggestions} for error in errors]}
-            click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+            _emit(rules_check_json(shown, None, errors))
         sys.exit(2)
-    always = sum(1 for rule in loaded.rules if not rule.profiles)
     if fmt == "json":
-        click.echo(json.dumps({"schema_version": 1, "path": loaded.path, "valid": True, "errors": [],
-                               "rules": len(loaded.rules), "always_active": always,
-                               "profiles": sorted(loaded.profiles), "drugs": len(loaded.drugs),
-                               "sites": len(loaded.sites)}, indent=2, ensure_ascii=False))
+        _emit(rules_check_json(shown, loaded, []))
         return
+    always = sum(1 for rule in loaded.rules if not rule.profiles)
     known = ", ".join(sorted(loaded.profiles)) or "none"
     click.echo(f"{loaded.path}: OK: {len(loaded.rules)} rules ({always} clinical, always active; payer profiles: "
                f"{known}), {len(loaded.drugs)} drugs, {len(loaded.sites)} sites")

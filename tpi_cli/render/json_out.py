@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tpi_cli.errors import TpiError
 from tpi_cli.quantity import MASS, PG_PER_MG
 from tpi_cli.render.common import drug_mg, iso, mg
 from tpi_cli.results import CheckResult, ForecastResult, TotalsResult
@@ -122,3 +123,14 @@ def rules_json(rules: Rules, profiles: frozenset[str]) -> str:
         "profiles": sorted(profiles),
         "rules": [rule_document(rule, profiles) for rule in rules.rules],
     })
+
+
+def rules_check_json(path: str, rules: Rules | None, errors: list[TpiError]) -> str:
+    """``tpi rules check --format json``: a rules file's errors (``rules`` None), or its counts."""
+    if rules is None:
+        return dumps({"schema_version": 1, "path": path, "valid": False,
+                      "errors": [{"line": error.line, "field": error.field, "message": error.message,
+                                  "suggestions": error.suggestions} for error in errors]})
+    return dumps({"schema_version": 1, "path": rules.path, "valid": True, "errors": [],
+                  "rules": len(rules.rules), "always_active": sum(1 for rule in rules.rules if not rule.profiles),
+                  "profiles": sorted(rules.profiles), "drugs": len(rules.drugs), "sites": len(rules.sites)})
