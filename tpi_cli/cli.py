@@ -222,33 +222,17 @@ def _day_of(on: date | None) -> int:
 
 def _one_patient(path: str, rules: Rules, patient: str | None) -> PatientHistory:
     """The history of one patient (``--patient``, or the only one in the file)."""
-    from tpi_cli.errors import TpiError, input_name, no_patient, printable
-    from tpi_cli.history import read_patients
+    from tpi_cli.errors import TpiError, input_name, printable
+    from tpi_cli.history import choose_patients
     from tpi_cli.model import PatientHistory
 
-    found: list[PatientHistory] = []
-    seen: list[str | None] = []
-
-    def restart() -> None:
-        found.clear()
-        seen.clear()
-
-    for history in read_patients(path, rules, on_restart=restart):
-        seen.append(history.patient_id)
-        if patient is None or history.patient_id == patient:
-            found.append(history)
-    name = input_name(path)
-    if patient is None:
-        if len(found) > 1:
-            sample = ", ".join(printable(str(p)) for p in seen[:3]) + (", ..." if len(seen) > 3 else "")
-            raise TpiError(f"the history holds {len(found)} patients ({sample}): choose one with --patient",
-                           file=name)
-        return found[0] if found else PatientHistory(None, [], [])
-    if not found:
-        if not seen:
-            return PatientHistory(patient, [], [])  # an empty history: a new patient
-        raise no_patient(patient, path, seen)
-    return found[0]
+    found = choose_patients(path, rules, patient)
+    if len(found) > 1:  # no --patient
+        ids = [printable(str(history.patient_id)) for history in found]
+        sample = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+        raise TpiError(f"the history holds {len(found)} patients ({sample}): choose one with --patient",
+                       file=input_name(path))
+    return found[0] if found else PatientHistory(None, [], [])
 
 
 def _emit(text: str) -> None:
@@ -482,31 +466,14 @@ def totals(history: str, on: date | None, window: Duration | None, patient: str 
     Example:
       tpi totals history.csv --on 2026-11-28 --window '12 months'
     """
-    from tpi_cli.errors import no_patient
-    from tpi_cli.history import read_patients
-    from tpi_cli.model import PatientHistory
+    from tpi_cli.history import choose_patients
     from tpi_cli.totals import default_window
     from tpi_cli.totals import totals as run_totals
 
     rules, active_profiles = _load(rules_path, profiles)
     day = _day_of(on)
     chosen = window if window is not None else default_window(rules, active_profiles, day)
-    seen: set[str | None] = set()
-    patients: list[PatientHistory] = []
-
-    def restart() -> None:
-        patients.clear()
-        seen.clear()
-
-    for found in read_patients(history, rules, on_restart=restart):
-        seen.add(found.patient_id)
-        if patient is None or found.patient_id == patient:
-            patients.append(found)
-    if patient is not None and not patients:
-        if seen:
-            raise no_patient(patient, history, seen)
-        patients.append(PatientHistory(patient, [], []))  # an empty history: a new patient, as for check
-    result = run_totals(rules, patients, day, chosen)
+    result = run_totals(rules, choose_patients(history, rules, patient), day, chosen)
     if fmt == "json":
         from tpi_cli.render.json_out import totals_json
 

@@ -25,7 +25,7 @@ from operator import attrgetter, itemgetter
 from typing import IO, Any, TextIO
 
 from tpi_cli.dates import parse_date
-from tpi_cli.errors import TpiError, did_you_mean, input_name, quote
+from tpi_cli.errors import TpiError, did_you_mean, input_name, no_patient, quote
 from tpi_cli.model import CATEGORY_RANK, Injection, PatientHistory, drug_category
 from tpi_cli.names import parse_side
 from tpi_cli.quantity import UNITS, Amount, Ratio, parse_decimal, parse_dose
@@ -509,6 +509,31 @@ def read_patients(path: str, rules: Rules, *, on_restart: Callable[[], None] | N
                 handle.close()
         if on_restart is not None:
             on_restart()
+
+
+def choose_patients(path: str, rules: Rules, patient: str | None) -> list[PatientHistory]:
+    """The histories of ``patient`` (of every patient when None), in order of first appearance,
+    held in memory (``check``, ``next`` and ``totals`` answer for one patient, or a few).
+
+    A ``patient`` who is not in a history that has rows is refused, with the closest IDs; in a
+    history without rows, it is a new patient, with no injections."""
+    chosen: list[PatientHistory] = []
+    seen: list[str | None] = []
+
+    def restart() -> None:
+        chosen.clear()
+        seen.clear()
+
+    for history in read_patients(path, rules, on_restart=restart):
+        if len(seen) < 100_000:
+            seen.append(history.patient_id)
+        if patient is None or history.patient_id == patient:
+            chosen.append(history)
+    if patient is not None and not chosen:
+        if seen:
+            raise no_patient(patient, path, seen)
+        chosen.append(PatientHistory(patient, []))
+    return chosen
 
 
 def text_lines(binary: IO[bytes]) -> Iterator[str]:
