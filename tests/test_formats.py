@@ -261,7 +261,7 @@ def test_table_is_plain_when_not_a_terminal(tpi: Run) -> None:
 
 
 def test_sites_table_of_many_sites_is_laid_out_plainly(tpi: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Above PLAIN_ROWS sites (200,000 took a minute through rich) the same cells, one line a site.
+    # Above PLAIN_ROWS sites (50,023 took 16.8 s through rich, 1.6 s plain) the same cells, one line a site.
     from tpi_cli.render import table
 
     rich_lines = tpi("sites", env={"COLUMNS": "200"}).stdout.splitlines()

@@ -371,7 +371,7 @@ def _sniff(handle: IO[bytes], name: str) -> tuple[str, bytes]:
         stripped = head.lstrip(b"\xef\xbb\xbf").lstrip()
         if stripped or not chunk or len(head) > MAX_LINE:
             break
-    kind = "json" if stripped[:1] in (b"[", b"{") or name.lower().endswith(".json") else "csv"
+    kind = "json" if stripped[:1] in (b"[", b"{") or is_json_name(name) else "csv"
     return kind, head
 
 
@@ -406,6 +406,16 @@ class Prefixed(io.RawIOBase):
 def blank_row(line: str) -> bool:
     """A blank line, or a row of empty fields (as a spreadsheet saves its empty rows): skipped."""
     return not line.replace(",", "").strip()
+
+
+def _blank_cells(cells: list[str]) -> bool:
+    """:func:`blank_row` for a row already cut into fields (a quoted comma is not blank)."""
+    return not any(cell.strip() for cell in cells)
+
+
+def is_json_name(path: str) -> bool:
+    """A ``.json`` file is read as JSON whatever it starts with (and so told what is wrong with it)."""
+    return path.lower().endswith(".json")
 
 
 def gather_lines(lines: list[str], start: int, shard: int, shards: int) -> list[int] | None:
@@ -568,7 +578,7 @@ def _csv_patients(lines: Iterator[str], file: str, rules: Rules, mode: str, shar
                 raise TpiError("line longer than 1 MiB", file=file, line=number)
             header, extra = _record(first, lines)
             number += extra
-            if any(cell.strip() for cell in header):
+            if not _blank_cells(header):
                 break  # blank lines (and rows of empty fields) before the header are skipped
             header = None
         if header is None:
@@ -629,7 +639,7 @@ def _csv_patients(lines: Iterator[str], file: str, rules: Rules, mode: str, shar
                 else:  # no quote: the fields are exactly the comma-separated parts (RFC 4180)
                     raw = text_line.rstrip("\r\n").split(",")
                 if len(raw) != width:
-                    if not any(cell.strip() for cell in raw):
+                    if _blank_cells(raw):
                         continue  # a blank line, or a row of empty fields
                     raise TpiError(f"{len(raw)} fields, but the header has {width}", file=file, line=start)
                 if pad:
@@ -638,7 +648,7 @@ def _csv_patients(lines: Iterator[str], file: str, rules: Rules, mode: str, shar
                     override_raw = fields(raw)
                 shape = shapes.get((site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw))
                 if shape is None:
-                    if not any(cell.strip() for cell in raw):
+                    if _blank_cells(raw):
                         continue  # a row of empty fields (a spreadsheet's blank row)
                     parser.day(date_raw, start)
                     shape = parser.shape(site_raw, side_raw, drug_raw, dose_raw, technique_raw, points_raw,
@@ -829,9 +839,12 @@ def _is_date(text: str) -> bool:
     return True
 
 
-# What a column is called when it is not spelled as tpi reads it: its letters and digits, lower case.
-_LOOKALIKES = {**{re.sub(r"[\W_]+", "", column): column for column in COLUMNS},
-               "patient": "patient_id", "weight": "weight_kg"}
+def _squashed(name: str) -> str:
+    """What a column is called when it is not spelled as tpi reads it: its letters and digits, lower case."""
+    return re.sub(r"[\W_]+", "", name.lower())
+
+
+_LOOKALIKES = {**{_squashed(column): column for column in COLUMNS}, "patient": "patient_id", "weight": "weight_kg"}
 _WHAT_IS_LOST = {
     "patient_id": "every row would be read as one patient's",
     "weight_kg": "the patient's weight would be unknown; convert it first if it is not in kg",
@@ -847,7 +860,7 @@ def lookalike_column(names: Iterable[str], present: Container[str]) -> tuple[str
     otherwise (``Patient ID``, ``weight (kg)``, ``patient``), when that column is missing:
     ``(name as written, column)``. Ignored like any extra column, it would lose what it holds."""
     for name in names:
-        column = _LOOKALIKES.get(re.sub(r"[\W_]+", "", name.lower()))
+        column = _LOOKALIKES.get(_squashed(name))
         if column is not None and column not in present and name.strip().lower() != column:
             return name, column
     return None

@@ -45,6 +45,7 @@ from tpi_cli.history import (
     _csv_patients,
     blank_row,
     gather_lines,
+    is_json_name,
     text_lines,
 )
 from tpi_cli.model import PatientHistory
@@ -402,7 +403,7 @@ def _patient_column(path: str) -> tuple[bytes, int] | None:
             header = handle.readline(1 << 16)
     except OSError:
         return None
-    if not header or header.lstrip(b"\xef\xbb\xbf").lstrip()[:1] in (b"[", b"{") or path.lower().endswith(".json"):
+    if not header or header.lstrip(b"\xef\xbb\xbf").lstrip()[:1] in (b"[", b"{") or is_json_name(path):
         return None
     names = [name.strip().lower() for name in header.decode("utf-8-sig", "replace").rstrip("\r\n").split(",")]
     return (header, names.index("patient_id")) if "patient_id" in names else None
