@@ -28,13 +28,17 @@ from tests.test_differential import (
     SITES,
     Proposal,
     Shot,
+    dates_near,
     histories,
     interleave,
+    ordinal,
     proposals,
     rules_files,
+    rules_files_with_defaults,
     run,
     usable_profiles,
 )
+from tpi_cli.check import forecast
 from tpi_cli.history import read_patients
 from tpi_cli.quantity import PG_PER_MG, parse_dose
 from tpi_cli.rules import parse_rules
@@ -453,3 +457,28 @@ def test_each_input_form_gives_the_same_reports(data: Any) -> None:
         assert reports[0][0]["injections"] == len(shots)
         assert reports[1] == reports[0]
         assert reports[2] == reports[0]
+
+
+# --- 7. what the planners of one forecast share ----------------------------------------------------
+
+@SETTINGS
+@given(st.data())
+def test_each_next_row_is_the_forecast_of_that_site_alone(data: Any) -> None:
+    """The planners of one forecast share the patient's candidate days and the later injections'
+    measures (keyed by rule, the proposal's scope and whether the rule counts it); a row must be
+    what a forecast of its site and side alone gives, whatever the other sites, and from any date."""
+    rules_text = data.draw(rules_files_with_defaults())
+    shots = data.draw(histories(("P1",)))
+    with tempfile.TemporaryDirectory() as tmp:
+        files = Files(tmp, rules_text)
+        path = files.history(csv_of(rows_of(shots)))
+        rules = parse_rules(rules_text, files.rules)
+        profiles = frozenset(usable_profiles(rules, data.draw(st.lists(st.sampled_from(PROFILES), max_size=2,
+                                                                           unique=True))))
+        for history in read_patients(path, rules):
+            on = ordinal(data.draw(dates_near([s.date for s in shots])))
+            whole = forecast(rules, profiles, history, on)
+            for row in whole.rows:
+                (alone,) = forecast(rules, profiles, history, on, only=(row.site, row.side)).rows
+                got = (row.earliest, row.held_by, row.mg_remaining)
+                assert got == (alone.earliest, alone.held_by, alone.mg_remaining), (row.site.name, row.side)

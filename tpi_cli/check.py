@@ -32,6 +32,7 @@ from tpi_cli.engine import (
     durations_of,
     in_scope,
     measure,
+    scope_key,
 )
 from tpi_cli.errors import TpiError
 from tpi_cli.model import Injection, PatientHistory, sides_of
@@ -72,11 +73,11 @@ class Planner:
         self.index = index
         self.proposal = proposal
         self.active = active
+        self.on = on
         self.first_later = index.position_after(on)  # no day before ``on`` is ever asked
         self._moved: dict[int, Injection] = {}
         self._exposure: dict[int, tuple[list[int], dict[int, int], list[tuple[int, tuple[int, ...]]]]] = {}
         self._status: dict[tuple[int, int], int] = {}
-        self._candidates: dict[int, list[int]] = {}
 
     def at(self, day: int) -> Injection:
         """The proposal moved to ``day``."""
@@ -117,14 +118,22 @@ class Planner:
         positions: list[int] = []
         bases: dict[int, int] = {}
         broken: list[tuple[int, tuple[int, ...]]] = []
-        injections = self.index.injections
-        for position in range(self.first_later, len(injections)):
+        if proposal.category not in rule.counts:
+            known = self._exposure[id(rule)] = (positions, bases, broken)  # no injection counts it
+            return known
+        index = self.index
+        injections = index.injections
+        near = index.near(rule.scope, proposal)  # the injections in the proposal's scope
+        bases_known = index.base_measures
+        for at in range(bisect_left(near.pos, self.first_later), len(near.pos)):
+            position = near.pos[at]
             later = injections[position]
             if later.category not in rule.applies_to or not rule.in_force(later.day):
                 continue
-            if not counts_scope(rule, later, proposal) or proposal.category not in rule.counts:
-                continue
-            base = measure(self.index, rule, later, position)
+            key = (id(rule), position)
+            base = bases_known.get(key)  # shared by the index's planners
+            if base is None:
+                base = bases_known[key] = measure(index, rule, later, position)
             if base[0] >= WARNED:
                 broken.append((position, base))
             if base[0] >= worst:
@@ -192,36 +201,46 @@ class Planner:
         return status
 
     def candidates(self, rule: Rule, after: int) -> list[int]:
-        """The days after ``after`` where the rule's status may change, in order."""
-        known = self._candidates.get(id(rule))
-        if known is None:
-            days: set[int] = set()
-            proposal = self.proposal
-            injections = self.index.injections
-            for injection in injections:
-                days.add(injection.day)
-                days.add(injection.day + 1)
+        """The days after ``after`` where the rule's status may change, in order: the days of the
+        injections in the proposal's scope and the days after them, their windows' and
+        intervals' ends both ways, the rule's dates and (for an anesthetic limit) the weights'
+        days. Shared with the other planners of the index whose proposal reads the same."""
+        index = self.index
+        proposal = self.proposal
+        key = (id(rule), scope_key(rule.scope, proposal), proposal.category in rule.counts)
+        known = index.candidate_days.get(key)
+        if known is None or after < known[0]:
+            floor = min(after, self.on)  # only days after it are kept; no day before ``on`` is asked
+            near = index.near(rule.scope, proposal)
+            injections = index.injections
+            first = bisect_left(near.days, floor)
+            days: set[int] = set(near.days[first:])
+            days.update(day + 1 for day in near.days[first:])
             spans = durations_of(rule)
             if spans:
-                for injection in injections:
-                    if not counts_scope(rule, proposal, injection):
-                        continue
+                # The injections are in day order and each day found from one is non-decreasing
+                # in its day: those that give a day after ``floor`` are the last ones.
+                backward_too = proposal.category in rule.counts
+                for at in range(len(near.pos) - 1, -1, -1):
+                    injection = injections[near.pos[at]]
+                    day = injection.day
+                    if all(span.add(day) <= floor and span.first_start_after(day) <= floor for span in spans):
+                        break  # and so for every injection before it
                     forward = injection.category in rule.counts
-                    backward = injection.category in rule.applies_to and proposal.category in rule.counts
+                    backward = backward_too and injection.category in rule.applies_to
                     for span in spans:
                         if forward:
-                            days.add(span.add(injection.day))
+                            days.add(span.add(day))
                         if backward:
-                            days.add(span.first_start_after(injection.day))
+                            days.add(span.first_start_after(day))
             if rule.effective is not None:
                 days.add(rule.effective)
             if rule.until is not None:
                 days.add(rule.until + 1)
-            if rule.kind == ANESTHETIC_DOSE and self.index.weight_override is None:
-                days.update(weight[0] for weight in self.index.history.weights)
-            known = sorted(days)
-            self._candidates[id(rule)] = known
-        return known[bisect_left(known, after + 1):]
+            if rule.kind == ANESTHETIC_DOSE and index.weight_override is None:
+                days.update(weight[0] for weight in index.history.weights)
+            known = index.candidate_days[key] = (floor, sorted(day for day in days if day > floor))
+        return known[1][bisect_left(known[1], after + 1):]
 
     def first_day(self, rule: Rule, on: int, accept: tuple[int, ...]) -> int | None:
         """The first day from ``on`` whose status is in ``accept`` (None: no such day)."""

@@ -127,6 +127,11 @@ def _query_key(scope: str, injection: Injection) -> object:
     return None
 
 
+def scope_key(scope: str, target: Injection) -> object:
+    """Which of :meth:`PatientIndex.near`'s lists ``target`` reads for a rule of this scope."""
+    return _query_key(PATIENT if scope == SESSION else scope, target)
+
+
 _SMALL = 64  # up to this many injections, a scope list is picked out directly, not all filed at once
 
 
@@ -152,6 +157,9 @@ def _file_keys(scope: str, injection: Injection) -> tuple[object, ...]:
     return (None,)
 
 
+_NOTHING = ScopeList([], [])
+
+
 class PatientIndex:
     """One patient's injections, in evaluation order, with the scope lists rules read."""
 
@@ -174,6 +182,12 @@ class PatientIndex:
         self._positions: dict[tuple[frozenset[str], str], dict[object, list[int]]] = {}
         self._lists: dict[tuple[frozenset[str], str, object], ScopeList | None] = {}
         self._quick: dict[tuple[int, Site, str | None], ScopeList | None] = {}
+        self._near: dict[str, dict[object, ScopeList]] = {}
+        # Candidate days (see tpi_cli.check.Planner.candidates), shared by the planners of one
+        # forecast: (floor, days after it) per (rule, proposal's scope key, proposal counted).
+        self.candidate_days: dict[tuple[int, object, bool], tuple[int, list[int]]] = {}
+        # A later injection's measure without the proposal (Planner._exposed), per (rule, position).
+        self.base_measures: dict[tuple[int, int], tuple[int, ...]] = {}
 
     def scope_list(self, rule: Rule, target: Injection) -> ScopeList | None:
         """What ``rule`` counts in ``target``'s scope, all positions (made on first use; one pass
@@ -218,6 +232,25 @@ class PatientIndex:
         made = ScopeList(self.injections, positions) if positions else None
         self._lists[signature] = made
         return made
+
+    def near(self, scope: str, target: Injection) -> ScopeList:
+        """Every injection in ``target``'s scope, whatever its category and day (a session's
+        scope is then the whole patient), in position order: one pass files them all."""
+        scope = PATIENT if scope == SESSION else scope
+        lists = self._near.get(scope)
+        if lists is None:
+            filed: dict[object, list[int]] = {}
+            for position, injection in enumerate(self.injections):
+                for where in _file_keys(scope, injection):
+                    positions = filed.get(where)
+                    if positions is None:
+                        filed[where] = [position]
+                    else:
+                        positions.append(position)
+            lists = self._near[scope] = {where: ScopeList(self.injections, positions)
+                                         for where, positions in filed.items()}
+        found = lists.get(_query_key(scope, target))
+        return found if found is not None else _NOTHING
 
     def position_after(self, day: int) -> int:
         """The position of an injection inserted after every injection of ``day``."""
