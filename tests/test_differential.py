@@ -826,6 +826,53 @@ def test_skip_status_does_not_hide_a_planned_conflict(tmp_path: Path) -> None:
     assert (rule["status"], rule["earliest_date"]) == ("fail", "2025-02-01")
 
 
+SESSIONS_RULES = """\
+version: 1
+reference_steroid: triamcinolone
+defaults:
+  steroid: {drug: triamcinolone, dose: 20 mg}
+  anesthetic: {drug: lidocaine, dose: 3 mL @ 1%}
+drugs:
+  triamcinolone: {class: corticosteroid, equivalent_mg: 4}
+  lidocaine: {class: anesthetic, max_mg: 300}
+sites:
+  trapezius: {region: cervical}
+rules:
+  - {id: site-sessions, kind: max-count, applies_to: [steroid], counts: [steroid], scope: site, unit: session,
+     window: 12 months, max: 3}
+"""
+
+
+def test_a_wider_planned_injection_sees_the_other_sides_sessions(tmp_path: Path) -> None:
+    """Found by a review of the shared candidate days (5a20e1b; fixed since): the planned bilateral
+    injection on 20 January counts both sides' sessions. A left proposal on 10 January, the day of
+    the right-side one, joins that session and leaves it at 3 sessions (allowed); any other day
+    from 6 to 19 January makes it 4. The 10th is a day on which the proposal's status changes
+    though no injection in its own scope (left) is on it: it was missed, and 20 January given."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(SESSIONS_RULES, encoding="utf-8")
+    history = tmp_path / "history.csv"
+    history.write_text("patient_id,date,site,side,drug,dose\n"
+                       "P1,2026-01-05,trapezius,left,triamcinolone,20 mg\n"
+                       "P1,2026-01-10,trapezius,right,triamcinolone,20 mg\n"
+                       "P1,2026-01-20,trapezius,bilateral,triamcinolone,20 mg\n", encoding="utf-8")
+    code, document = run("check", str(history), "--rules", str(rules), "--site", "left trapezius", "--drug",
+                         "triamcinolone=20mg", "--on", "2026-01-06", "--format", "json")
+    assert (code, document["verdict"], document["earliest_date"]) == (1, "not-yet", "2026-01-10")
+    (rule,) = document["rules"]
+    assert (rule["status"], rule["earliest_date"]) == ("fail", "2026-01-10")
+    code, document = run("check", str(history), "--rules", str(rules), "--site", "left trapezius", "--drug",
+                         "triamcinolone=20mg", "--on", "2026-01-10", "--format", "json")
+    assert document["verdict"] == "allowed"
+    code, document = run("next", str(history), "--rules", str(rules), "--on", "2026-01-06", "--format", "json")
+    steroid = {row["side"]: row["steroid"] for row in document["sites"]}
+    assert steroid["left"] == "2026-01-10"
+    parsed = parse_rules(SESSIONS_RULES, str(rules))
+    (history_,) = read_patients(str(history), parsed)
+    want = reference.next_forecast(parsed, frozenset(), history_, ordinal("2026-01-06"), None, None)
+    assert [row["steroid"] for row in want if row["side"] == "left"] == ["2026-01-10"]
+
+
 def test_validate_json_with_interleaved_patients(tmp_path: Path) -> None:
     """Found by the differential test (fixed since): validate --format json printed a stray ','
     when a patient's rows were not contiguous (the restart kept the JSON writer's separator)."""

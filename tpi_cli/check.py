@@ -201,10 +201,11 @@ class Planner:
         return status
 
     def candidates(self, rule: Rule, after: int) -> list[int]:
-        """The days after ``after`` where the rule's status may change, in order: the days of the
-        injections in the proposal's scope and the days after them, their windows' and
-        intervals' ends both ways, the rule's dates and (for an anesthetic limit) the weights'
-        days. Shared with the other planners of the index whose proposal reads the same."""
+        """The days after ``after`` where the rule's status may change, in order: every
+        injection's day and the day after it, the ends of the windows and intervals of the
+        injections in the proposal's scope both ways, the rule's dates and (for an anesthetic
+        limit) the weights' days. Shared with the other planners of the index whose proposal
+        reads the same."""
         index = self.index
         proposal = self.proposal
         key = (id(rule), scope_key(rule.scope, proposal), proposal.category in rule.counts)
@@ -213,9 +214,10 @@ class Planner:
             floor = min(after, self.on)  # only days after it are kept; no day before ``on`` is asked
             near = index.near(rule.scope, proposal)
             injections = index.injections
-            first = bisect_left(near.days, floor)
-            days: set[int] = set(near.days[first:])
-            days.update(day + 1 for day in near.days[first:])
+            # Every injection's day and the day after it, in the proposal's scope or not: a later
+            # injection's own scope can be wider (a bilateral one counts the other side), and a
+            # proposal on the day of an injection there joins that session.
+            days: set[int] = set(index.days_after(floor))
             spans = durations_of(rule)
             if spans:
                 # The injections are in day order and each day found from one is non-decreasing

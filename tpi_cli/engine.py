@@ -183,6 +183,7 @@ class PatientIndex:
         self._lists: dict[tuple[frozenset[str], str, object], ScopeList | None] = {}
         self._quick: dict[tuple[int, Site, str | None], ScopeList | None] = {}
         self._near: dict[str, dict[object, ScopeList]] = {}
+        self._days_after: tuple[int, list[int]] | None = None
         # Candidate days (see tpi_cli.check.Planner.candidates), shared by the planners of one
         # forecast: (floor, days after it) per (rule, proposal's scope key, proposal counted).
         self.candidate_days: dict[tuple[int, object, bool], tuple[int, list[int]]] = {}
@@ -251,6 +252,18 @@ class PatientIndex:
                                          for where, positions in filed.items()}
         found = lists.get(_query_key(scope, target))
         return found if found is not None else _NOTHING
+
+    def days_after(self, floor: int) -> list[int]:
+        """The injections' days and the days after them that are after ``floor``, each once (the
+        last list asked for is kept)."""
+        known = self._days_after
+        if known is None or known[0] != floor:
+            start = bisect_left(self.days, floor)
+            found = set(self.days[start:])
+            found.update(day + 1 for day in self.days[start:])
+            found.discard(floor)
+            known = self._days_after = (floor, sorted(found))
+        return known[1]
 
     def position_after(self, day: int) -> int:
         """The position of an injection inserted after every injection of ``day``."""
