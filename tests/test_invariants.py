@@ -121,7 +121,9 @@ def answer(document: dict[str, Any]) -> tuple[Any, ...]:
 
 def violations(document: dict[str, Any], message: bool = True) -> list[tuple[Any, ...]]:
     keys = ["patient_id", "date", "site", "side", "rule", "severity", "overridden"] + (["message"] if message else [])
-    return sorted(tuple(v[k] for k in keys) for v in document["violations"])
+    # sorted with None (no side, no override) before any text: tuples holding None and text do not compare
+    return sorted((tuple(v[k] for k in keys) for v in document["violations"]),
+                  key=lambda found: tuple((value is not None, value or "") for value in found))
 
 
 def unique_proposal(proposal: Proposal) -> bool:
