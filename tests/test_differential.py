@@ -110,7 +110,7 @@ def category_lists(draw: Any) -> str:
 
 
 @st.composite
-def rule_texts(draw: Any, index: int, kinds: tuple[str, ...] = ()) -> str:
+def rule_texts(draw: Any, index: int, kinds: tuple[str, ...] = (), scopes: tuple[str, ...] = ()) -> str:
     kind = draw(st.sampled_from(list(kinds) or ["min-interval", "max-count", "max-steroid-dose", "anesthetic-dose",
                                                 "max-points", "max-regions", "min-interval", "max-count",
                                                 "max-steroid-dose"]))
@@ -127,7 +127,7 @@ def rule_texts(draw: Any, index: int, kinds: tuple[str, ...] = ()) -> str:
         if draw(st.booleans()):
             parts.append("scope: session")
     else:
-        parts.append(f"scope: {draw(st.sampled_from(['site', 'site', 'region', 'patient', 'session']))}")
+        parts.append(f"scope: {draw(st.sampled_from(list(scopes) or ['site', 'site', 'region', 'patient', 'session']))}")
     base = None  # the interval or window a grace period shortens
     if kind == "min-interval":
         base = draw(durations())
@@ -169,7 +169,7 @@ def rule_texts(draw: Any, index: int, kinds: tuple[str, ...] = ()) -> str:
 
 
 @st.composite
-def rules_files(draw: Any) -> str:
+def rules_files(draw: Any, scopes: tuple[str, ...] = ()) -> str:
     eq = {"triamcinolone": "4", "methylprednisolone": draw(st.sampled_from(["4", "5", "4.8"])),
           "dexamethasone": "0.75", "betamethasone": draw(st.sampled_from(["0.6", "0.75", "1.2"]))}
     reference_steroid = draw(st.sampled_from(["triamcinolone", "triamcinolone", "dexamethasone", "methylprednisolone"]))
@@ -184,7 +184,7 @@ def rules_files(draw: Any) -> str:
               for name, (region, lateral) in SITES.items()]
     lines.append("rules:")
     count = draw(st.integers(1, 6))
-    return "\n".join(lines) + "\n" + "".join(draw(rule_texts(i)) for i in range(count))
+    return "\n".join(lines) + "\n" + "".join(draw(rule_texts(i, scopes=scopes)) for i in range(count))
 
 
 @dataclass
@@ -228,8 +228,8 @@ def sides_for(draw: Any, site: str, proposal: bool = False) -> str:
 
 
 @st.composite
-def shots(draw: Any, patient: str, near: list[str]) -> Shot:
-    site = draw(st.sampled_from(list(SITES)))
+def shots(draw: Any, patient: str, near: list[str], sites: tuple[str, ...] = ()) -> Shot:
+    site = draw(st.sampled_from(list(sites or SITES)))
     when = draw(dates_near(near))
     shot = Shot(patient, when, site, draw(sides_for(site)), draw(drug_lists()))
     if draw(st.integers(0, 2)) == 0:
@@ -246,14 +246,14 @@ def _side_key(side: str) -> str:
 
 
 @st.composite
-def histories(draw: Any, patients: tuple[str, ...] = ("P1", "P2", "P3")) -> list[Shot]:
+def histories(draw: Any, patients: tuple[str, ...] = ("P1", "P2", "P3"), sites: tuple[str, ...] = ()) -> list[Shot]:
     count = draw(st.integers(1, len(patients)))
     result: list[Shot] = []
     keys: set[tuple[str, str, str, str]] = set()
     for patient in patients[:count]:
         mine: list[str] = []
         for _ in range(draw(st.integers(0, 9))):
-            shot = draw(shots(patient, mine))
+            shot = draw(shots(patient, mine, sites))
             key = (patient, shot.date, shot.site, _side_key(shot.side))
             if key in keys:
                 continue
@@ -310,7 +310,7 @@ class Proposal:
 
 
 @st.composite
-def proposals(draw: Any, shots: list[Shot], same_day: bool = False) -> Proposal:
+def proposals(draw: Any, shots: list[Shot], same_day: bool = False, sites: tuple[str, ...] = ()) -> Proposal:
     """``same_day``: half the time on a date of the patient's history (after its injections of
     that day), and mostly with a drug."""
     patients = sorted({s.patient for s in shots}) or [""]
@@ -322,7 +322,7 @@ def proposals(draw: Any, shots: list[Shot], same_day: bool = False) -> Proposal:
         site = like.site
         side = _side_key(like.side) or draw(sides_for(site, proposal=True))
     else:
-        site = draw(st.sampled_from(list(SITES)))
+        site = draw(st.sampled_from(list(sites or SITES)))
         side = draw(sides_for(site, proposal=True))
     on = draw(st.sampled_from(near)) if same_day and near and draw(st.booleans()) else draw(dates_near(near))
     wet = same_day and draw(st.integers(0, 3)) > 0
@@ -473,9 +473,11 @@ def proposal_ok(proposal: Proposal) -> bool:
     return True
 
 
-def compare(data: Any) -> None:
-    rules_text = data.draw(rules_files(), label="rules")
-    shots_ = data.draw(histories(), label="history")
+def compare(data: Any, scopes: tuple[str, ...] = (), sites: tuple[str, ...] = ()) -> None:
+    """``scopes``, ``sites``: only rules of those scopes, only injections and proposals at those
+    sites."""
+    rules_text = data.draw(rules_files(scopes), label="rules")
+    shots_ = data.draw(histories(sites=sites) if sites else histories(), label="history")
     with tempfile.TemporaryDirectory() as tmp:
         rules_path = str(Path(tmp) / "rules.yaml")
         history_path = str(Path(tmp) / "history.csv")
@@ -504,7 +506,7 @@ def compare(data: Any) -> None:
             1, len(parsed), sum(len(h.injections) for h in parsed))
 
         for _ in range(data.draw(st.integers(1, 2))):
-            proposal = data.draw(proposals(shots_))
+            proposal = data.draw(proposals(shots_, sites=sites))
             if not proposal_ok(proposal):
                 continue
             chosen = usable_profiles(rules, proposal.profiles)
@@ -547,6 +549,17 @@ def test_cli_matches_reference(data: Any) -> None:
 @long_run
 def test_cli_matches_reference_long(data: Any) -> None:
     compare(data)
+
+
+@fixed_settings(150)
+@given(st.data())
+def test_cli_matches_reference_at_one_lateral_site(data: Any) -> None:
+    """Site-scope rules, injections and proposals at one lateral site: every injection meets the
+    others through its side (left, right, bilateral, unspecified). It did not find the case of
+    test_a_wider_planned_injection_sees_the_other_sides_sessions in 3,000 examples (that needs a
+    session count, a planned wider injection and another side's injection between them): the
+    explicit test holds that one."""
+    compare(data, scopes=("site",), sites=("trapezius",))
 
 
 # --- tpi next and tpi totals against the reference -----------------------------------------------
