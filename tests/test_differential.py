@@ -839,7 +839,8 @@ def test_skip_status_does_not_hide_a_planned_conflict(tmp_path: Path) -> None:
     assert (rule["status"], rule["earliest_date"]) == ("fail", "2025-02-01")
 
 
-SESSIONS_RULES = """\
+# One lateral site, triamcinolone and lidocaine, and the defaults `tpi next` needs: the rules follow.
+ONE_SITE_RULES_HEAD = """\
 version: 1
 reference_steroid: triamcinolone
 defaults:
@@ -851,6 +852,9 @@ drugs:
 sites:
   trapezius: {region: cervical}
 rules:
+"""
+
+SESSIONS_RULES = ONE_SITE_RULES_HEAD + """\
   - {id: site-sessions, kind: max-count, applies_to: [steroid], counts: [steroid], scope: site, unit: session,
      window: 12 months, max: 3}
 """
@@ -919,18 +923,7 @@ def test_validate_reports_a_session_scoped_steroid_dose(tmp_path: Path) -> None:
 
 # --- regressions: disagreements with SPEC.md that the next / totals differential tests found ------
 
-LATER_RULES = """\
-version: 1
-reference_steroid: triamcinolone
-defaults:
-  steroid: {drug: triamcinolone, dose: 20 mg}
-  anesthetic: {drug: lidocaine, dose: 3 mL @ 1%}
-drugs:
-  triamcinolone: {class: corticosteroid, equivalent_mg: 4}
-  lidocaine: {class: anesthetic, max_mg: 300}
-sites:
-  trapezius: {region: cervical}
-rules:
+LATER_RULES = ONE_SITE_RULES_HEAD + """\
   - {id: site-dose, kind: max-steroid-dose, applies_to: [steroid], scope: site, window: 12 months, max_mg: 120,
      effective: 2025-06-01}
 """

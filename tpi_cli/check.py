@@ -30,7 +30,6 @@ from tpi_cli.engine import (
     counts,
     describe,
     durations_of,
-    in_scope,
     measure,
     scope_key,
 )
@@ -55,7 +54,6 @@ from tpi_cli.rules import (
     MAX_COUNT,
     MAX_STEROID_DOSE,
     MIN_INTERVAL,
-    PATIENT,
     SESSION,
     STEROID,
     WARN,
@@ -274,11 +272,6 @@ class Planner:
             if all(self.status(rule, day) != FAIL for rule in self.active):
                 return day, failing
         return None, failing
-
-
-def counts_scope(rule: Rule, a: Injection, b: Injection) -> bool:
-    """Scope membership ignoring the day (a session is then the whole patient)."""
-    return rule.scope in (SESSION, PATIENT) or in_scope(rule.scope, a, b)
 
 
 def _conflict_text(planner: Planner, rule: Rule, day: int, position: int, result: tuple[int, ...]) -> str:

@@ -32,6 +32,7 @@ from tpi_cli.names import BILATERAL, LEFT, RIGHT
 from tpi_cli.quantity import PG_PER_MG, Ratio, decimal_text, rounded
 from tpi_cli.rules import (
     ANESTHETIC_DOSE,
+    CATEGORIES,
     MAX_COUNT,
     MAX_POINTS,
     MAX_REGIONS,
@@ -157,6 +158,22 @@ def _file_keys(scope: str, injection: Injection) -> tuple[object, ...]:
     return (None,)
 
 
+def _file(injections: list[Injection], scope: str, categories: frozenset[str]) -> dict[object, list[int]]:
+    """The positions of the injections of these categories, filed under each scope list they are
+    in (:func:`_file_keys`), ascending."""
+    filed: dict[object, list[int]] = {}
+    for position, injection in enumerate(injections):
+        if injection.category in categories:
+            for where in _file_keys(scope, injection):
+                positions = filed.get(where)
+                if positions is None:
+                    filed[where] = [position]
+                else:
+                    positions.append(position)
+    return filed
+
+
+_ALL_CATEGORIES = frozenset(CATEGORIES)
 _NOTHING = ScopeList([], [])
 
 
@@ -220,15 +237,7 @@ class PatientIndex:
             return made
         filed = self._positions.get((rule.counts, scope))
         if filed is None:
-            filed = self._positions[(rule.counts, scope)] = {}
-            for position, injection in enumerate(injections):
-                if injection.category in counted:
-                    for where in _file_keys(scope, injection):
-                        found = filed.get(where)
-                        if found is None:
-                            filed[where] = [position]
-                        else:
-                            found.append(position)
+            filed = self._positions[(rule.counts, scope)] = _file(injections, scope, counted)
         positions = filed.get(key)
         made = ScopeList(self.injections, positions) if positions else None
         self._lists[signature] = made
@@ -240,14 +249,7 @@ class PatientIndex:
         scope = PATIENT if scope == SESSION else scope
         lists = self._near.get(scope)
         if lists is None:
-            filed: dict[object, list[int]] = {}
-            for position, injection in enumerate(self.injections):
-                for where in _file_keys(scope, injection):
-                    positions = filed.get(where)
-                    if positions is None:
-                        filed[where] = [position]
-                    else:
-                        positions.append(position)
+            filed = _file(self.injections, scope, _ALL_CATEGORIES)
             lists = self._near[scope] = {where: ScopeList(self.injections, positions)
                                          for where, positions in filed.items()}
         found = lists.get(_query_key(scope, target))
