@@ -148,6 +148,8 @@ ERRORS = [
     # duplicate rule ids
     ("duplicate id", SPEC_RULES + "  - {id: points, kind: max-points, applies_to: any, scope: session, max: 8}\n",
      32, "duplicate id (first on line 30)"),
+    ("duplicate id apart from case", SPEC_RULES + "  - {id: Points, kind: max-points, applies_to: any, scope: session, max: 8}\n",
+     32, "rule 'Points': duplicate id (first on line 30, as 'points' apart from case)"),
     # unknown keys, with did-you-mean
     ("unknown rule key", edit("    interval: 6 weeks\n", "    interval: 6 weeks\n    intervl: 3 weeks\n"),
      25, "unknown key 'intervl' (did you mean 'interval'?)"),

@@ -747,7 +747,9 @@ def _build_rule_list(top: YMap, check: _Validator) -> list[Rule]:
     if len(value) > MAX_RULES:
         check.error(value.line, f"rules: more than {MAX_RULES} rules")
         return result
-    ids: dict[str, tuple[int, int]] = {}  # id: (position, line) of its first rule
+    # id, in lower case: (position, line, id as written) of its first rule. Ids that differ only in case are one
+    # id: a reader of a report, or a script matching on it without case, could not tell the two rules apart.
+    ids: dict[str, tuple[int, int, str]] = {}
     for position, (item, line) in enumerate(zip(value, value.item_lines, strict=True)):
         if check.full:
             break
@@ -755,12 +757,14 @@ def _build_rule_list(top: YMap, check: _Validator) -> list[Rule]:
         raw_id = item.get("id") if isinstance(item, YMap) else None
         key = raw_id.strip() if isinstance(raw_id, str) and not isinstance(raw_id, YNumber) else None
         here = item.line if isinstance(item, YMap) else line
-        if key and key in ids:
-            check.error(here, f"rule {key!r}: duplicate id (first on line {ids[key][1]})")
+        if key and key.lower() in ids:
+            _, first_line, first = ids[key.lower()]
+            case = "" if first == key else f", as {first!r} apart from case"
+            check.error(here, f"rule {key!r}: duplicate id (first on line {first_line}{case})")
         elif key:
-            ids[key] = (position, here)
+            ids[key.lower()] = (position, here, key)
         rule = _build_rule(item, line, check)
-        if rule is not None and ids.get(rule.id, (-1, 0))[0] == position:
+        if rule is not None and ids.get(rule.id.lower(), (-1, 0, ""))[0] == position:
             result.append(rule)
     return result
 
