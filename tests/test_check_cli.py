@@ -212,6 +212,13 @@ TWO_PATIENTS = HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\nP2
         (("--site", "left trapezius", "--dry", "--points", "0"), "--points"),
         (("--site", "left trapezius", "--dry", "--weight-kg", "heavy"), "--weight-kg"),
         (("--site", "interspinous-lumbar", "--side", "left", "--dry"), "interspinous-lumbar"),
+        # a repeated single-valued option: click would keep the last one without a word
+        (("--site", "trapezius", "--side", "left", "--side", "right", "--dry"), "--side is given more than once"),
+        (("--site", "right trapezius", "--site", "left trapezius", "--dry"), "--site is given more than once"),
+        (("--site", "left trapezius", "--dry", "--on", "2026-11-28", "--on", "2026-11-29"),
+         "--on is given more than once"),
+        (("--site", "left trapezius", "--dry", "--weight-kg", "70", "--weight-kg", "80"),
+         "--weight-kg is given more than once"),
     ],
 )
 def test_bad_usage_exits_2(tpi: Run, spec_rules: str, example: str, args: tuple[str, ...], needle: str) -> None:

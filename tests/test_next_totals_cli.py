@@ -310,6 +310,9 @@ def test_totals_csv_and_table(tpi: Run, spec_rules: str, write: Write) -> None:
         ("totals", ("--window", "soon"), "--window"),
         ("totals", ("--window", "0 days"), "--window"),
         ("totals", ("--format", "cds-hooks"), "cds-hooks"),
+        ("next", ("--patient", "P1", "--site", "left trapezius", "--site", "rhomboid"), "--site is given more than once"),
+        ("totals", ("--window", "6 months", "--window", "1 year"), "--window is given more than once"),
+        ("totals", ("--on", "2026-03-11"), "--on is given more than once"),  # after the --on 2026-03-10 below
     ],
 )
 def test_next_totals_bad_usage_exits_2(tpi: Run, spec_rules: str, write: Write, command: str,

@@ -158,6 +158,8 @@ def test_default_rules_on_the_examples(tpi: Run) -> None:
         (("--patient", "P9"), SCHEDULE, "P9"),
         (("--profile", "nope"), SCHEDULE, "nope"),
         (("--format", "cds-hooks"), SCHEDULE, "cds-hooks"),
+        (("--patient", "P1", "--patient", "P2"), SCHEDULE, "--patient is given more than once"),
+        (("--jobs", "1", "--jobs", "2"), SCHEDULE, "--jobs is given more than once"),
         ((), HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\nP1,2026-13-01,trapezius,left,,,,,\n",
          "history.csv:3"),
         ((), HEADER + "P1,2026-01-01,trapezius,sideways,,,,,\n", "history.csv:2"),
@@ -169,7 +171,8 @@ def test_default_rules_on_the_examples(tpi: Run) -> None:
 def test_bad_input_exits_2_and_writes_nothing(tpi: Run, spec_rules: str, write: Write, args: tuple[str, ...],
                                               text: str, needle: str) -> None:
     for fmt in ("json", "csv", "table"):
-        result = tpi("validate", write("history.csv", text), "--rules", spec_rules, "--format", fmt, *args)
+        result = tpi("validate", write("history.csv", text), "--rules", spec_rules,
+                     *(() if "--format" in args else ("--format", fmt)), *args)
         assert result.exit_code == 2
         assert needle in result.stderr
         assert "Traceback" not in result.stderr

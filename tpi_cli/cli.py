@@ -243,9 +243,31 @@ def _emit(text: str) -> None:
 FORMAT_HELP = "Output format."
 
 
+class _OnceCommand(click.Command):
+    """A command whose single-valued options are given at most once. click keeps the last of
+    ``--side left --side right`` and drops the first without a word; tpi refuses the repeat, since
+    either value could be the one meant."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not ctx.resilient_parsing:
+            _, _, order = self.make_parser(ctx).parse_args(args=list(args))  # only to see what is repeated
+            seen: set[str | None] = set()
+            for param in order:
+                if isinstance(param, click.Option) and not (param.multiple or param.count or param.is_flag):
+                    if param.name in seen:
+                        name = max(param.opts, key=len)
+                        raise click.UsageError(f"{name} is given more than once: give it once", ctx)
+                    seen.add(param.name)
+        return super().parse_args(ctx, args)
+
+
 class _Tpi(click.Group):
     """click's group, with a usage error (a bad option value, an unknown option or command) said
-    on one line like every other error, instead of click's usage, hint and error lines."""
+    on one line like every other error, instead of click's usage, hint and error lines. Its
+    commands, and those of its subgroup (``tpi rules``), refuse a repeated single-valued option."""
+
+    command_class = _OnceCommand
+    group_class = type  # `tpi rules` is a _Tpi too, so its commands are _OnceCommands
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
