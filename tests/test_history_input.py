@@ -665,6 +665,12 @@ JSON_ERRORS = [
     ("huge weight", patient_json(GOOD_INJECTION, '  {"date": "2026-03-05", "site": "L trap", "weight_kg": 1e400}'), 4,
      "weight_kg", []),
     ("not an object", "[1]", 1, None, ["object"]),
+    # Two patient objects without a patient_id: two people or one in two parts; merged, they would count each
+    # other's injections (and the lower weight), so tpi asks which.
+    ("two unnamed patients", '[{"weight_kg": 50, "injections": [' + GOOD_INJECTION.strip() + ']},\n'
+     ' {"weight_kg": 90, "injections": []}]', 2, "patient_id", ["second patient object", "give each"]),
+    ("two patients, the second id empty", '[{"injections": []},\n{\n "patient_id": " ", "injections": []}]', 3,
+     "patient_id", ["second patient object"]),
     # A drug object with an empty name would read as dry needling.
     ("empty drug name", patient_json(GOOD_INJECTION, '  {"date": "2026-03-05", "site": "L trap", "drugs": [{"name": " "}]}'),
      4, "name", ["missing drug name"]),

@@ -63,10 +63,18 @@ class JsonRows:
             items: list[tuple[tuple[int | str, ...], Any]] = [((i,), item) for i, item in enumerate(document)]
         else:
             items = [((), document)]
+        unnamed = 0  # patient objects without a patient_id
         for path, item in items:
             if not isinstance(item, dict):
                 raise fail(path, None, "expected an object (a history row or a patient with injections)")
             if "injections" in item:
+                patient_id = item.get("patient_id")
+                if patient_id is None or (isinstance(patient_id, str) and not patient_id.strip()):
+                    unnamed += 1
+                    if unnamed == 2:  # two people, or one in two parts: tpi cannot tell, and would merge them
+                        raise fail(path, "patient_id", "missing in a second patient object: give each patient "
+                                                       "object its patient_id (objects with the same one are one "
+                                                       "patient)")
                 yield from _json_patient(item, path, row, empty, fail)
             else:
                 yield row(_row_keys(item, path, fail), path)
