@@ -196,7 +196,8 @@ TWO_PATIENTS = HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\nP2
     [
         (("--site", "left trapezius"), "--drug"),  # neither --drug nor --dry
         (("--site", "left trapezius", "--dry", "--drug", "triamcinolone=20mg"), "--dry"),
-        (("--site", "left trapzius", "--dry"), "did you mean 'trapezius'"),
+        (("--site", "left trapzius", "--dry"), "--site: unknown site 'left trapzius' (did you mean 'trapezius'?)"),
+        (("--site", "left right trapezius", "--dry"), "--site: site 'left right trapezius' names two sides"),
         (("--site", "trapezius", "--dry"), "side"),  # a lateral site needs a side
         (("--site", "left trapezius", "--side", "right", "--dry"), "contradicts"),
         (("--site", "left trapezius", "--drug", "triamcinolon=20mg"), "did you mean 'triamcinolone'"),

@@ -303,7 +303,7 @@ def test_totals_csv_and_table(tpi: Run, spec_rules: str, write: Write) -> None:
     [
         ("next", (), "--patient"),  # several patients
         ("next", ("--patient", "P9"), "P9"),
-        ("next", ("--patient", "P1", "--site", "trapzius"), "did you mean 'trapezius'"),
+        ("next", ("--patient", "P1", "--site", "trapzius"), "--site: unknown site 'trapzius' (did you mean 'trapezius'?)"),
         ("next", ("--patient", "P1", "--format", "cds-hooks"), "cds-hooks"),
         ("next", ("--patient", "P1", "--profile", "medicar"), "did you mean 'medicare'"),
         ("totals", ("--patient", "P9"), "P9"),

@@ -584,6 +584,13 @@ def test_interrupt_is_exit_130_not_a_verdict(tpi: Callable[..., Result], monkeyp
      "date: missing column (none of the header's 6 columns is named 'date')"),
     ("Jane,2026-01-01T10:00,trapezius,left,lidocaine,30 mg",
      "date: missing column: the first line holds a date, so it is a row, not the header (the header row is missing)"),
+    # another format: named, still without quoting the line
+    ("Jane;SSN 123-45-6789;trapezius", "date: missing column (the header is one column holding ';': tpi reads "
+                                        "comma-separated CSV, or JSON)"),
+    ("Jane\tSSN 123-45-6789\ttrapezius", "date: missing column (the header is one column holding '\\t': tpi reads "
+                                          "comma-separated CSV, or JSON)"),
+    ("# Jane SSN 123-45-6789", "date: missing column (the first line is a '#' comment: a CSV history starts with its "
+                               "header)"),
 ])
 def test_a_missing_header_is_not_quoted_back(tpi: Callable[..., Result], tmp_path: Path, first: str,
                                              message: str) -> None:

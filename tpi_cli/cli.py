@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from tpi_cli.errors import TpiError
     from tpi_cli.model import PatientHistory
     from tpi_cli.quantity import Ratio
-    from tpi_cli.rules import Rules
+    from tpi_cli.rules import Rules, Site
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -235,6 +235,17 @@ def _one_patient(path: str, rules: Rules, patient: str | None) -> PatientHistory
     return found[0] if found else PatientHistory(None, [], [])
 
 
+def _find_site(rules: Rules, text: str) -> tuple[Site, str | None]:
+    """``--site``'s site and side word; an error names the option, not a history's column."""
+    from tpi_cli.errors import TpiError
+
+    try:
+        return rules.find_site(text)
+    except TpiError as exc:
+        exc.field = "--site"
+        raise
+
+
 def _emit(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -351,7 +362,7 @@ def check(history: str, site_text: str, side: str | None, on: date | None, drugs
     if not dry and not drugs:
         raise BadInput("say what is proposed: --drug NAME=DOSE (repeatable) or --dry")
     rules, active_profiles = _load(rules_path, profiles)
-    site, side_word = rules.find_site(site_text)
+    site, side_word = _find_site(rules, site_text)
     chosen = parse_side(side) if side else None
     if side_word is not None and chosen is not None and side_word != chosen:
         raise BadInput(f"--side {chosen} contradicts --site {site_text!r}")
@@ -415,7 +426,7 @@ def next_(history: str, site_text: str | None, on: date | None, patient: str | N
     from tpi_cli.check import forecast
 
     rules, active_profiles = _load(rules_path, profiles)
-    only = rules.find_site(site_text) if site_text else None
+    only = _find_site(rules, site_text) if site_text else None
     if only is not None and not only[0].lateral and only[1] is not None:  # as check refuses it
         raise BadInput(f"{only[0].name} has no sides (lateral: false): leave out the side")
     day = _day_of(on)

@@ -891,12 +891,18 @@ def _columns(header: list[str], file: str, line: int = 1) -> list[int]:
                 raise TpiError("missing column: the first line holds a date, so it is a row, not the header "
                                "(the header row is missing)", file=file, line=line, field=required)
             extra = [n for n in names if n not in COLUMNS]
-            which = "the header's only column is not" if len(names) == 1 else \
-                f"none of the header's {len(names)} columns is"
+            which = f"the header's only column is not named {required!r}" if len(names) == 1 else \
+                f"none of the header's {len(names)} columns is named {required!r}"
+            if len(names) == 1:  # another file format: say which, without quoting the line
+                separator = next((c for c in (";", "\t", "|") if c in header[0]), None)
+                if separator is not None:
+                    which = (f"the header is one column holding {separator!r}: tpi reads comma-separated CSV, "
+                             "or JSON")
+                elif header[0].lstrip().startswith("#"):
+                    which = "the first line is a '#' comment: a CSV history starts with its header"
             # Suggestions only from a line that names some column: else it may be a patient's row.
             suggestions = did_you_mean(required, extra) if found else []
-            raise TpiError(f"missing column ({which} named {required!r})",
-                           file=file, line=line, field=required, suggestions=suggestions)
+            raise TpiError(f"missing column ({which})", file=file, line=line, field=required, suggestions=suggestions)
     if "dose" not in found:
         raise TpiError("missing column (a drug needs a dose)", file=file, line=line, field="dose")
     return [found.get(name, -1) for name in COLUMNS]
