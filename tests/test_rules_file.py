@@ -158,7 +158,17 @@ ERRORS = [
      "unknown key 'equivalent' (did you mean 'equivalent_mg'?)"),
     ("unknown site key", edit("region: scapular", "regoin: scapular"), 16, "unknown key 'regoin'"),
     ("key of another kind", with_rule("{id: a, kind: min-interval, applies_to: [steroid], scope: site, "
-                                      "interval: 6 weeks, max: 3}"), 19, "unknown key 'max'"),
+                                      "interval: 6 weeks, max: 3}"), 19,
+     "rule 'a': 'max' does not apply to kind min-interval, which takes interval"),
+    ("no key of any kind", with_rule("{id: a, kind: anesthetic-dose, applies_to: any, scope: session, window: 1 day}"),
+     19, "'window' does not apply to kind anesthetic-dose, which takes none of interval, max, max_mg, unit, window"),
+    ("boolean number", with_rule("{id: a, kind: max-points, applies_to: any, scope: session, max: yes}"), 19,
+     "rule 'a': max must be a whole number, got a boolean (true)"),  # no "quote it": quoted, it is no number
+    ("boolean text", edit("trapezius: {region: cervical", "trapezius: {region: no"), 14,
+     "region must be a text, got a boolean (false; quote it if you meant text)"),
+    ("unknown category text", with_rule("{id: a, kind: max-points, applies_to: [steroids], scope: session, max: 3}"), 19,
+     "rule 'a': applies_to: unknown category 'steroids' (did you mean 'steroid'?)"),
+    ("drugs missing", edit("drugs:\n", "drugz:\n"), 1, "rules file: missing 'drugs'"),
     # unknown kind, with did-you-mean
     ("unknown kind", edit("kind: max-points", "kind: max-pionts"), 30, "did you mean 'max-points'"),
     # bad durations
@@ -195,8 +205,8 @@ ERRORS = [
     ("profiles: [no]", edit("profiles: [medicare]", "profiles: [no]"), 31, "profiles items must be texts"),
     ("lateral text", edit("lateral: false", "lateral: 'no'"), 17, "lateral must be true or false"),
     ("equivalent_mg: no", edit("equivalent_mg: 0.75", "equivalent_mg: no"), 9, "equivalent_mg must be a number"),
-    ("version text", edit("version: 1", 'version: "1"'), 1, "unsupported version"),
-    ("version 2", edit("version: 1", "version: 2"), 1, "unsupported version"),
+    ("version text", edit("version: 1", 'version: "1"'), 1, "rules file: version must be the number 1, got a text ('1')"),
+    ("version 2", edit("version: 1", "version: 2"), 1, "rules file: unsupported version 2 (this tpi reads version 1)"),
     ("max fraction", edit("max: 8,", "max: 2.5,"), 30, "max must be a whole number"),
     ("max negative", edit("max: 8,", "max: -1,"), 30, "must not be negative"),
     ("max_mg negative", edit("max_mg: 120", "max_mg: -5"), 27, "negative"),

@@ -251,6 +251,7 @@ _KIND_KEYS = {
     MAX_POINTS: {"max"},
     MAX_REGIONS: {"max"},
 }
+_ALL_KIND_KEYS = {key for keys in _KIND_KEYS.values() for key in keys}
 _KIND_REQUIRED = {MIN_INTERVAL: ("interval",), MAX_COUNT: ("max",), MAX_STEROID_DOSE: ("max_mg",),
                   ANESTHETIC_DOSE: (), MAX_POINTS: ("max",), MAX_REGIONS: ("max",)}
 _DEFAULT_CATEGORIES = (STEROID, ANESTHETIC)
@@ -259,11 +260,14 @@ _DEFAULT_CATEGORIES = (STEROID, ANESTHETIC)
 _REFUSED_MARK = "\x00refused"  # what a message about a REFUSED value holds: it is not given (see _Validator.error)
 
 
-def _type_name(value: object) -> str:
+def _type_name(value: object, text: bool = False) -> str:
+    """What a value is, for a message; ``text``: the field takes text, so a YAML 1.1 boolean (``no``)
+    gets the hint to quote it."""
     if value is REFUSED:
         return _REFUSED_MARK
     if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()}; quote it if you meant text)"
+        return f"a boolean ({str(value).lower()}; quote it if you meant text)" if text else \
+            f"a boolean ({str(value).lower()})"
     if isinstance(value, dt.date):
         return f"a date ({value.isoformat()})"
     if isinstance(value, YNumber | int):
@@ -308,11 +312,12 @@ class _Validator:
     def line_of(mapping: YMap, key: str) -> int:
         return mapping.key_lines.get(key, mapping.line)
 
-    def keys(self, mapping: YMap, allowed: set[str], where: str) -> None:
+    def keys(self, mapping: YMap, allowed: set[str], where: str, said: set[str] | None = None) -> None:
+        """An error for each key not allowed, unless it is one of ``said`` (told otherwise)."""
         for key in mapping:
             if self.full:
                 return
-            if key not in allowed:
+            if key not in allowed and (said is None or key not in said):
                 self.error(self.line_of(mapping, key), f"{where}: unknown key {key!r}",
                            did_you_mean(key, allowed))
 
@@ -329,7 +334,7 @@ class _Validator:
             return None
         value = mapping[key]
         if isinstance(value, bool) or not isinstance(value, str) or isinstance(value, YNumber):
-            self.error(self.line_of(mapping, key), f"{where}: {key} must be a text, got {_type_name(value)}")
+            self.error(self.line_of(mapping, key), f"{where}: {key} must be a text, got {_type_name(value, text=True)}")
             return None
         if not value.strip():
             self.error(self.line_of(mapping, key), f"{where}: {key} is empty")
@@ -351,7 +356,7 @@ class _Validator:
         result = []
         for item, line in zip(value, value.item_lines, strict=True):
             if isinstance(item, bool) or not isinstance(item, str) or isinstance(item, YNumber) or not item.strip():
-                self.error(line, f"{where}: {key} items must be texts, got {_type_name(item)}")
+                self.error(line, f"{where}: {key} items must be texts, got {_type_name(item, text=True)}")
             else:
                 result.append(item.strip())
         return tuple(result)
@@ -449,7 +454,8 @@ class _Validator:
             elif item in CATEGORIES:
                 result.add(item)
             else:
-                self.error(item_line, f"{where}: {key}: unknown category {_type_name(item)}",
+                what = repr(item) if isinstance(item, str) and not isinstance(item, YNumber) else _type_name(item)
+                self.error(item_line, f"{where}: {key}: unknown category {what}",
                            did_you_mean(item, (*CATEGORIES, "any")) if isinstance(item, str) else [])
         return frozenset(result)
 
@@ -540,7 +546,9 @@ def _build(document: Any, check: _Validator) -> Rules | None:
         check.error(top.line, "rules file: missing 'version' (write 'version: 1')")
     elif version != 1 or isinstance(version, bool):
         check.error(check.line_of(top, "version"),
-                    f"rules file: unsupported version {_type_name(version)} (expected 1)")
+                    f"rules file: unsupported version {version} (this tpi reads version 1)"
+                    if isinstance(version, int) and not isinstance(version, bool) else
+                    f"rules file: version must be the number 1, got {_type_name(version)}")
 
     drugs = _build_drugs(top, check)
     sites = _build_sites(top, check)
@@ -592,6 +600,9 @@ class _LineError(ValueError):
 
 def _entries(top: YMap, key: str, what: str, check: _Validator) -> Iterator[tuple[str, int, str, YMap]]:
     """Each named entry of a section (``drugs``, ``sites``): name, line, where, mapping."""
+    if key not in top:
+        check.error(top.line, f"rules file: missing {key!r} (the {key} the rules may name)")
+        return
     section = check.mapping(top.get(key), check.line_of(top, key), key)
     if section is None:
         return
@@ -790,7 +801,13 @@ def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
                     f"{where}: kind must be one of {', '.join(KINDS)}, got {_type_name(kind)}",
                     did_you_mean(kind, KINDS) if isinstance(kind, str) else [])
         return None
-    check.keys(entry, _COMMON_RULE_KEYS | _KIND_KEYS[kind], f"{where} ({kind})")
+    allowed = _COMMON_RULE_KEYS | _KIND_KEYS[kind]
+    for key in entry:  # a key of another kind: say what this kind takes, not a did-you-mean of a lookalike
+        if key not in allowed and key in _ALL_KIND_KEYS and not check.full:
+            takes = ", ".join(sorted(_KIND_KEYS[kind])) or f"none of {', '.join(sorted(_ALL_KIND_KEYS))}"
+            check.error(check.line_of(entry, key), f"{where}: {key!r} does not apply to kind {kind}, which takes "
+                                                   f"{takes}")
+    check.keys(entry, allowed, f"{where} ({kind})", said=_ALL_KIND_KEYS)
     for key in _KIND_REQUIRED[kind]:
         if entry.get(key) is None:
             check.error(entry.line, f"{where}: {'an' if kind[0] in 'aeiou' else 'a'} {kind} rule needs {key!r}")
