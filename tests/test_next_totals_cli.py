@@ -461,6 +461,17 @@ def test_an_unknown_patient_names_the_file_and_a_close_id(tpi: Run, spec_rules: 
         assert "P001" in result.stderr, command  # did you mean, whatever the case typed
 
 
+def test_a_patient_asked_of_a_history_that_names_none_is_told_so(tpi: Run, spec_rules: str, write: Write) -> None:
+    path = write("h.csv", "date,site,side,drug,dose\n2026-01-01,trapezius,left,triamcinolone,40 mg\n")
+    for command in (["totals", "--on", "2026-03-10"], ["validate"], ["next", "--on", "2026-03-10"],
+                    ["check", "--on", "2026-03-10", "--site", "left trapezius", "--dry"]):
+        result = tpi(command[0], path, *command[1:], "--rules", spec_rules, "--patient", "P1")
+        assert result.exit_code == 2, command
+        assert result.stdout == ""
+        assert result.stderr == (f"tpi: error: {path}: --patient: no patient 'P1' in the history: its rows name no "
+                                 "patient (no patient_id), so it is one unnamed patient: leave out --patient\n")
+
+
 def test_totals_count_a_bilateral_injection_in_full_on_each_side(tpi: Run, spec_rules: str, write: Write) -> None:
     # SPEC.md: "A bilateral injection's doses count in full against each side". Left: 40 + 20 mg in 2
     # injections; right: the bilateral 20 mg; a site without sides: one row, side null. The patient total

@@ -46,8 +46,12 @@ def input_name(path: str) -> str:
 
 def no_patient(patient: str, path: str, seen: Iterable[str | None]) -> TpiError:
     """``--patient`` names none of the patients of the history, with the IDs closest to it."""
+    named = [found for found in seen if found is not None]
+    if not named:
+        return TpiError(f"no patient {quote(patient)} in the history: its rows name no patient (no patient_id), so "
+                        "it is one unnamed patient: leave out --patient", file=input_name(path), field="--patient")
     return TpiError(f"no patient {quote(patient)} in the history", file=input_name(path), field="--patient",
-                    suggestions=did_you_mean(patient, [found for found in seen if found is not None]))
+                    suggestions=did_you_mean(patient, named))
 
 
 class TpiError(Exception):
