@@ -422,7 +422,9 @@ FULL_ERRORS = [
     ("dry with a drug", "P1,2026-03-05,trapezius,left,lidocaine,3 mL @ 1%,dry,,,\n", 3, "technique", ["dry"]),
     ("wet without a drug", "P1,2026-03-05,trapezius,left,,,wet,,,\n", 3, "technique", ["wet"]),
     ("dry with a drug on another row", "P1,2026-03-05,trapezius,left,,,dry,,,\n"
-     + "P1,2026-03-05,trapezius,left,lidocaine,3 mL @ 1%,,,,\n", 3, "technique", ["dry"]),
+     + "P1,2026-03-05,trapezius,left,lidocaine,3 mL @ 1%,,,,\n", 3, "technique",
+     ["technique is dry but the injection has a drug (on this row or another row of the same patient, date, site and "
+      "side)"]),
     ("unknown technique", "P1,2026-03-05,trapezius,left,,,wat,,,\n", 3, "technique", ["wat"]),
     ("conflicting points", "P1,2026-03-05,trapezius,left,lidocaine,3 mL @ 1%,,2,,\n"
      + "P1,2026-03-05,trapezius,left,triamcinolone,20 mg,,3,,\n", 4, "points", ["line 3"]),

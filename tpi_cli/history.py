@@ -310,11 +310,13 @@ class _PatientRows:
         if self.techniques:
             for injection in injections:
                 if injection.technique == "dry" and injection.drugs:
-                    raise TpiError("technique is dry but the injection has a drug", file=file, line=injection.line,
+                    raise TpiError("technique is dry but the injection has a drug (on this row or another row of "
+                                   "the same patient, date, site and side)", file=file, line=injection.line,
                                    field="technique")
                 if injection.technique == "wet" and not injection.drugs:
-                    raise TpiError("technique is wet but the injection has no drug", file=file,
-                                   line=injection.line, field="technique")
+                    raise TpiError("technique is wet but the injection has no drug (on any row of the same "
+                                   "patient, date, site and side)", file=file, line=injection.line,
+                                   field="technique")
         if self.unsorted:
             injections.sort(key=_DAY)  # stable: ties keep first appearance
         return PatientHistory(self.patient_id, injections, first_line=self.first_line,
