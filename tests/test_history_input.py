@@ -667,6 +667,14 @@ JSON_ERRORS = [
     ("huge weight", patient_json(GOOD_INJECTION, '  {"date": "2026-03-05", "site": "L trap", "weight_kg": 1e400}'), 4,
      "weight_kg", []),
     ("not an object", "[1]", 1, None, ["object"]),
+    # Conflicting values within one injection: the earlier row's line is named, as in CSV.
+    ("conflicting points", patient_json('  {"date": "2026-01-15", "site": "L trap", "points": 2}',
+                                        '  {"date": "2026-01-16", "site": "L trap"}',
+                                        '  {"date": "2026-01-15", "site": "L trap", "points": 3}'), 5, "points",
+     ["differs from an earlier row of the same injection (line 3) (one patient"]),
+    ("conflicting override in rows", '[{"date": "2026-01-15", "site": "L trap", "drug": "", "override": "a"},\n'
+     '{"date": "2026-01-15", "site": "L trap", "drug": "", "override": "b"}]', 2, "override",
+     ["differs from an earlier row of the same injection (line 1)"]),
     # Two patient objects without a patient_id: two people or one in two parts; merged, they would count each
     # other's injections (and the lower weight), so tpi asks which.
     ("two unnamed patients", '[{"weight_kg": 50, "injections": [' + GOOD_INJECTION.strip() + ']},\n'

@@ -54,6 +54,9 @@ def no_patient(patient: str, path: str, seen: Iterable[str | None]) -> TpiError:
                     suggestions=did_you_mean(patient, named))
 
 
+EARLIER_LINE = "\x00earlier"  # where a JSON history's error names an earlier row's line, once it is known
+
+
 class TpiError(Exception):
     """Bad usage or bad input: exit status 2, one clear line naming file, line and field."""
 
@@ -74,6 +77,9 @@ class TpiError(Exception):
         self.line = line
         self.field = field
         self.suggestions = list(suggestions)
+        # A JSON history's row that the message calls earlier, by its negative reference (its line is
+        # found only when the error is shown: JsonRows.relocate).
+        self.earlier: int | None = None
 
     def located(self, file: str | None = None, line: int | None = None) -> TpiError:
         """Fill in the file and line where the raiser did not know them."""
@@ -91,7 +97,7 @@ class TpiError(Exception):
         hint = ""
         if self.suggestions:
             hint = " (did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?)"
-        return f"{where}{field}{self.message}{hint}"
+        return f"{where}{field}{self.message.replace(EARLIER_LINE, '')}{hint}"
 
 
 class RulesError(TpiError):

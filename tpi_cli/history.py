@@ -25,7 +25,7 @@ from operator import attrgetter, itemgetter
 from typing import IO, Any, TextIO
 
 from tpi_cli.dates import parse_date
-from tpi_cli.errors import TpiError, did_you_mean, input_name, no_patient, quote
+from tpi_cli.errors import EARLIER_LINE, TpiError, did_you_mean, input_name, no_patient, quote
 from tpi_cli.model import CATEGORY_RANK, Injection, PatientHistory, drug_category
 from tpi_cli.names import parse_side
 from tpi_cli.quantity import UNITS, Amount, Ratio, parse_decimal, parse_dose
@@ -269,9 +269,12 @@ def merge(injection: Injection, drug: Drug | None, amount: Amount | None, techni
 
 
 def _conflict(injection: Injection, field: str, line: int, file: str) -> TpiError:
-    first = f" (line {injection.line})" if injection.line > 0 else ""
-    return TpiError(f"differs from an earlier row of the same injection{first} (one patient, date, site and side): "
-                    "rows must repeat it or leave it empty", file=file, line=line, field=field)
+    first = f" (line {injection.line})" if injection.line > 0 else EARLIER_LINE
+    error = TpiError(f"differs from an earlier row of the same injection{first} (one patient, date, site and side): "
+                     "rows must repeat it or leave it empty", file=file, line=line, field=field)
+    if injection.line < 0:
+        error.earlier = injection.line
+    return error
 
 
 class _PatientRows:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from tpi_cli.errors import TpiError, quote
+from tpi_cli.errors import EARLIER_LINE, TpiError, quote
 from tpi_cli.history import COLUMNS, PatientOnly, Row, RowParser, lookalike_column, lookalike_error
 from tpi_cli.jsonpos import Locator
 from tpi_cli.rules import Rules
@@ -42,6 +42,9 @@ class JsonRows:
     def relocate(self, exc: TpiError) -> TpiError:
         if exc.line is not None and exc.line < 0:
             exc.line = self.locate.line(self.paths[-exc.line - 1], exc.field)
+        if EARLIER_LINE in exc.message:
+            earlier = "" if exc.earlier is None else f" (line {self.locate.line(self.paths[-exc.earlier - 1], None)})"
+            exc.message = exc.message.replace(EARLIER_LINE, earlier)
         return exc
 
     def __iter__(self) -> Iterator[Row | PatientOnly]:
