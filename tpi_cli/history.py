@@ -199,10 +199,12 @@ class RowParser:
         raw = points_raw.strip()
         if raw:
             if not raw.isdigit() or not raw.isascii() or len(raw) > 6:
-                raise self.error(line, "points", f"{quote(raw)} is not a whole number of trigger points")
+                raise self.error(line, "points", f"{quote(raw)} is not a whole number of trigger points from 1 to "
+                                                 f"{MAX_POINTS_PER_INJECTION}")
             points = int(raw)
             if not 1 <= points <= MAX_POINTS_PER_INJECTION:
-                raise self.error(line, "points", f"{points} is not between 1 and {MAX_POINTS_PER_INJECTION}")
+                raise self.error(line, "points", f"{points} is not a whole number of trigger points from 1 to "
+                                                 f"{MAX_POINTS_PER_INJECTION}")
         category = drug_category(drug) if amount is not None else DRY
         value = amount.value if amount is not None else 0
         ref = value * drug.ref_factor if drug is not None and drug.is_steroid else 0
