@@ -1,7 +1,7 @@
 """A reference evaluator: SPEC.md's rule semantics, brute force, day by day.
 
 Deliberately simple and slow. It shares nothing with the engine beyond parsing: it takes the parsed
-rules (``tpi_cli.rules.parse_rules``) and histories (``tpi_cli.history.read_patients``), converts
+rules (``tpi_cli.rules_file.parse_rules``) and histories (``tpi_cli.history.read_patients``), converts
 them to plain records with ``fractions.Fraction`` doses, and evaluates every rule from its
 definition in SPEC.md plus the README's "Where SPEC.md is silent" choices:
 

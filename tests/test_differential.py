@@ -29,7 +29,7 @@ from tpi_cli.cli import cli
 from tpi_cli.dates import Duration
 from tpi_cli.history import read_patients
 from tpi_cli.quantity import parse_dose
-from tpi_cli.rules import parse_rules
+from tpi_cli.rules_file import parse_rules
 
 # --- the fixed parts of every generated rules file -----------------------------------------------
 

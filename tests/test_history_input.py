@@ -18,7 +18,8 @@ from tests.conftest import SPEC_RULES
 from tpi_cli.errors import TpiError
 from tpi_cli.history import read_patients
 from tpi_cli.model import PatientHistory
-from tpi_cli.rules import Rules, parse_rules
+from tpi_cli.rules import Rules
+from tpi_cli.rules_file import parse_rules
 
 Write = Callable[[str, str], str]
 Run = Callable[..., Result]

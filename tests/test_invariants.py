@@ -41,7 +41,7 @@ from tests.test_differential import (
 from tpi_cli.check import forecast
 from tpi_cli.history import read_patients
 from tpi_cli.quantity import PG_PER_MG, parse_dose
-from tpi_cli.rules import parse_rules
+from tpi_cli.rules_file import parse_rules
 
 # TPI_SLOW=1: a longer, random run (TPI_SLOW_EXAMPLES examples per property)
 LONG = os.environ.get("TPI_SLOW") == "1"

@@ -11,7 +11,8 @@ from click.testing import Result
 from tests.conftest import SPEC_RULES
 from tpi_cli.errors import TpiError
 from tpi_cli.names import BILATERAL, LEFT, RIGHT, normalize, parse_side, split_site_side
-from tpi_cli.rules import Rules, parse_rules
+from tpi_cli.rules import Rules
+from tpi_cli.rules_file import parse_rules
 
 
 @pytest.mark.parametrize(("text", "expected"), [

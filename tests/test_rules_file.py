@@ -19,7 +19,8 @@ from click.testing import Result
 from tests.conftest import REPO, SPEC_RULES
 from tpi_cli.errors import TpiError
 from tpi_cli.quantity import Ratio
-from tpi_cli.rules import DEFAULT_RULES_PATH, Rules, load_rules, parse_rules
+from tpi_cli.rules import DEFAULT_RULES_PATH, Rules
+from tpi_cli.rules_file import load_rules, parse_rules
 
 PATH = "my-rules.yaml"
 

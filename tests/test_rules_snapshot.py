@@ -9,15 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tpi_cli import rules as rules_module
-from tpi_cli.rules import DEFAULT_RULES_PATH, SNAPSHOT_PATH, load_rules, parse_rules
+from tpi_cli import rules_file as rules_module
+from tpi_cli.rules import DEFAULT_RULES_PATH, SNAPSHOT_PATH
+from tpi_cli.rules_file import load_rules, parse_rules
 from tpi_cli.yamlnodes import load, to_plain
 
 
 def test_snapshot_is_current() -> None:
     data = Path(DEFAULT_RULES_PATH).read_bytes()
     snapshot = json.loads(Path(SNAPSHOT_PATH).read_text(encoding="utf-8"))
-    assert snapshot["rules_yaml_crc32"] == binascii.crc32(data), "run: python -m tpi_cli.rules"
+    assert snapshot["rules_yaml_crc32"] == binascii.crc32(data), "run: python -m tpi_cli.rules_file"
     assert snapshot["document"] == to_plain(load(data.decode("utf-8-sig"), "rules.yaml"))
 
 

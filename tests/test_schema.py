@@ -1,7 +1,7 @@
 """The rules file's JSON Schema (tpi_cli/data/rules.schema.json), the packaged data, and the commands
 that show rules and sites: `tpi rules schema`, `tpi rules show`, `tpi rules check`, `tpi sites`.
 
-The validator in tpi_cli/rules.py is the authority; the schema describes the same format for editors and
+The validator in tpi_cli/rules_file.py is the authority; the schema describes the same format for editors and
 readers. Where JSON Schema cannot say what the validator checks, the schema is looser; where the validator
 is lenient about YAML quirks, the schema is stricter. Both lists are in the comments of
 test_schema_is_looser_than_the_validator_where_json_schema_cannot_say and test_schema_is_stricter_on_yaml_null.
@@ -31,6 +31,7 @@ from jsonschema import Draft202012Validator
 
 from tests.conftest import REPO, SPEC_RULES
 from tpi_cli import rules as rules_module
+from tpi_cli import rules_file
 from tpi_cli.dates import Duration
 
 SCHEMA_PATH = REPO / "tpi_cli" / "data" / "rules.schema.json"
@@ -141,24 +142,24 @@ def test_every_field_of_the_schema_is_described() -> None:
 
 
 def test_schema_key_tables_match_the_validator() -> None:
-    """The schema's keys, kinds and enums are those of tpi_cli/rules.py, so the two cannot drift apart."""
+    """The schema's keys, kinds and enums are those of tpi_cli/rules_file.py, so the two cannot drift apart."""
     schema = _load_schema()
     defs = schema["$defs"]
-    assert set(schema["properties"]) == rules_module._TOP_KEYS
-    assert set(defs["drug"]["properties"]) == rules_module._DRUG_KEYS
+    assert set(schema["properties"]) == rules_file._TOP_KEYS
+    assert set(defs["drug"]["properties"]) == rules_file._DRUG_KEYS
     assert defs["drug"]["properties"]["class"]["enum"] == list(rules_module.DRUG_CLASSES)
-    assert set(defs["site"]["properties"]) == rules_module._SITE_KEYS
-    assert set(defs["defaults"]["properties"]) == {*rules_module._DEFAULT_CATEGORIES, "source", "description"}
+    assert set(defs["site"]["properties"]) == rules_file._SITE_KEYS
+    assert set(defs["defaults"]["properties"]) == {*rules_file._DEFAULT_CATEGORIES, "source", "description"}
     assert defs["rule"]["properties"]["kind"]["enum"] == list(rules_module.KINDS)
     assert set(defs["categories"]["oneOf"][0]["enum"]) == {*rules_module.CATEGORIES, "any"}
     assert defs["rule-min-interval"]["properties"]["scope"]["enum"] == list(rules_module.SCOPES)
     for kind in rules_module.KINDS:
         definition = defs[f"rule-{kind}"]
-        assert set(definition["properties"]) == rules_module._COMMON_RULE_KEYS | rules_module._KIND_KEYS[kind], kind
+        assert set(definition["properties"]) == rules_file._COMMON_RULE_KEYS | rules_file._KIND_KEYS[kind], kind
         assert definition["properties"]["kind"] == {"const": kind}
         assert definition["additionalProperties"] is False
         scope = [] if kind in rules_module.SESSION_KINDS else ["scope"]
-        assert set(definition["required"]) == {"id", "kind", "applies_to", *scope, *rules_module._KIND_REQUIRED[kind]}
+        assert set(definition["required"]) == {"id", "kind", "applies_to", *scope, *rules_file._KIND_REQUIRED[kind]}
 
 
 # --- documents the schema accepts ---------------------------------------------------------------

@@ -1233,7 +1233,7 @@ def test_the_anesthetic_limit_is_the_exact_smaller_of_the_two() -> None:
     from tests.conftest import SPEC_RULES
     from tpi_cli.engine import anesthetic_limit
     from tpi_cli.quantity import Ratio
-    from tpi_cli.rules import parse_rules
+    from tpi_cli.rules_file import parse_rules
 
     text = SPEC_RULES.replace("max_mg_per_kg: 4.5, max_mg: 300", "max_mg_per_kg: 1000000, max_mg: 100000000.000000001")
     rules = parse_rules(text, "rules.yaml")

@@ -201,7 +201,7 @@ def _profiles(values: tuple[str, ...]) -> frozenset[str]:
 
 
 def _load(rules_path: str | None, profile_values: tuple[str, ...]) -> tuple[Rules, frozenset[str]]:
-    from tpi_cli.rules import load_rules
+    from tpi_cli.rules_file import load_rules
 
     rules = load_rules(rules_path)
     profiles = _profiles(profile_values)
@@ -564,7 +564,7 @@ def rules_check(path: str | None, rules_path: str | None, profiles: tuple[str, .
     """
     from tpi_cli.errors import RulesError, TpiError, printable
     from tpi_cli.render.json_out import rules_check_json
-    from tpi_cli.rules import load_rules
+    from tpi_cli.rules_file import load_rules
 
     chosen = _rules_file(path, rules_path)
     shown = chosen if chosen is not None else "rules.yaml (packaged default)"
