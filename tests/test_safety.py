@@ -480,7 +480,7 @@ def test_output_that_cannot_be_written_is_exit_2_with_one_line(monkeypatch: pyte
     monkeypatch.setattr("sys.argv", ["tpi", *[arg.format(history=history) for arg in args]])
     monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.delenv("TPI_DEBUG", raising=False)
-    monkeypatch.setattr("tpi_cli.cli._OUTPUT_FAILED", [])
+    monkeypatch.setattr("tpi_cli.shell.OUTPUT_FAILED", [])
     descriptor = os.open(os.devnull, os.O_WRONLY)
     monkeypatch.setattr("sys.stdout", _FailingStdout(exc, at_flush, descriptor))
     try:

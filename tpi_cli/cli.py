@@ -1,4 +1,5 @@
-"""The command line: parses arguments, calls the core, maps errors to exit codes, renders.
+"""The command line: parses arguments, calls the core and hands its result to a renderer. The
+parameter types are in ``params``; errors become exit codes, and stdout is guarded, in ``shell``.
 
 Exit codes: 0 allowed / no blocking violation; 1 not allowed / a blocking violation; 2 bad usage
 or bad input (one line on stderr, nothing on stdout). The core and the renderers are imported
@@ -8,9 +9,6 @@ JSON output never loads rich.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import io
 import os
 import sys
 from collections.abc import Callable
@@ -19,174 +17,24 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from tpi_cli import __version__
+from tpi_cli import __version__, shell
+from tpi_cli.params import BadInput, DrugDose, DurationType, IsoDate, Points, Weight
+from tpi_cli.shell import (
+    buffer_stdout,
+    emit,
+    escape_what_stdout_cannot_encode,
+    handles_errors,
+    name_the_environment,
+    output_failed,
+)
 
 if TYPE_CHECKING:
     from tpi_cli.dates import Duration
-    from tpi_cli.errors import TpiError
     from tpi_cli.model import PatientHistory
     from tpi_cli.quantity import Ratio
     from tpi_cli.rules import Rules, Site
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-class BadInput(click.ClickException):
-    """Bad usage or bad input: exit 2 with one line on stderr."""
-
-    exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        from tpi_cli.errors import printable
-
-        click.echo(f"tpi: error: {printable(self.format_message())}", err=True)
-
-
-class IsoDate(click.ParamType):  # type: ignore[type-arg]
-    name = "DATE"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
-        if isinstance(value, date):
-            return value
-        from tpi_cli.dates import parse_date
-
-        try:
-            return parse_date(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class DrugDose(click.ParamType):  # type: ignore[type-arg]
-    """``NAME=DOSE``: the name is looked up once the rules are loaded."""
-
-    name = "NAME=DOSE"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, str]:
-        if isinstance(value, tuple):
-            return value
-        name, sep, dose = str(value).partition("=")
-        if not sep or not name.strip() or not dose.strip():
-            self.fail(f"{value!r} is not NAME=DOSE (e.g. triamcinolone=20mg, lidocaine='3 mL @ 1%')", param, ctx)
-        return name.strip(), dose.strip()
-
-
-class DurationType(click.ParamType):  # type: ignore[type-arg]
-    name = "DURATION"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Duration:
-        from tpi_cli.dates import Duration
-
-        if isinstance(value, Duration):
-            return value
-        try:
-            duration = Duration.parse(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-        if duration.is_zero():
-            self.fail("the window must be longer than 0 days", param, ctx)
-        return duration
-
-
-class Weight(click.ParamType):  # type: ignore[type-arg]
-    name = "KG"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Ratio:
-        from tpi_cli.history import parse_weight
-
-        try:
-            return parse_weight(str(value), ValueError)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class Points(click.ParamType):  # type: ignore[type-arg]
-    """A whole number 1..1000 in ASCII digits (as in a history's points column)."""
-
-    name = "1..1000"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        from tpi_cli.errors import quote
-
-        text = str(value).strip()
-        # the length first: int() refuses over 4,300 digits with a ValueError of its own
-        if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > 4 or not 1 <= int(text) <= 1000:
-            self.fail(f"{quote(value)} is not a whole number of points from 1 to 1000.", param, ctx)
-        return int(text)
-
-
-def handles_errors(command: F) -> F:
-    """Turn core errors into exit 2 with one line; never show a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from tpi_cli.errors import TpiError
-
-        try:
-            result = command(*args, **kwargs)
-            if sys.stdout is not None:
-                sys.stdout.flush()  # a report that cannot be written whole is an error (below)
-            return result
-        except TpiError as exc:
-            _name_the_environment(exc)
-            raise BadInput(str(exc)) from None
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
-            raise
-        except MemoryError:
-            raise BadInput("out of memory: the input is too large for this machine") from None
-        except RecursionError:
-            raise BadInput("the input is nested too deeply") from None
-        except OSError as exc:
-            if not _is_output_error(exc):
-                raise BadInput(f"cannot read or write: {exc.strerror or exc}") from None
-            _output_failed(exc)
-        except KeyboardInterrupt:  # Ctrl-C: the shell's code for an interrupt, never a verdict's
-            click.echo("tpi: interrupted", err=True)
-            sys.exit(130)
-        except Exception as exc:
-            if os.environ.get("TPI_DEBUG"):
-                raise
-            raise BadInput(f"internal error ({type(exc).__name__}: {exc}); please report it, with the input "
-                           "that caused it (set TPI_DEBUG=1 for the traceback)") from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-_FROM_ENVIRONMENT = {"--rules": ("rules_path", "$TPI_RULES"), "--profile": ("profiles", "$TPI_PROFILE")}
-
-
-def _name_the_environment(exc: TpiError) -> None:
-    """An error about --rules or --profile whose value came from the environment names the
-    variable the user set, not the option they did not give."""
-    found = _FROM_ENVIRONMENT.get(exc.field or "")
-    context = click.get_current_context(silent=True)
-    if found is None or context is None:
-        return
-    from click.core import ParameterSource
-
-    name, variable = found
-    params = context.params
-    if name == "rules_path" and params.get("path") is not None:  # rules check / rules show PATH
-        exc.field = None  # the message names the file already
-    elif context.get_parameter_source(name) == ParameterSource.ENVIRONMENT or (
-            name == "rules_path" and "path" in params and params["path"] is None and params.get("rules_path") is None
-            and os.environ.get("TPI_RULES")):  # rules check / rules show read $TPI_RULES themselves
-        exc.field = variable
-
-
-def _is_output_error(exc: OSError) -> bool:
-    """A failure to write the report (stdout, or the spool behind it), not to read an input (the
-    readers turn those into their own messages)."""
-    import errno
-
-    # EBADF: stdout open for reading only (`1</dev/null`); the readers name their own files' errors.
-    return isinstance(exc, BrokenPipeError) or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO,
-                                                             errno.EBADF)
-
-
-def _write_error(exc: OSError) -> str:
-    where = f" {exc.filename}" if exc.filename else ""
-    return f"cannot write the report{where}: {exc.strerror or exc}; what was written is incomplete"
 
 
 def rules_options(command: F) -> F:
@@ -246,9 +94,6 @@ def _find_site(rules: Rules, text: str) -> tuple[Site, str | None]:
         raise
 
 
-def _emit(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
 
 
 FORMAT_HELP = "Output format."
@@ -391,11 +236,11 @@ def check(history: str, site_text: str, side: str | None, on: date | None, drugs
     if fmt == "json":
         from tpi_cli.render.json_out import check_json
 
-        _emit(check_json(result))
+        emit(check_json(result))
     elif fmt == "cds-hooks":
         from tpi_cli.render.cds import check_cds
 
-        _emit(check_cds(result))
+        emit(check_cds(result))
     else:
         from tpi_cli.render.table import print_check
 
@@ -435,11 +280,11 @@ def next_(history: str, site_text: str | None, on: date | None, patient: str | N
     if fmt == "json":
         from tpi_cli.render.json_out import next_json
 
-        _emit(next_json(result))
+        emit(next_json(result))
     elif fmt == "csv":
         from tpi_cli.render.csv_out import next_csv
 
-        _emit(next_csv(result))
+        emit(next_csv(result))
     else:
         from tpi_cli.render.table import print_next
 
@@ -510,11 +355,11 @@ def totals(history: str, on: date | None, window: Duration | None, patient: str 
     if fmt == "json":
         from tpi_cli.render.json_out import totals_json
 
-        _emit(totals_json(result))
+        emit(totals_json(result))
     elif fmt == "csv":
         from tpi_cli.render.csv_out import totals_csv
 
-        _emit(totals_csv(result))
+        emit(totals_csv(result))
     else:
         from tpi_cli.render.table import print_totals
 
@@ -574,13 +419,13 @@ def rules_check(path: str | None, rules_path: str | None, profiles: tuple[str, .
     except TpiError as exc:  # every error of the schema, or a file not read at all (missing, not UTF-8, not YAML)
         errors = exc.errors if isinstance(exc, RulesError) else [exc]
         for error in errors:  # SPEC.md's lint format: PATH:LINE: message, one line each
-            _name_the_environment(error)
+            name_the_environment(error)
             click.echo(printable(str(error)), err=True)
         if fmt == "json" and isinstance(exc, RulesError):  # a lint report; bad usage writes nothing
-            _emit(rules_check_json(shown, None, errors))
+            emit(rules_check_json(shown, None, errors))
         sys.exit(2)
     if fmt == "json":
-        _emit(rules_check_json(shown, loaded, []))
+        emit(rules_check_json(shown, loaded, []))
         return
     always = sum(1 for rule in loaded.rules if not rule.profiles)
     known = ", ".join(sorted(loaded.profiles)) or "none"
@@ -607,11 +452,11 @@ def rules_show(path: str | None, rules_path: str | None, profiles: tuple[str, ..
     if fmt == "json":
         from tpi_cli.render.json_out import rules_json
 
-        _emit(rules_json(loaded, active_profiles))
+        emit(rules_json(loaded, active_profiles))
     elif fmt == "csv":
         from tpi_cli.render.csv_out import rules_csv
 
-        _emit(rules_csv(loaded, active_profiles))
+        emit(rules_csv(loaded, active_profiles))
     else:
         from tpi_cli.render.table import print_rules
 
@@ -634,7 +479,7 @@ def rules_schema(fmt: str, rules_path: str | None, profiles: tuple[str, ...]) ->
     from tpi_cli.rules import SCHEMA_PATH
 
     with open(SCHEMA_PATH, encoding="utf-8") as handle:
-        _emit(handle.read())
+        emit(handle.read())
 
 
 @cli.command()
@@ -653,11 +498,11 @@ def sites(rules_path: str | None, profiles: tuple[str, ...], fmt: str) -> None:
     if fmt == "json":
         from tpi_cli.render.json_out import sites_json
 
-        _emit(sites_json(loaded))
+        emit(sites_json(loaded))
     elif fmt == "csv":
         from tpi_cli.render.csv_out import sites_csv
 
-        _emit(sites_csv(loaded))
+        emit(sites_csv(loaded))
     else:
         from tpi_cli.render.table import print_sites
 
@@ -671,85 +516,21 @@ def main() -> None:
 
     gc.disable()
     if sys.stdout is None:  # started with stdout closed (`>&-`): nothing could be written
-        _output_failed(OSError(9, "standard output is closed"))
-    _buffer_stdout()
-    _escape_what_stdout_cannot_encode()
+        output_failed(OSError(9, "standard output is closed"))
+    buffer_stdout()
+    escape_what_stdout_cannot_encode()
     try:
         cli(prog_name="tpi")
     except OSError as exc:  # writing click's own output (help, usage) failed
-        _output_failed(exc)
+        output_failed(exc)
     except SystemExit as stop:
-        if _OUTPUT_FAILED:
+        if shell.OUTPUT_FAILED:
             raise
         if stop.code == 1 and type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
             # click's own output (help, usage) met a closed pipe and click chose exit 1
-            _output_failed(BrokenPipeError(32, "Broken pipe"))
+            output_failed(BrokenPipeError(32, "Broken pipe"))
         try:
             sys.stdout.flush()  # here, not at exit: a failed last write is reported like any other
         except OSError as exc:
-            _output_failed(exc)
+            output_failed(exc)
         raise
-
-
-def _buffer_stdout() -> None:
-    """Under ``python -u`` or PYTHONUNBUFFERED, stdout writes straight to the file descriptor, and a
-    short write (a pipe's reader gone mid-write) is silently dropped by the text layer. A buffer
-    under it writes every byte or raises, so a cut report is always noticed."""
-    raw = getattr(sys.stdout, "buffer", None)
-    if not isinstance(raw, io.RawIOBase):
-        return
-    try:
-        descriptor = sys.stdout.fileno()
-    except (OSError, ValueError):
-        return
-    # Still written line by line, as asked (each line's bytes all written, or an error).
-    sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(descriptor, "w", closefd=False)),
-                                  encoding=sys.stdout.encoding, errors=sys.stdout.errors, line_buffering=True,
-                                  write_through=True)
-
-
-def _escape_what_stdout_cannot_encode() -> None:
-    """A stdout that is not UTF-8 (``PYTHONIOENCODING=ascii``, a Latin-1 locale) gets ``\\u2026``
-    for a character it cannot encode, instead of an internal error half-way through the report.
-    The escape is JSON's own (UTF-16 pairs beyond U+FFFF), so JSON output stays valid JSON: every
-    such character is inside a JSON string."""
-    import codecs
-
-    encoding = getattr(sys.stdout, "encoding", None)
-    try:
-        if not encoding or codecs.lookup(encoding).name == "utf-8":
-            return
-    except LookupError:
-        return
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        codecs.register_error("tpi-json-escape", _json_escape)
-        sys.stdout.reconfigure(errors="tpi-json-escape")
-
-
-def _json_escape(error: UnicodeError) -> tuple[str, int]:
-    if not isinstance(error, UnicodeEncodeError):
-        raise error
-    units = error.object[error.start:error.end].encode("utf-16-be", "surrogatepass")
-    escaped = "".join(f"\\u{int.from_bytes(units[k:k + 2], 'big'):04x}" for k in range(0, len(units), 2))
-    return escaped, error.end
-
-
-_OUTPUT_FAILED: list[OSError] = []  # said once: the last buffered text would only fail again at exit
-
-
-def _output_failed(exc: OSError) -> None:
-    """Exit 2 with one line: the report could not be written whole (never a verdict's exit code)."""
-    _OUTPUT_FAILED.append(exc)
-    try:  # what is still buffered goes nowhere (a second attempt would fail again, at exit)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):  # stdout closed, or without a file descriptor (tests)
-        pass
-    if isinstance(exc, BrokenPipeError):  # e.g. `tpi validate big.csv | head`
-        message = "the output was closed before the report was complete (broken pipe)"
-    else:
-        message = _write_error(exc)
-    with contextlib.suppress(OSError, ValueError):  # stderr is gone too: the exit code alone says it
-        click.echo(f"tpi: error: {message}", err=True)
-    sys.exit(2)
