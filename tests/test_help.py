@@ -78,6 +78,11 @@ def test_unknown_command_exits_2(tpi: Run) -> None:
     (("bogus",), "No such command 'bogus'. (see 'tpi --help')"),
     (("totals", "h.csv", "--window", "0 days"), "--window"),
     (("check", "h.csv", "--site", "left trapezius", "--points", "0", "--dry"), "--points"),
+    # a single-valued option given twice, in every command and in the `rules` group's
+    (("rules", "check", "--format", "json", "--format", "table"),
+     "--format is given more than once: give it once (see 'tpi rules check --help')"),
+    (("rules", "show", "--rules=a.yaml", "--rules", "b.yaml"), "--rules is given more than once"),
+    (("sites", "--format", "csv", "--format=json"), "--format is given more than once: give it once (see 'tpi sites --help')"),
 ])
 def test_a_usage_error_is_one_line(tpi: Run, args: tuple[str, ...], says: str) -> None:
     # SPEC.md, exit code 2: "one clear message on stderr" (click's own usage errors included).
@@ -93,3 +98,10 @@ def test_no_command_shows_the_help(tpi: Run) -> None:
     result = tpi()
     assert result.exit_code in (0, 2)  # click 8.2 on: 2, as for a usage error; click 8.1: 0
     assert "Commands:" in result.output
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_comes_first_even_after_a_repeated_option(tpi: Run, flag: str) -> None:
+    result = tpi("check", "h.csv", "--side", "left", "--side", "right", flag)
+    assert result.exit_code == 0
+    assert "check [OPTIONS] HISTORY" in result.stdout.splitlines()[0]

@@ -421,7 +421,8 @@ def test_csv_bad_rows(tpi: Run, write: Write, spec_rules: str, rows: str, line: 
 
 FULL_ERRORS = [
     ("dry with a drug", "P1,2026-03-05,trapezius,left,lidocaine,3 mL @ 1%,dry,,,\n", 3, "technique", ["dry"]),
-    ("wet without a drug", "P1,2026-03-05,trapezius,left,,,wet,,,\n", 3, "technique", ["wet"]),
+    ("wet without a drug", "P1,2026-03-05,trapezius,left,,,wet,,,\n", 3, "technique",
+     ["technique is wet but the injection has no drug (on any row of the same patient, date, site and side)"]),
     ("dry with a drug on another row", "P1,2026-03-05,trapezius,left,,,dry,,,\n"
      + "P1,2026-03-05,trapezius,left,lidocaine,3 mL @ 1%,,,,\n", 3, "technique",
      ["technique is dry but the injection has a drug (on this row or another row of the same patient, date, site and "
@@ -680,12 +681,19 @@ JSON_ERRORS = [
     ("conflicting override in rows", '[{"date": "2026-01-15", "site": "L trap", "drug": "", "override": "a"},\n'
      '{"date": "2026-01-15", "site": "L trap", "drug": "", "override": "b"}]', 2, "override",
      ["differs from an earlier row of the same injection (line 1)"]),
-    # Two patient objects without a patient_id: two people or one in two parts; merged, they would count each
-    # other's injections (and the lower weight), so tpi asks which.
+    # Without a patient_id, two patient objects, or a patient object and rows, may be two people or one in two
+    # parts; merged, they would count each other's injections (and the lower weight), so tpi asks which.
     ("two unnamed patients", '[{"weight_kg": 50, "injections": [' + GOOD_INJECTION.strip() + ']},\n'
-     ' {"weight_kg": 90, "injections": []}]', 2, "patient_id", ["second patient object", "give each"]),
+     ' {"weight_kg": 90, "injections": []}]', 2, "patient_id",
+     ["missing or empty, and another patient object before this one has none either: give each its patient_id"]),
     ("two patients, the second id empty", '[{"injections": []},\n{\n "patient_id": " ", "injections": []}]', 3,
-     "patient_id", ["second patient object"]),
+     "patient_id", ["another patient object before this one"]),
+    ("an unnamed patient, then a row", '[{"injections": [' + GOOD_INJECTION.strip() + ']},\n'
+     '{"date": "2026-03-01", "site": "L trap", "drug": "kenalog", "dose": "40 mg"}]', 2, "patient_id",
+     ["missing or empty, and a patient object before this one has none either"]),
+    ("a row, then an unnamed patient", '[{"date": "2026-03-01", "site": "L trap", "drug": "kenalog", "dose": "40 mg"},'
+     '\n{"patient_id": null, "injections": []}]', 2, "patient_id",
+     ["missing or empty, and a row before this one has none either"]),
     # A drug object with an empty name would read as dry needling.
     ("empty drug name", patient_json(GOOD_INJECTION, '  {"date": "2026-03-05", "site": "L trap", "drugs": [{"name": " "}]}'),
      4, "name", ["missing drug name"]),

@@ -162,7 +162,8 @@ ERRORS = [
                                       "interval: 6 weeks, max: 3}"), 19,
      "rule 'a': 'max' does not apply to kind min-interval, which takes interval"),
     ("no key of any kind", with_rule("{id: a, kind: anesthetic-dose, applies_to: any, scope: session, window: 1 day}"),
-     19, "'window' does not apply to kind anesthetic-dose, which takes none of interval, max, max_mg, unit, window"),
+     19, "'window' does not apply to kind anesthetic-dose, whose limits are the drugs' own (max_mg, max_mg_per_kg "
+         "under drugs)"),
     ("boolean number", with_rule("{id: a, kind: max-points, applies_to: any, scope: session, max: yes}"), 19,
      "rule 'a': max must be a whole number, got a boolean (true)"),  # no "quote it": quoted, it is no number
     ("boolean text", edit("trapezius: {region: cervical", "trapezius: {region: no"), 14,
@@ -170,6 +171,11 @@ ERRORS = [
     ("unknown category text", with_rule("{id: a, kind: max-points, applies_to: [steroids], scope: session, max: 3}"), 19,
      "rule 'a': applies_to: unknown category 'steroids' (did you mean 'steroid'?)"),
     ("drugs missing", edit("drugs:\n", "drugz:\n"), 1, "rules file: missing 'drugs'"),
+    ("sites missing", edit("sites:\n", "sitez:\n"), 1, "rules file: missing 'sites'"),
+    ("version 1.0", edit("version: 1", "version: 1.0"), 1,
+     "rules file: version must be the whole number 1 (write 'version: 1'), got a number (1.0)"),
+    ("version true", edit("version: 1", "version: true"), 1,
+     "rules file: version must be the whole number 1 (write 'version: 1'), got a boolean (true)"),
     # unknown kind, with did-you-mean
     ("unknown kind", edit("kind: max-points", "kind: max-pionts"), 30, "did you mean 'max-points'"),
     # bad durations
@@ -206,7 +212,7 @@ ERRORS = [
     ("profiles: [no]", edit("profiles: [medicare]", "profiles: [no]"), 31, "profiles items must be texts"),
     ("lateral text", edit("lateral: false", "lateral: 'no'"), 17, "lateral must be true or false"),
     ("equivalent_mg: no", edit("equivalent_mg: 0.75", "equivalent_mg: no"), 9, "equivalent_mg must be a number"),
-    ("version text", edit("version: 1", 'version: "1"'), 1, "rules file: version must be the number 1, got a text ('1')"),
+    ("version text", edit("version: 1", 'version: "1"'), 1, "rules file: version must be the whole number 1 (write 'version: 1'), got a text ('1')"),
     ("version 2", edit("version: 1", "version: 2"), 1, "rules file: unsupported version 2 (this tpi reads version 1)"),
     ("max fraction", edit("max: 8,", "max: 2.5,"), 30, "max must be a whole number"),
     ("max negative", edit("max: 8,", "max: -1,"), 30, "must not be negative"),

@@ -176,8 +176,7 @@ def test_bad_input_exits_2_and_writes_nothing(tpi: Run, spec_rules: str, write: 
         assert result.exit_code == 2
         assert needle in result.stderr
         assert "Traceback" not in result.stderr
-        if "--format" not in args:
-            assert result.stdout == ""
+        assert result.stdout == ""
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "table"])

@@ -105,7 +105,7 @@ class _OnceCommand(click.Command):
     either value could be the one meant."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not ctx.resilient_parsing:
+        if not ctx.resilient_parsing and not any(arg in ctx.help_option_names for arg in args):  # help first
             _, _, order = self.make_parser(ctx).parse_args(args=list(args))  # only to see what is repeated
             seen: set[str | None] = set()
             for param in order:

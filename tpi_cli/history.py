@@ -900,13 +900,12 @@ def _columns(header: list[str], file: str, line: int = 1) -> list[int]:
             extra = [n for n in names if n not in COLUMNS]
             which = f"the header's only column is not named {required!r}" if len(names) == 1 else \
                 f"none of the header's {len(names)} columns is named {required!r}"
-            if len(names) == 1:  # another file format: say which, without quoting the line
-                separator = next((c for c in (";", "\t", "|") if c in header[0]), None)
-                if separator is not None:
-                    which = (f"the header is one column holding {separator!r}: tpi reads comma-separated CSV, "
-                             "or JSON")
-                elif header[0].lstrip().startswith("#"):
-                    which = "the first line is a '#' comment: a CSV history starts with its header"
+            # Another file format, or a comment: say which, without quoting the line.
+            separator = next((c for c in (";", "\t", "|") if c in header[0]), None) if len(names) == 1 else None
+            if separator is not None:
+                which = f"the header is one column holding {separator!r}: tpi reads comma-separated CSV, or JSON"
+            elif header[0].lstrip().startswith("#"):
+                which = "the first line is a '#' comment: a CSV history starts with its header"
             # Suggestions only from a line that names some column: else it may be a patient's row.
             suggestions = did_you_mean(required, extra) if found else []
             raise TpiError(f"missing column ({which})", file=file, line=line, field=required, suggestions=suggestions)

@@ -66,21 +66,34 @@ class JsonRows:
             items: list[tuple[tuple[int | str, ...], Any]] = [((i,), item) for i, item in enumerate(document)]
         else:
             items = [((), document)]
-        unnamed = 0  # patient objects without a patient_id
+        # Without a patient_id, two patient objects, or a patient object and rows, may be two people or
+        # one in two parts: tpi cannot tell, and would merge them. (Rows alone are one patient, as in CSV.)
+        unnamed_object = unnamed_row = False
         for path, item in items:
             if not isinstance(item, dict):
                 raise fail(path, None, "expected an object (a history row or a patient with injections)")
             if "injections" in item:
-                patient_id = item.get("patient_id")
-                if patient_id is None or (isinstance(patient_id, str) and not patient_id.strip()):
-                    unnamed += 1
-                    if unnamed == 2:  # two people, or one in two parts: tpi cannot tell, and would merge them
-                        raise fail(path, "patient_id", "missing in a second patient object: give each patient "
-                                                       "object its patient_id (objects with the same one are one "
-                                                       "patient)")
+                if _unnamed(item.get("patient_id")):
+                    if unnamed_object or unnamed_row:
+                        raise fail(path, "patient_id", _UNNAMED.format(
+                            before="another patient object" if unnamed_object else "a row"))
+                    unnamed_object = True
                 yield from _json_patient(item, path, row, empty, fail)
             else:
-                yield row(_row_keys(item, path, fail), path)
+                fields = _row_keys(item, path, fail)
+                if _unnamed(fields.get("patient_id")):
+                    if unnamed_object:
+                        raise fail(path, "patient_id", _UNNAMED.format(before="a patient object"))
+                    unnamed_row = True
+                yield row(fields, path)
+
+
+_UNNAMED = ("missing or empty, and {before} before this one has none either: give each its patient_id (the same one "
+            "for one patient)")
+
+
+def _unnamed(patient_id: Any) -> bool:
+    return patient_id is None or (isinstance(patient_id, str) and not patient_id.strip())
 
 
 _COLUMN_SET = frozenset(COLUMNS)

@@ -361,7 +361,7 @@ def _build(document: Any, check: _Validator) -> Rules | None:
         check.error(check.line_of(top, "version"),
                     f"rules file: unsupported version {version} (this tpi reads version 1)"
                     if isinstance(version, int) and not isinstance(version, bool) else
-                    f"rules file: version must be the number 1, got {_type_name(version)}")
+                    f"rules file: version must be the whole number 1 (write 'version: 1'), got {_type_name(version)}")
 
     drugs = _build_drugs(top, check)
     sites = _build_sites(top, check)
@@ -609,9 +609,9 @@ def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
     allowed = _COMMON_RULE_KEYS | _KIND_KEYS[kind]
     for key in entry:  # a key of another kind: say what this kind takes, not a did-you-mean of a lookalike
         if key not in allowed and key in _ALL_KIND_KEYS and not check.full:
-            takes = ", ".join(sorted(_KIND_KEYS[kind])) or f"none of {', '.join(sorted(_ALL_KIND_KEYS))}"
-            check.error(check.line_of(entry, key), f"{where}: {key!r} does not apply to kind {kind}, which takes "
-                                                   f"{takes}")
+            takes = (f"which takes {', '.join(sorted(_KIND_KEYS[kind]))}" if _KIND_KEYS[kind] else  # anesthetic-dose:
+                     "whose limits are the drugs' own (max_mg, max_mg_per_kg under drugs)")
+            check.error(check.line_of(entry, key), f"{where}: {key!r} does not apply to kind {kind}, {takes}")
     check.keys(entry, allowed, f"{where} ({kind})", said=_ALL_KIND_KEYS)
     for key in _KIND_REQUIRED[kind]:
         if entry.get(key) is None:
