@@ -321,3 +321,39 @@ def test_default_rules_keep_seven_days_between_wet_injections_with_or_without_st
     forecast = as_json(tpi("next", history, "--site", "left rhomboid", "--on", "2026-02-04", "--format", "json"))
     (row,) = forecast["sites"]
     assert (row["anesthetic"], row["steroid"]) == ("2026-02-09", "2026-02-09")
+
+
+ONE_RULE_HEAD = """version: 1
+reference_steroid: triamcinolone
+drugs:
+  triamcinolone: {class: corticosteroid, equivalent_mg: 4}
+  lidocaine: {class: anesthetic, max_mg: 300}
+sites:
+  spine: {region: lumbar, lateral: false}
+rules:
+"""
+
+
+def test_anesthetic_message_shows_mg_to_2_decimals(tpi: Run, write: Callable[[str, str], str]) -> None:
+    # README choice 24: messages show mg to 2 decimals. At 1, 300.04 mg read "300 mg of max 300 mg", over 100%.
+    rules = write("r.yaml", ONE_RULE_HEAD + "  - {id: la, kind: anesthetic-dose, applies_to: any, scope: session}\n")
+    history = write("h.csv", "date,site,side,drug,dose\n")
+    result = tpi("check", history, "--rules", rules, "--site", "spine", "--drug", "lidocaine=300.04mg",
+                 "--on", "2026-01-01", "--format", "json")
+    assert result.exit_code == 1
+    (rule,) = as_json(result)["rules"]
+    assert "(lidocaine 300.04 mg of max 300 mg; no weight known: only max_mg applies)" in rule["message"]
+
+
+def test_a_rule_of_no_chosen_profile_is_said_not_to_apply(tpi: Run, write: Callable[[str, str], str]) -> None:
+    rules = write("r.yaml", ONE_RULE_HEAD + "  - {id: both, kind: min-interval, applies_to: any, scope: site, "
+                                            "interval: 10 days, profiles: [medicare, commercial]}\n")
+    history = write("h.csv", "date,site,side,drug,dose\n2025-12-30,spine,,,\n")
+    args = ("check", history, "--rules", rules, "--site", "spine", "--dry", "--on", "2026-01-01")
+    (rule,) = as_json(tpi(*args, "--format", "json"))["rules"]
+    assert (rule["status"], rule["message"]) == ("skip", "payer rule: needs --profile commercial or medicare")
+    table = tpi(*args, env={"COLUMNS": "120"})
+    assert table.exit_code == 0
+    assert "no rule applies to this proposal\nnot applied: both (payer rule: needs --profile commercial or " \
+           "medicare)" in table.stdout
+    assert "─" not in table.stdout  # no empty table

@@ -210,6 +210,11 @@ ERRORS = [
     ("max_mg text", edit("max_mg: 120", 'max_mg: "lots"'), 27, "max_mg must be a number, got a text"),
     ("severity: no", edit("max: 8, severity: warn", "max: 8, severity: no"), 30, "severity must be one of"),
     ("profiles: [no]", edit("profiles: [medicare]", "profiles: [no]"), 31, "profiles items must be texts"),
+    ("profile not a word", edit("profiles: [medicare]", "profiles: ['-x']"), 31,
+     "profile '-x' must be one word of at most 80 characters (letters, digits, '-', '.', '_'; a letter or digit "
+     "first)"),
+    ("snomed too short", edit('snomed: "31764008"', 'snomed: "123"'), 14,
+     "snomed must be a SNOMED CT code of 6 to 18 digits, got a text ('123')"),
     ("lateral text", edit("lateral: false", "lateral: 'no'"), 17, "lateral must be true or false"),
     ("equivalent_mg: no", edit("equivalent_mg: 0.75", "equivalent_mg: no"), 9, "equivalent_mg must be a number"),
     ("version text", edit("version: 1", 'version: "1"'), 1, "rules file: version must be the whole number 1 (write 'version: 1'), got a text ('1')"),

@@ -322,7 +322,7 @@ def check(rules: Rules, profiles: frozenset[str], history: PatientHistory, propo
     warnings: list[str] = []
     for rule in rules.rules:
         if not rule.active(profiles):
-            wanted = ", ".join(sorted(rule.profiles))
+            wanted = " or ".join(sorted(rule.profiles))  # any one of them makes it active
             outcomes.append(RuleOutcome(rule, "skip", on, [], f"payer rule: needs --profile {wanted}"))
             continue
         result = measure(index, rule, target, k)

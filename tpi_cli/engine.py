@@ -636,8 +636,8 @@ def _anesthetic_text(index: PatientIndex, session: list[Injection], target: Inje
     parts = []
     for drug, picograms in totals.items():
         limit = anesthetic_limit(drug, weight)
-        mg = Ratio(picograms, PG_PER_MG).decimal_text(1)
-        parts.append(f"{drug.name} {mg} mg of max {limit.decimal_text(1)} mg" if limit is not None else
+        mg = Ratio(picograms, PG_PER_MG).decimal_text(2)
+        parts.append(f"{drug.name} {mg} mg of max {limit.decimal_text(2)} mg" if limit is not None else
                      f"{drug.name} {mg} mg: no maximum without the patient's weight (--weight-kg)")
     basis = (f"weight {weight.decimal_text(1)} kg" if weight is not None else
              "no weight known: only max_mg applies")

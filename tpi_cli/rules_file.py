@@ -487,8 +487,8 @@ def _build_sites(top: YMap, check: _Validator) -> dict[str, Site]:
             snomed = str(snomed_value) if isinstance(snomed_value, str | int) and not isinstance(snomed_value, bool) \
                 else ""
             if not _SNOMED.match(snomed):
-                check.error(check.line_of(entry, "snomed"),
-                            f"{where}: snomed must be a SNOMED CT code (digits), got {_type_name(snomed_value)}")
+                check.error(check.line_of(entry, "snomed"), f"{where}: snomed must be a SNOMED CT code of 6 to 18 "
+                                                            f"digits, got {_type_name(snomed_value)}")
                 snomed = None
         source = check.text(entry, "source", where)
         check.text(entry, "description", where)
@@ -634,7 +634,8 @@ def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
     for profile in profiles:
         if not _ID.match(profile):
             check.error(check.line_of(entry, "profiles"),
-                        f"{where}: profile {profile!r} must be one word (letters, digits, '-', '.', '_')")
+                        f"{where}: profile {profile!r} must be one word of at most 80 characters (letters, digits, "
+                        "'-', '.', '_'; a letter or digit first)")
     if "profiles" in entry and isinstance(entry["profiles"], YList) and not entry["profiles"]:
         check.error(check.line_of(entry, "profiles"),
                     f"{where}: profiles is empty (leave it out to make the rule always active)")

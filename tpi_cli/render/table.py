@@ -96,7 +96,7 @@ def check_renderable(result: CheckResult) -> list[Table | Text]:
             why.append("\n" + "; ".join(notes), style="bold" if outcome.status == "fail" else "")
         why.append(f"\nsource: {printable(short_source(rule.source))}", style="dim")
         table.add_row(status, name, why)
-    parts.append(table)
+    parts.append(table if shown else _text("no rule applies to this proposal", style="bold"))
     skipped = [outcome for outcome in result.rules if outcome.status == "skip" and not outcome.note]
     if skipped:
         reasons: dict[str, list[str]] = {}
