@@ -294,7 +294,7 @@ def test_points_option_takes_ascii_whole_numbers_1_to_1000(tpi: Run, write: Call
     result = tpi("check", write("h.csv", "patient_id,date,site,side,drug,dose\n"), "--site", "left trapezius",
                  "--dry", "--points", points, "--on", "2026-11-28")
     assert result.exit_code == 2
-    assert "is not a whole number of points from 1 to 1000" in result.stderr
+    assert "is not a whole number of trigger points from 1 to 1000" in result.stderr
     assert len(result.stderr) < 300  # the value is quoted short
 
 
@@ -343,6 +343,19 @@ def test_anesthetic_message_shows_mg_to_2_decimals(tpi: Run, write: Callable[[st
     assert result.exit_code == 1
     (rule,) = as_json(result)["rules"]
     assert "(lidocaine 300.04 mg of max 300 mg; no weight known: only max_mg applies)" in rule["message"]
+    # Over by less than 0.005 mg: more places, so the dose does not read as equal to its maximum.
+    result = tpi("check", history, "--rules", rules, "--site", "spine", "--drug", "lidocaine=300.004mg",
+                 "--on", "2026-01-01", "--format", "json")
+    (rule,) = as_json(result)["rules"]
+    assert "(lidocaine 300.004 mg of max 300 mg; no weight" in rule["message"]
+    # A maximum from the weight (4.5 mg/kg x 55.55 kg = 249.975 mg) is shown to 2 decimals too.
+    weighed = write("w.yaml", ONE_RULE_HEAD.replace("lidocaine: {class: anesthetic, max_mg: 300}",
+                                                    "lidocaine: {class: anesthetic, max_mg: 300, max_mg_per_kg: 4.5}")
+                    + "  - {id: la, kind: anesthetic-dose, applies_to: any, scope: session}\n")
+    result = tpi("check", history, "--rules", weighed, "--site", "spine", "--drug", "lidocaine=100mg",
+                 "--weight-kg", "55.55", "--on", "2026-01-01", "--format", "json")
+    (rule,) = as_json(result)["rules"]
+    assert "(lidocaine 100 mg of max 249.98 mg; weight 55.6 kg)" in rule["message"]
 
 
 def test_a_rule_of_no_chosen_profile_is_said_not_to_apply(tpi: Run, write: Callable[[str, str], str]) -> None:

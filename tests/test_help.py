@@ -105,3 +105,9 @@ def test_help_comes_first_even_after_a_repeated_option(tpi: Run, flag: str) -> N
     result = tpi("check", "h.csv", "--side", "left", "--side", "right", flag)
     assert result.exit_code == 0
     assert "check [OPTIONS] HISTORY" in result.stdout.splitlines()[0]
+
+
+def test_a_value_spelt_like_the_help_option_does_not_hide_a_repeat(tpi: Run) -> None:
+    result = tpi("check", "h.csv", "--patient", "-h", "--site", "a", "--site", "b", "--dry")
+    assert result.exit_code == 2
+    assert "--site is given more than once" in result.stderr

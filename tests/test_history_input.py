@@ -437,7 +437,7 @@ FULL_ERRORS = [
     ("conflicting technique", "P1,2026-03-05,trapezius,left,lidocaine,3 mL @ 1%,wet,,,\n"
      + "P1,2026-03-05,trapezius,left,triamcinolone,20 mg,dry,,,\n", 4, "technique", []),
     ("zero points", "P1,2026-03-05,trapezius,left,,,,0,,\n", 3, "points",
-     ["0 is not a whole number of trigger points from 1 to 1000"]),
+     ["'0' is not a whole number of trigger points from 1 to 1000"]),
     ("fractional points", "P1,2026-03-05,trapezius,left,,,,2.5,,\n", 3, "points",
      ["'2.5' is not a whole number of trigger points from 1 to 1000"]),
     ("negative points", "P1,2026-03-05,trapezius,left,,,,-3,,\n", 3, "points",

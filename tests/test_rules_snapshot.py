@@ -59,3 +59,14 @@ def test_check_with_default_rules_does_not_import_yaml_or_rich(tmp_path: Path) -
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert result.stderr.strip().splitlines()[-1] == "[]"
     assert json.loads(result.stdout)["verdict"] == "allowed"
+
+
+@pytest.mark.parametrize("module", ["tpi_cli.rules_file", "tpi_cli.rules"])
+def test_the_snapshot_is_rewritten_by_either_module(module: str) -> None:
+    import subprocess
+
+    before = Path(SNAPSHOT_PATH).read_bytes()
+    result = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == SNAPSHOT_PATH
+    assert Path(SNAPSHOT_PATH).read_bytes() == before  # the packaged rules.yaml has not changed

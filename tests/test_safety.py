@@ -591,6 +591,8 @@ def test_interrupt_is_exit_130_not_a_verdict(tpi: Callable[..., Result], monkeyp
                                           "comma-separated CSV, or JSON)"),
     ("# Jane SSN 123-45-6789", "date: missing column (the first line is a '#' comment: a CSV history starts with its "
                                "header)"),
+    ("# Jane;SSN 123-45-6789", "date: missing column (the first line is a '#' comment: a CSV history starts with its "
+                               "header)"),
     ("# Jane, SSN 123-45-6789, notes", "date: missing column (the first line is a '#' comment: a CSV history starts "
                                        "with its header)"),
     ("Jane|SSN 123-45-6789|trapezius", "date: missing column (the header is one column holding '|': tpi reads "

@@ -105,10 +105,10 @@ class _OnceCommand(click.Command):
     either value could be the one meant."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not ctx.resilient_parsing and not any(arg in ctx.help_option_names for arg in args):  # help first
+        if not ctx.resilient_parsing:
             _, _, order = self.make_parser(ctx).parse_args(args=list(args))  # only to see what is repeated
             seen: set[str | None] = set()
-            for param in order:
+            for param in order if self.get_help_option(ctx) not in order else ():  # asked for help: help first
                 if isinstance(param, click.Option) and not (param.multiple or param.count or param.is_flag):
                     if param.name in seen:
                         name = max(param.opts, key=len)

@@ -628,6 +628,18 @@ def _places(total: int, limit: int, scale: int, over: bool) -> int:
     return places
 
 
+def _pair_places(amount: Ratio, limit: Ratio) -> int:
+    """Decimal places that show an amount and its limit the right way round: 2, or more when
+    rounding both to 2 would not (300.004 mg of max 300 mg, not "300 mg of max 300 mg")."""
+    over = limit < amount
+    places = 2
+    while places < 18:
+        if (rounded(amount.num, amount.den, places) > rounded(limit.num, limit.den, places)) == over:
+            break
+        places += 1
+    return places
+
+
 def _anesthetic_text(index: PatientIndex, session: list[Injection], target: Injection, result: Measure) -> str:
     totals = anesthetic_totals(session, target)
     if not totals:
@@ -636,9 +648,12 @@ def _anesthetic_text(index: PatientIndex, session: list[Injection], target: Inje
     parts = []
     for drug, picograms in totals.items():
         limit = anesthetic_limit(drug, weight)
-        mg = Ratio(picograms, PG_PER_MG).decimal_text(2)
-        parts.append(f"{drug.name} {mg} mg of max {limit.decimal_text(2)} mg" if limit is not None else
-                     f"{drug.name} {mg} mg: no maximum without the patient's weight (--weight-kg)")
+        mg = Ratio(picograms, PG_PER_MG)
+        if limit is None:
+            parts.append(f"{drug.name} {mg.decimal_text(2)} mg: no maximum without the patient's weight (--weight-kg)")
+            continue
+        places = _pair_places(mg, limit)
+        parts.append(f"{drug.name} {mg.decimal_text(places)} mg of max {limit.decimal_text(places)} mg")
     basis = (f"weight {weight.decimal_text(1)} kg" if weight is not None else
              "no weight known: only max_mg applies")
     if result[1] < 0:

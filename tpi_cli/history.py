@@ -203,7 +203,7 @@ class RowParser:
                                                  f"{MAX_POINTS_PER_INJECTION}")
             points = int(raw)
             if not 1 <= points <= MAX_POINTS_PER_INJECTION:
-                raise self.error(line, "points", f"{points} is not a whole number of trigger points from 1 to "
+                raise self.error(line, "points", f"{quote(raw)} is not a whole number of trigger points from 1 to "
                                                  f"{MAX_POINTS_PER_INJECTION}")
         category = drug_category(drug) if amount is not None else DRY
         value = amount.value if amount is not None else 0
@@ -902,10 +902,10 @@ def _columns(header: list[str], file: str, line: int = 1) -> list[int]:
                 f"none of the header's {len(names)} columns is named {required!r}"
             # Another file format, or a comment: say which, without quoting the line.
             separator = next((c for c in (";", "\t", "|") if c in header[0]), None) if len(names) == 1 else None
-            if separator is not None:
-                which = f"the header is one column holding {separator!r}: tpi reads comma-separated CSV, or JSON"
-            elif header[0].lstrip().startswith("#"):
+            if header[0].lstrip().startswith("#"):
                 which = "the first line is a '#' comment: a CSV history starts with its header"
+            elif separator is not None:
+                which = f"the header is one column holding {separator!r}: tpi reads comma-separated CSV, or JSON"
             # Suggestions only from a line that names some column: else it may be a patient's row.
             suggestions = did_you_mean(required, extra) if found else []
             raise TpiError(f"missing column ({which})", file=file, line=line, field=required, suggestions=suggestions)

@@ -95,5 +95,5 @@ class Points(click.ParamType):  # type: ignore[type-arg]
         text = str(value).strip()
         # the length first: int() refuses over 4,300 digits with a ValueError of its own
         if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > 4 or not 1 <= int(text) <= 1000:
-            self.fail(f"{quote(value)} is not a whole number of points from 1 to 1000.", param, ctx)
+            self.fail(f"{quote(value)} is not a whole number of trigger points from 1 to 1000", param, ctx)
         return int(text)

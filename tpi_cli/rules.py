@@ -234,3 +234,9 @@ class Rules:
                 known = ", ".join(sorted(self.profiles)) or "none"
                 raise TpiError(f"unknown profile {quote(profile)} (this rules file has: {known})", field="--profile",
                                suggestions=did_you_mean(profile, self.profiles))
+
+
+if __name__ == "__main__":  # as before the loader moved: `python -m tpi_cli.rules` rewrites the snapshot too
+    import runpy
+
+    runpy.run_module("tpi_cli.rules_file", run_name="__main__")
