@@ -108,7 +108,9 @@ class _OnceCommand(click.Command):
         if not ctx.resilient_parsing:
             _, _, order = self.make_parser(ctx).parse_args(args=list(args))  # only to see what is repeated
             seen: set[str | None] = set()
-            for param in order if self.get_help_option(ctx) not in order else ():  # asked for help: help first
+            helps = set(ctx.help_option_names)  # by name: older clicks make a new help Option on each call
+            asked = any(isinstance(param, click.Option) and helps.intersection(param.opts) for param in order)
+            for param in order if not asked else ():  # asked for help: the help comes first
                 if isinstance(param, click.Option) and not (param.multiple or param.count or param.is_flag):
                     if param.name in seen:
                         name = max(param.opts, key=len)
