@@ -484,3 +484,47 @@ def test_totals_count_a_bilateral_injection_in_full_on_each_side(tpi: Run, spec_
         ("interspinous-lumbar", None, 1, 10.0), ("trapezius", "left", 2, 60.0), ("trapezius", "right", 1, 20.0)]
     (patient,) = document["patients"]
     assert (patient["steroid_injections"], patient["mg_ref"]) == (3, 70.0)
+
+
+REGION_RULES = """version: 1
+reference_steroid: triamcinolone
+defaults:
+  steroid: {drug: triamcinolone, dose: 20 mg}
+  anesthetic: {drug: lidocaine, dose: 3 mL @ 1%}
+drugs:
+  triamcinolone: {class: corticosteroid, equivalent_mg: 4}
+  lidocaine: {class: anesthetic, max_mg: 300}
+sites:
+  trapezius: {region: cervical}
+  levator-scapulae: {region: cervical}
+  rhomboid: {region: scapular}
+  gluteus: {region: gluteal}
+rules:
+  - {id: region-count, kind: max-count, applies_to: any, scope: region, window: 30 days, max: 1}
+  - {id: one-region, kind: max-regions, applies_to: any, max: 1}
+  - {id: patient-count, kind: max-count, applies_to: any, scope: patient, window: 60 days, max: 4}
+"""
+
+
+def test_next_rows_of_other_regions_do_not_share_a_regions_answer(tpi: Run, write: Write) -> None:
+    # `next` shares a rule's statuses between the rows of one category when the rule does not read
+    # the site (patient scope) or reads only its region (region scope, max-regions). Dry needling:
+    # - cervical (levator, trapezius): the 10 Jan injection holds the region until 9 Feb (30 days);
+    #   from then until 1 Mar a proposal would put the planned 1 Mar injection over: 31 Mar;
+    # - gluteal: today's injection holds the region until 19 Feb;
+    # - scapular (rhomboid): its 1 Dec injection is out of the window; one-region holds it today
+    #   only (gluteal and scapular): 21 Jan.
+    rules = write("r.yaml", REGION_RULES)
+    history = write("h.csv", "patient_id,date,site,side,drug,dose\nP1,2025-12-01,rhomboid,right,,\n"
+                             "P1,2026-01-10,trapezius,left,,\nP1,2026-01-20,gluteus,left,,\n"
+                             "P1,2026-03-01,levator-scapulae,left,,\n")
+    args = ("--rules", rules, "--on", "2026-01-20", "--format", "json")
+    rows = as_json(tpi("next", history, *args))["sites"]
+    dry = {(row["site"], row["side"]): row["dry"] for row in rows}
+    assert dry == {("gluteus", "left"): "2026-02-19", ("gluteus", "right"): "2026-02-19",
+                   ("levator-scapulae", "left"): "2026-03-31", ("levator-scapulae", "right"): "2026-03-31",
+                   ("rhomboid", "left"): "2026-01-21", ("rhomboid", "right"): "2026-01-21",
+                   ("trapezius", "left"): "2026-03-31", ("trapezius", "right"): "2026-03-31"}
+    for site in ("gluteus", "levator-scapulae", "rhomboid", "trapezius"):  # each row: that site's forecast alone
+        alone = as_json(tpi("next", history, "--site", site, *args))["sites"]
+        assert alone == [row for row in rows if row["site"] == site], site

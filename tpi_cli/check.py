@@ -52,9 +52,12 @@ from tpi_cli.rules import (
     BLOCK,
     DRY,
     MAX_COUNT,
+    MAX_REGIONS,
     MAX_STEROID_DOSE,
     MIN_INTERVAL,
+    REGION,
     SESSION,
+    SITE,
     STEROID,
     WARN,
     Drug,
@@ -65,9 +68,15 @@ from tpi_cli.rules import (
 
 
 class Planner:
-    """Evaluates one proposal (its drugs, site and side) on any day, against one patient."""
+    """Evaluates one proposal (its drugs, site and side) on any day, against one patient.
 
-    def __init__(self, index: PatientIndex, proposal: Injection, active: list[Rule], on: int) -> None:
+    ``shared``: rule statuses shared by the planners of proposals that differ only in their site
+    and side (``tpi next``'s rows, one category). A rule whose scope is not the site reads the
+    site only through its region (a region scope, ``max-regions``) or not at all, so its status
+    on a day is the same for every site of a region."""
+
+    def __init__(self, index: PatientIndex, proposal: Injection, active: list[Rule], on: int,
+                 shared: dict[tuple[object, ...], int] | None = None) -> None:
         self.index = index
         self.proposal = proposal
         self.active = active
@@ -76,6 +85,7 @@ class Planner:
         self._moved: dict[int, Injection] = {}
         self._exposure: dict[int, tuple[list[int], dict[int, int], list[tuple[int, tuple[int, ...]]]]] = {}
         self._status: dict[tuple[int, int], int] = {}
+        self._shared = shared
 
     def at(self, day: int) -> Injection:
         """The proposal moved to ``day``."""
@@ -191,11 +201,20 @@ class Planner:
         known = self._status.get(key)
         if known is not None:
             return known
+        shared = self._shared if rule.scope != SITE else None
+        if shared is not None:
+            common = (id(rule), self._place(rule), day)
+            known = shared.get(common)
+            if known is not None:
+                self._status[key] = known
+                return known
         status = self.own(rule, day)[0]
         if status != FAIL:
             for _, result in self.conflicts(rule, day):
                 status = max(status, result[0])
         self._status[key] = status
+        if shared is not None:
+            shared[common] = status
         return status
 
     def candidates(self, rule: Rule, after: int) -> list[int]:
@@ -242,8 +261,24 @@ class Planner:
             known = index.candidate_days[key] = (floor, sorted(day for day in days if day > floor))
         return known[1][bisect_left(known[1], after + 1):]
 
+    def _place(self, rule: Rule) -> str | None:
+        """What a rule whose scope is not the site reads of the proposal's place: its region or nothing."""
+        return self.proposal.site.region if rule.scope == REGION or rule.kind == MAX_REGIONS else None
+
     def first_day(self, rule: Rule, on: int, accept: tuple[int, ...]) -> int | None:
         """The first day from ``on`` whose status is in ``accept`` (None: no such day)."""
+        shared = self._shared if rule.scope != SITE else None
+        if shared is not None:
+            common = ("first", id(rule), self._place(rule), on, accept)
+            known = shared.get(common)
+            if known is not None:
+                return known if known >= 0 else None
+        found = self._first_day(rule, on, accept)
+        if shared is not None:
+            shared[common] = found if found is not None else -1
+        return found
+
+    def _first_day(self, rule: Rule, on: int, accept: tuple[int, ...]) -> int | None:
         if self.status(rule, on) in accept:
             return on
         for day in self.candidates(rule, on):
@@ -383,6 +418,7 @@ def forecast(rules: Rules, profiles: frozenset[str], history: PatientHistory, on
             site = rules.sites[name]
             places.extend((site, s) for s in sides_of(site, None))
     rows = []
+    shared: dict[str, dict[tuple[object, ...], int]] = {DRY: {}, ANESTHETIC: {}, STEROID: {}}
     for site, side in places:
         earliest: dict[str, int | None] = {}
         held: dict[str, list[str]] = {}
@@ -393,7 +429,7 @@ def forecast(rules: Rules, profiles: frozenset[str], history: PatientHistory, on
                 raise TpiError(f"the rules file has no defaults.{category}: tpi next needs one", file=rules.path,
                                field="defaults")
             proposal = make_proposal(history.patient_id, on, site, side, drugs)
-            planner = Planner(index, proposal, active, on)
+            planner = Planner(index, proposal, active, on, shared[category])
             first, failing = planner.earliest(on)
             earliest[category] = first
             held[category] = _holding(planner, failing, on)
