@@ -160,3 +160,23 @@ def test_check_refuses_bad_site_text(tpi: Callable[..., Result], write: Callable
     assert result.stdout == ""
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["paraspinal", "paraspinals", "gluteal", "quadratus", "scalene", "splenius",
+                                  "pectoralis", "interspinous"])
+def test_the_default_rules_have_no_alias_that_could_name_another_muscle(name: str) -> None:
+    # A cervical paraspinal read as the lumbar erector spinae would count against the wrong region.
+    from tpi_cli.rules_file import load_rules
+
+    with pytest.raises(TpiError) as refused:
+        load_rules(None).find_site(f"left {name}")
+    assert "unknown site" in str(refused.value)
+
+
+def test_the_default_rules_do_not_read_mpa_as_methylprednisolone() -> None:
+    from tpi_cli.rules_file import load_rules
+
+    rules = load_rules(None)
+    assert rules.find_drug("depo-medrol").name == "methylprednisolone"
+    with pytest.raises(TpiError):
+        rules.find_drug("MPA")  # also medroxyprogesterone acetate
