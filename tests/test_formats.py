@@ -339,6 +339,17 @@ def test_rules_show_marks_profile_rules(tpi: Run, spec_rules: str, profiles: tup
     assert records["one-region"]["active"] == str(active).lower()
     assert records["steroid-interval"]["active"] == "true"
     assert records["steroid-interval"]["source"] == "test source"
+    assert list(records["steroid-interval"])[-2:] == ["description", "source"]  # as in the JSON
+
+
+def test_rules_show_says_a_session_rules_limit_is_per_session(tpi: Run) -> None:
+    # A session rule's window is its day: "max 4 injections all time" would misread it.
+    result = tpi("rules", "show", "--format", "table", env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "max 4 injections a session" in text
+    assert "max 1 region a session" in text  # medicare-one-region: listed, though not active without its profile
+    assert "all time" not in text
 
 
 def test_rules_show_unknown_profile_exits_2(tpi: Run, spec_rules: str) -> None:

@@ -123,18 +123,20 @@ class Rule:
     def limit_text(self) -> str:
         if self.kind == MIN_INTERVAL:
             return f"interval {self.interval}"
-        within = f" in {self.window}" if self.window is not None else " all time"
+        # A session rule's window is its day, whatever it says.
+        within = " a session" if self.scope == SESSION else f" in {self.window}" if self.window is not None else \
+            " all time"
         if self.kind == MAX_COUNT:
-            unit = "sessions" if self.unit == SESSION else "injections"
+            unit = ("session" if self.unit == SESSION else "injection") + ("" if self.max == 1 else "s")
             return f"max {self.max} {unit}{within}"
         if self.kind == MAX_STEROID_DOSE:
             assert self.max_mg is not None
             return f"max {self.max_mg.decimal_text(3)} mg{within}"
         if self.kind == MAX_POINTS:
-            return f"max {self.max} points"
+            return f"max {self.max} {'point' if self.max == 1 else 'points'} a session"
         if self.kind == MAX_REGIONS:
-            return f"max {self.max} regions"
-        return "local anesthetic total <= 100% of maximum"
+            return f"max {self.max} {'region' if self.max == 1 else 'regions'} a session"
+        return "local anesthetic total <= 100% of maximum a session"
 
     def __repr__(self) -> str:
         return f"Rule({self.id!r})"

@@ -74,7 +74,7 @@ def rules_csv(rules: Rules, profiles: frozenset[str]) -> str:
     from tpi_cli.render.json_out import rule_document
 
     header = ["id", "kind", "applies_to", "counts", "scope", "unit", "interval", "window", "grace", "max", "max_mg",
-              "severity", "profiles", "active", "effective", "until", "source"]
+              "severity", "profiles", "active", "effective", "until", "description", "source"]
     rows = []
     for rule in rules.rules:
         doc = rule_document(rule, profiles)
