@@ -432,7 +432,8 @@ def test_sites_json_lists_the_required_sites(tpi: Callable[..., Result]) -> None
     written = _site_table()
     assert list(listed) == list(written)
     for name, site in listed.items():
-        assert set(site) == {"name", "region", "lateral", "aliases", "snomed"}
+        assert set(site) == {"name", "region", "lateral", "aliases", "snomed", "source"}
+        assert site["source"] == written[name]["source"]  # every site value shows where it comes from
         assert site["region"] == written[name]["region"]
         assert site["lateral"] is written[name].get("lateral", True)
         assert site["aliases"] == written[name].get("aliases", [])
@@ -445,7 +446,7 @@ def test_sites_csv_lists_the_required_sites(tpi: Callable[..., Result]) -> None:
     result = tpi("sites", "--format", "csv")
     assert result.exit_code == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert list(rows[0]) == ["name", "region", "lateral", "aliases", "snomed"]
+    assert list(rows[0]) == ["name", "region", "lateral", "aliases", "snomed", "source"]
     listed = {row["name"]: row for row in rows}
     assert set(_spec_required_sites()) <= set(listed)
     written = _site_table()

@@ -65,8 +65,8 @@ def totals_csv(result: TotalsResult) -> str:
 
 
 def sites_csv(rules: Rules) -> str:
-    header = ["name", "region", "lateral", "aliases", "snomed"]
-    return _table(header, ([s.name, s.region, str(s.lateral).lower(), "; ".join(s.aliases), s.snomed]
+    header = ["name", "region", "lateral", "aliases", "snomed", "source"]
+    return _table(header, ([s.name, s.region, str(s.lateral).lower(), "; ".join(s.aliases), s.snomed, s.source]
                            for s in rules.sites.values()))
 
 

@@ -97,7 +97,7 @@ def sites_json(rules: Rules) -> str:
     return dumps({
         "schema_version": 1,
         "sites": [{"name": s.name, "region": s.region, "lateral": s.lateral, "aliases": list(s.aliases),
-                   "snomed": s.snomed} for s in rules.sites.values()],
+                   "snomed": s.snomed, "source": s.source} for s in rules.sites.values()],
     })
 
 
