@@ -501,7 +501,9 @@ def steroid_budget(rules: Any, profiles: frozenset[str], history: Any, site: Any
       to steroid injections (else the proposal itself is outside the rule), and
     - ``max_mg`` minus the total of each later injection that the rule evaluates (its category, in
       force on its date), that does not already fail it (choice 6) and whose window would count a
-      steroid injection on ``on``: the proposal must not make a planned injection invalid.
+      steroid injection on ``on``: the proposal must not make a planned injection invalid. One that
+      is over the limit inside its grace period (it warns) counts only its window shortened by the
+      grace, and only when that would count the proposal: beyond it, it fails.
 
     Never below 0; None when nothing limits the dose."""
     ref = make_ref(rules)
@@ -524,8 +526,16 @@ def steroid_budget(rules: Any, profiles: frozenset[str], history: Any, site: Any
                 continue
             if rule.window is not None and later.day >= plus(on, rule.window):
                 continue  # the proposal would be out of this injection's window
-            if status(ref, rule, later, injections[:k], None) == FAIL:
+            now = status(ref, rule, later, injections[:k], None)
+            if now == FAIL:
                 continue  # already over without the proposal (choice 6)
+            if now == WARN:  # over, inside its grace period: it fails only when its shorter window is over
+                grace = rule.grace
+                if later.day < plus_minus(on, rule.window, grace):  # its shorter window counts the proposal
+                    left.append(limit - later.mg_ref - sum(
+                        (b.mg_ref for b in injections[:k] if b.category in rule.counts and in_scope(rule, later, b)
+                         and b.day <= later.day and later.day < plus_minus(b.day, rule.window, grace)), Fraction(0)))
+                continue
             left.append(limit - later.mg_ref - _window_mg(rule, later, injections[:k]))
         if left:
             budget = min(left) if budget is None else min(budget, *left)

@@ -528,3 +528,39 @@ def test_next_rows_of_other_regions_do_not_share_a_regions_answer(tpi: Run, writ
     for site in ("gluteus", "levator-scapulae", "rhomboid", "trapezius"):  # each row: that site's forecast alone
         alone = as_json(tpi("next", history, "--site", site, *args))["sites"]
         assert alone == [row for row in rows if row["site"] == site], site
+
+
+GRACE_DOSE_RULES = """version: 1
+reference_steroid: triamcinolone
+defaults:
+  steroid: {drug: triamcinolone, dose: 20 mg}
+  anesthetic: {drug: lidocaine, dose: 30 mg}
+drugs:
+  triamcinolone: {class: corticosteroid, equivalent_mg: 4}
+  lidocaine: {class: anesthetic, max_mg: 300}
+sites:
+  trapezius: {region: cervical}
+rules:
+  - {id: dose, kind: max-steroid-dose, applies_to: [steroid], scope: site, window: 3 months, grace: 1 month, max_mg: 60}
+"""
+
+
+@pytest.mark.parametrize(("on", "remaining", "allowed", "refused"), [
+    # The planned 55 mg of 10 Mar is over (10 + 55 mg in 3 months) inside its grace period: it warns,
+    # and fails only when its 2-month window (from 10 Jan) goes over: 5 mg more on 1 Feb. It was 0.
+    ("2026-02-01", 5.0, "5mg", "5.01mg"),
+    # On 5 Jan the proposal is outside that 2-month window: only the 10 mg of 15 Dec limits it.
+    ("2026-01-05", 50.0, "50mg", "50.01mg"),
+])
+def test_steroid_remaining_beside_a_planned_injection_inside_its_grace(
+        tpi: Run, write: Write, on: str, remaining: float, allowed: str, refused: str) -> None:
+    rules = write("r.yaml", GRACE_DOSE_RULES)
+    history = write("h.csv", "patient_id,date,site,side,drug,dose\nP1,2025-12-15,trapezius,left,triamcinolone,10 mg\n"
+                             "P1,2026-03-10,trapezius,left,triamcinolone,55 mg\n")
+    args = ("--rules", rules, "--on", on, "--format", "json")
+    (row,) = as_json(tpi("next", history, "--site", "left trapezius", *args))["sites"]
+    assert row["steroid_mg_remaining"] == remaining
+    # the figure is what check allows: that dose, and not 0.01 mg more
+    for dose, verdict in ((allowed, "allowed"), (refused, "not-yet")):
+        result = tpi("check", history, "--site", "left trapezius", "--drug", f"triamcinolone={dose}", *args)
+        assert as_json(result)["verdict"] == verdict, dose

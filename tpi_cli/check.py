@@ -29,6 +29,7 @@ from tpi_cli.engine import (
     counted_injections,
     counts,
     describe,
+    dose_within_grace,
     durations_of,
     measure,
     scope_key,
@@ -478,6 +479,14 @@ def _steroid_budget(planner: Planner, on: int) -> int | None:
             own = measure(index, rule, later, position)
             if own[0] == FAIL:
                 continue  # already over without the proposal: it cannot make it newly invalid
+            if own[0] == WARNED:
+                # Over the limit inside its grace period: it already warns, and fails only when its
+                # load over the window shortened by the grace goes over too.
+                strict_total, strict_day = dose_within_grace(index, rule, later, position)
+                if strict_day <= on:
+                    room = rule.max_ref - strict_total
+                    left = room if left is None else min(left, room)
+                continue
             if own[WINDOW_FIRST_DAY] <= on:  # the proposal's day is inside this later injection's window
                 room = rule.max_ref - own[WINDOW_TOTAL]
                 left = room if left is None else min(left, room)

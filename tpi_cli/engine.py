@@ -407,6 +407,15 @@ def _dose(index: PatientIndex, rule: Rule, target: Injection, k: int, extra: Inj
     return (FAIL, start, cut, total, first_day)
 
 
+def dose_within_grace(index: PatientIndex, rule: Rule, target: Injection, k: int) -> tuple[int, int]:
+    """A max-steroid-dose rule with a grace period: the target's load over its window shortened by
+    the grace (the target included), and the first day of that shorter window. Over the limit,
+    the target fails; else an excess over the whole window only warns."""
+    found, start, cut, _ = _window(index, rule, target, k)
+    strict_start, strict_day = _strict_start(rule, found, start, cut, target.day)
+    return _dose_of(found, strict_start, cut, target, None, strict_day), strict_day
+
+
 def session_before(index: PatientIndex, rule: Rule, target: Injection, k: int,
                    extra: Injection | None) -> list[Injection]:
     """The injections of the target's session that the rule counts, ordered before it."""
