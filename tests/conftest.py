@@ -51,6 +51,21 @@ rules:
   - {id: one-region, kind: max-regions, applies_to: any, scope: session, max: 1, profiles: [medicare]}
 """
 
+# One lateral site, triamcinolone and lidocaine, and the defaults `tpi next` needs: the rules follow.
+ONE_SITE_RULES_HEAD = """\
+version: 1
+reference_steroid: triamcinolone
+defaults:
+  steroid: {drug: triamcinolone, dose: 20 mg}
+  anesthetic: {drug: lidocaine, dose: 3 mL @ 1%}
+drugs:
+  triamcinolone: {class: corticosteroid, equivalent_mg: 4}
+  lidocaine: {class: anesthetic, max_mg: 300}
+sites:
+  trapezius: {region: cervical}
+rules:
+"""
+
 HEADER = "patient_id,date,site,side,drug,dose,points,weight_kg,override\n"
 
 

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests import reference
+from tests.conftest import ONE_SITE_RULES_HEAD
 from tpi_cli.cli import cli
 from tpi_cli.dates import Duration
 from tpi_cli.history import read_patients
@@ -838,21 +839,6 @@ def test_skip_status_does_not_hide_a_planned_conflict(tmp_path: Path) -> None:
     rule = next(r for r in document["rules"] if r["id"] == "steroid-interval")
     assert (rule["status"], rule["earliest_date"]) == ("fail", "2025-02-01")
 
-
-# One lateral site, triamcinolone and lidocaine, and the defaults `tpi next` needs: the rules follow.
-ONE_SITE_RULES_HEAD = """\
-version: 1
-reference_steroid: triamcinolone
-defaults:
-  steroid: {drug: triamcinolone, dose: 20 mg}
-  anesthetic: {drug: lidocaine, dose: 3 mL @ 1%}
-drugs:
-  triamcinolone: {class: corticosteroid, equivalent_mg: 4}
-  lidocaine: {class: anesthetic, max_mg: 300}
-sites:
-  trapezius: {region: cervical}
-rules:
-"""
 
 SESSIONS_RULES = ONE_SITE_RULES_HEAD + """\
   - {id: site-sessions, kind: max-count, applies_to: [steroid], counts: [steroid], scope: site, unit: session,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from tests.conftest import HEADER, as_json
+from tests.conftest import HEADER, ONE_SITE_RULES_HEAD, as_json
 
 Run = Callable[..., Result]
 Write = Callable[[str, str], str]
@@ -530,17 +530,7 @@ def test_next_rows_of_other_regions_do_not_share_a_regions_answer(tpi: Run, writ
         assert alone == [row for row in rows if row["site"] == site], site
 
 
-GRACE_DOSE_RULES = """version: 1
-reference_steroid: triamcinolone
-defaults:
-  steroid: {drug: triamcinolone, dose: 20 mg}
-  anesthetic: {drug: lidocaine, dose: 30 mg}
-drugs:
-  triamcinolone: {class: corticosteroid, equivalent_mg: 4}
-  lidocaine: {class: anesthetic, max_mg: 300}
-sites:
-  trapezius: {region: cervical}
-rules:
+GRACE_DOSE_RULES = ONE_SITE_RULES_HEAD + """\
   - {id: dose, kind: max-steroid-dose, applies_to: [steroid], scope: site, window: 3 months, grace: 1 month, max_mg: 60}
 """
 

@@ -639,7 +639,9 @@ def _places(total: int, limit: int, scale: int, over: bool) -> int:
 
 def _pair_places(amount: Ratio, limit: Ratio) -> int:
     """Decimal places that show an amount and its limit the right way round: 2, or more when
-    rounding both to 2 would not (300.004 mg of max 300 mg, not "300 mg of max 300 mg")."""
+    rounding both to 2 would not (300.004 mg of max 300 mg, not "300 mg of max 300 mg"). Unlike
+    ``_places``, whose limit is written as the rules file gives it, this limit comes from a weight
+    and is shown rounded to the same places, so the two rounded figures are compared."""
     over = limit < amount
     places = 2
     while places < 18:
