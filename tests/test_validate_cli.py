@@ -203,3 +203,35 @@ def test_validate_output_is_whole_when_the_reader_starts_over(tpi: Run, write: W
         assert [row[0] for row in rows[1:]] == ["P2", "P1"]
     else:
         assert result.stdout.count("steroid-interval") == 2
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_a_long_report_is_whole_when_the_reader_starts_over(tpi: Run, write: Write, spec_rules: str,
+                                                            fmt: str) -> None:
+    # P2's violations (several hundred KiB of text, past the 64 K characters gathered in memory
+    # before each write to the spool) are written before P1's rows come back and the file is read
+    # again: the report holds each once, the same as P2's file alone gives.
+    from datetime import date, timedelta
+
+    rows = "".join(f"P2,{date(2026, 1, 1) + timedelta(days=day)},trapezius,left,triamcinolone,20 mg,,,\n"
+                   for day in range(800))
+    alone = tpi("validate", write("p2.csv", HEADER + rows), "--rules", spec_rules, "--format", fmt)
+    mixed = tpi("validate", write("mixed.csv", HEADER + rows
+                                  + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\n"
+                                  + "P3,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\n"
+                                  + "P1,2026-01-10,trapezius,left,triamcinolone,20 mg,,,\n"),
+                "--rules", spec_rules, "--format", fmt)
+    assert alone.exit_code == mixed.exit_code == 1, mixed.stderr
+    assert len(alone.stdout) > 4 * 64 * 1024
+    if fmt == "json":
+        want, got = json.loads(alone.stdout), json.loads(mixed.stdout)
+        assert len(want["violations"]) == sum(want["summary"].values()) > 1000
+        assert got["violations"] == [*want["violations"], {**got["violations"][-1], "patient_id": "P1"}]
+        assert got["violations"][-1]["rule"] == "steroid-interval"
+        assert got["patients"] == 3
+        assert got["summary"]["block"] == want["summary"]["block"] + 1
+    else:
+        want_rows = list(csv.reader(io.StringIO(alone.stdout)))
+        got_rows = list(csv.reader(io.StringIO(mixed.stdout)))
+        assert got_rows[:-1] == want_rows
+        assert got_rows[-1][:2] == ["P1", "2026-01-10"]

@@ -2,13 +2,14 @@
 as it goes, so that millions of rows stream through in bounded memory.
 
 The caller chooses how a violation is written (``make_writer``: JSON, CSV or text, from
-:mod:`tpi_cli.render.stream`). Violations go to a spool (in memory up to 1 MiB, then an unnamed
-temporary file that the system removes when it is closed) and reach the caller's output only once
+:mod:`tpi_cli.render.stream`). Violations go, 64 K characters at a time, to a spool (in memory up to
+1 MiB, then an unnamed temporary file that the system removes when it is closed) and reach the caller's output only once
 the whole history has been read: bad input anywhere means exit 2 and nothing written.
 """
 
 from __future__ import annotations
 
+import io
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any
@@ -20,6 +21,7 @@ from tpi_cli.rules import Rules
 from tpi_cli.validate import Validator
 
 SPOOL_IN_MEMORY = 1024 * 1024
+BUFFERED = 64 * 1024  # characters of violations gathered in memory before each write to the spool
 
 Writer = Callable[[Violation], None]
 
@@ -43,6 +45,27 @@ class ValidationReport:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class Batched:
+    """Violations written by ``make_writer`` into memory, and moved to ``out`` about BUFFERED
+    characters at a time (one large write costs less than many small ones through a spool's or a
+    text file's layers). ``flush`` moves the rest."""
+
+    def __init__(self, out: IO[str], make_writer: Callable[[IO[str]], Writer]) -> None:
+        self._out = out
+        self._buffer = io.StringIO()
+        self._write = make_writer(self._buffer)
+
+    def write(self, violation: Violation) -> None:
+        self._write(violation)
+        if self._buffer.tell() > BUFFERED:
+            self.flush()
+
+    def flush(self) -> None:
+        self._out.write(self._buffer.getvalue())
+        self._buffer.seek(0)
+        self._buffer.truncate()
 
 
 def validate_history(rules: Rules, profiles: frozenset[str], path: str, patient: str | None,
@@ -72,13 +95,13 @@ def _validate_into(spool: IO[str], rules: Rules, validator: Validator, path: str
                    make_writer: Callable[[IO[str]], Writer]) -> ValidationCounts:
     counts = ValidationCounts()
     seen: set[str] = set()
-    write = make_writer(spool)
+    out = Batched(spool, make_writer)
 
     def restart() -> None:  # the reader starts over in another mode: so does the report
-        nonlocal counts, write
+        nonlocal counts, out
         spool.seek(0)
         spool.truncate()
-        write = make_writer(spool)
+        out = Batched(spool, make_writer)
         counts = ValidationCounts()
         seen.clear()
 
@@ -93,7 +116,8 @@ def _validate_into(spool: IO[str], rules: Rules, validator: Validator, path: str
         counts.injections += len(history.injections)
         for violation in validator.patient(history):
             counts.tally(violation)
-            write(violation)
+            out.write(violation)
+    out.flush()
     if patient is not None and counts.patients == 0 and others:
         raise no_patient(patient, path, seen)
     return counts

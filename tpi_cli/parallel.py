@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from tpi_cli.batch import ValidationReport
+from tpi_cli.batch import Batched, ValidationReport
 from tpi_cli.errors import TpiError
 from tpi_cli.history import (
     CONTIGUOUS,
@@ -165,13 +165,14 @@ def _work_range(index: int) -> ShardReport:
     def work(report: ShardReport) -> None:
         start, end = job["ranges"][index]
         out: IO[str] = job["outputs"][index]
-        write = job["make_writer"](out)
+        batched = Batched(out, job["make_writer"])
         validator: Validator = job["validator"]
         with open(job["path"], "rb") as handle:
             handle.seek(start)
             stream = io.BufferedReader(Prefixed(job["header"], handle, end - start), buffer_size=1 << 16)
             for history in _csv_patients(text_lines(stream), job["name"], job["rules"], SORTED):
-                _tally(report, history, validator.patient(history), write)
+                _tally(report, history, validator.patient(history), batched.write)
+        batched.flush()
         out.flush()
 
     return _guard(work)
