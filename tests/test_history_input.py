@@ -423,10 +423,16 @@ FULL_ERRORS = [
     ("dry with a drug", "P1,2026-03-05,trapezius,left,lidocaine,3 mL @ 1%,dry,,,\n", 3, "technique", ["dry"]),
     ("wet without a drug", "P1,2026-03-05,trapezius,left,,,wet,,,\n", 3, "technique",
      ["technique is wet but the injection has no drug (on any row of the same patient, date, site and side)"]),
-    ("dry with a drug on another row", "P1,2026-03-05,trapezius,left,,,dry,,,\n"
-     + "P1,2026-03-05,trapezius,left,lidocaine,3 mL @ 1%,,,,\n", 3, "technique",
-     ["technique is dry but the injection has a drug (on this row or another row of the same patient, date, site and "
-      "side)"]),
+    ("dry with a drug on a later row", "P1,2026-03-05,trapezius,left,,,dry,,,\n"
+     + "P1,2026-03-05,trapezius,left,lidocaine,3 mL @ 1%,,,,\n", 4, "drug",
+     ["a drug, but an earlier row of the same injection (one patient, date, site and side) gives technique dry"]),
+    ("dry with a drug on an earlier row", "P1,2026-03-05,trapezius,left,lidocaine,3 mL @ 1%,,,,\n"
+     + "P1,2026-03-06,trapezius,left,,,,,,\n"  # another injection between them: the dry row is line 5
+     + "P1,2026-03-05,trapezius,left,,,dry,,,\n", 5, "technique",
+     ["dry, but an earlier row of the same injection (one patient, date, site and side) gives a drug"]),
+    ("dry, then another drug row after a drug row", "P1,2026-03-05,trapezius,left,,,dry,,,\n"
+     + "P1,2026-03-05,trapezius,left,,,,,,\n"
+     + "P1,2026-03-05,trapezius,left,triamcinolone,20 mg,,,,\n", 5, "drug", ["gives technique dry"]),
     ("unknown technique", "P1,2026-03-05,trapezius,left,,,wat,,,\n", 3, "technique", ["wat"]),
     ("conflicting points", "P1,2026-03-05,trapezius,left,lidocaine,3 mL @ 1%,,2,,\n"
      + "P1,2026-03-05,trapezius,left,triamcinolone,20 mg,,3,,\n", 4, "points", ["line 3"]),
@@ -519,7 +525,19 @@ def test_stdin_closed_is_a_refusal(monkeypatch: pytest.MonkeyPatch, rules: Rules
     ("patient,date,site,side,drug,dose", "patient_id"),
     ("patient_id,date,site,side,drug,dose,Weight (kg)", "weight_kg"),
     ("patient_id,date,site,side,drug,dose,weight", "weight_kg"),
-    ("patient_id,date,site,side,drug,dose,trigger_points,Over-ride", "override"),
+    ("patient_id,date,site,side,drug,dose,Over-ride", "override"),
+    ("patient_id,date,site,side,drug,dose,trigger_points,Over-ride", "points"),
+    # other words for a patient's ID (every row would be one patient's), the weight, the points
+    ("MRN,date,site,side,drug,dose", "patient_id"),
+    ("pt_id,date,site,side,drug,dose", "patient_id"),
+    ("Patient No,date,site,side,drug,dose", "patient_id"),
+    ("subject_id,date,site,side,drug,dose", "patient_id"),
+    ("patient_id,date,site,side,drug,dose,wt_kg", "weight_kg"),
+    ("patient_id,date,site,side,drug,dose,Body Weight (lb)", "weight_kg"),
+    ("patient_id,date,site,side,drug,dose,Trigger Points", "points"),
+    ("patient_id,date,site,side,drug,dose,TPs", "points"),
+    ("patient_id,date,site,Laterality,drug,dose", "side"),
+    ("patient_id,date,site,side,drug,dose,Override reason", "override"),
     ("patient_id,date,site,Side_,drug,dose", "side"),
 ])
 def test_csv_column_spelt_otherwise_is_refused_not_ignored(tpi: Run, write: Write, spec_rules: str, header: str,
@@ -537,6 +555,82 @@ def test_a_lookalike_of_a_column_that_is_there_is_an_extra_column(write: Write, 
     path = write("h.csv", "patient_id,Patient Name,date,site,side,drug,dose,weight_kg,Weight (lb),patient\n"
                  "P1,Ann,2026-01-05,trapezius,left,triamcinolone,20 mg,70,154,x\n")
     assert summary(read(path, rules)) == [("P1", "2026-01-05", "trapezius", "left", {"triamcinolone": "20 mg"})]
+
+
+def test_other_columns_that_only_look_like_tpis_are_extra_columns(write: Write, rules: Rules) -> None:
+    # Words that hold "point", "side" or "patient" without naming tpi's columns are not refused.
+    path = write("h.csv", "Appointment,Inpatient,Outside,date,site,drug,dose\n"
+                 "A7,no,no,2026-01-05,left trapezius,triamcinolone,20 mg\n")
+    assert summary(read(path, rules)) == [(None, "2026-01-05", "trapezius", "left", {"triamcinolone": "20 mg"})]
+
+
+@pytest.mark.parametrize("header", ["patient_id,date,site,side,drug,dose,drug2,dose2",
+                                    "patient_id,date,site,side,drug,dose,Drug 2,Dose 2",
+                                    "patient_id,date,site,side,drug,dose,drugs"])
+def test_a_second_drug_column_is_refused_not_ignored(tpi: Run, write: Write, spec_rules: str, header: str) -> None:
+    # Ignored as an extra column, the second drug would be lost (lidocaine 300 mg unseen).
+    cells = ",".join(["lidocaine", "300 mg"][: header.count(",") - 5])
+    path = write("h.csv", header + "\nP1,2026-01-05,trapezius,left,triamcinolone,20 mg," + cells + "\n")
+    assert_bad_input(validate(tpi, path, spec_rules), path, 1, "drug", "is not one tpi reads",
+                     "give each drug its own row")
+
+
+def test_a_json_row_with_a_drugs_list_is_refused(tpi: Run, write: Write, spec_rules: str) -> None:
+    # The patient form's "drugs" in a row object: its triamcinolone would be lost.
+    path = write("h.json", '[{"patient_id": "P1", "date": "2026-01-05", "site": "left trapezius",\n'
+                           '  "drug": "lidocaine", "dose": "30 mg",\n'
+                           '  "drugs": [{"name": "triamcinolone", "dose": "40 mg"}]}]')
+    assert_bad_input(validate(tpi, path, spec_rules), path, 3, "drugs", "key 'drugs'", "give each drug its own row")
+
+
+@pytest.mark.parametrize("value", ["no", "No.", "NONE", "n/a", "N/A", "false", "0", "null", "not applicable", "-",
+                                   ".", "?", "\u200b", "-\u200b-"])
+def test_an_override_that_says_none_is_refused(tpi: Run, write: Write, spec_rules: str, value: str) -> None:
+    # Taken as a reason, it would mark the second injection's steroid-interval block overridden
+    # (exit 0 where it must be 1).
+    path = write("h.csv", FULL_HEADER + "P1,2026-01-05,trapezius,left,triamcinolone,20 mg,,,,\n"
+                 f"P1,2026-01-15,trapezius,left,triamcinolone,20 mg,,,,{value}\n")
+    assert_bad_input(validate(tpi, path, spec_rules), path, 3, "override", "leave it empty when no rule was overridden")
+
+
+def test_an_override_in_words_or_numbers_is_a_reason(tpi: Run, write: Write, spec_rules: str) -> None:
+    for reason in ("no relief after 2 weeks, discussed", "N/A per Dr. Smith's note 2", "flare", "ok: 3"):
+        path = write("h.csv", FULL_HEADER + "P1,2026-01-05,trapezius,left,triamcinolone,20 mg,,,,\n"
+                     f'P1,2026-01-15,trapezius,left,triamcinolone,20 mg,,,,"{reason}"\n')
+        result = validate(tpi, path, spec_rules)
+        assert result.exit_code == 0, result.stderr
+        assert [v["overridden"] for v in json.loads(result.stdout)["violations"]] == [reason]
+
+
+def test_a_json_override_that_says_none_is_refused(tpi: Run, write: Write, spec_rules: str) -> None:
+    path = write("h.json", '[{"patient_id": "P1", "date": "2026-01-05", "site": "left trapezius",\n'
+                           '  "drug": "triamcinolone", "dose": "20 mg",\n  "override": 0}]')
+    assert_bad_input(validate(tpi, path, spec_rules), path, 3, "override", "'0' reads as no override")
+
+
+@pytest.mark.parametrize("hidden", ["\u200b", "\ufeff", "\u00ad", "\u200d", "\u00a0", "\u202f"])
+@pytest.mark.parametrize("form", ["csv", "quoted", "json"])
+def test_a_patient_id_with_a_character_that_does_not_show_is_refused(tpi: Run, write: Write, spec_rules: str,
+                                                                      hidden: str, form: str) -> None:
+    # "P1" and "P1<zero-width space>" look the same: read as two patients, the 40 mg 12 days
+    # before would not count against the proposal.
+    if form == "json":
+        path = write("h.json", '[{"patient_id": "P1", "date": "2025-01-05", "site": "left trapezius",'
+                               ' "drug": "triamcinolone", "dose": "20 mg"},\n'
+                               f' {{"patient_id": "P{hidden}1", "date": "2026-01-20", "site": "left trapezius",'
+                               ' "drug": "triamcinolone", "dose": "40 mg"}]')
+    else:
+        quote = '"' if form == "quoted" else ""
+        path = write("h.csv", HEADER + "P1,2025-01-05,trapezius,left,triamcinolone,20 mg\n"
+                     f"{quote}P{hidden}1{quote},2026-01-20,trapezius,left,triamcinolone,40 mg\n")
+    assert_bad_input(validate(tpi, path, spec_rules), path, 2 if form == "json" else 3, "patient_id",
+                     f"U+{ord(hidden):04X}", "which does not show")
+
+
+def test_a_patient_id_padded_with_spaces_of_any_kind_is_the_same_patient(write: Write, rules: Rules) -> None:
+    path = write("h.csv", HEADER + "\u00a0P1 ,2025-01-05,trapezius,left,triamcinolone,20 mg\n"
+                 "P1\u00a0,2026-01-20,trapezius,left,triamcinolone,40 mg\n")
+    assert [history.patient_id for history in read(path, rules)] == ["P1"]
 
 
 def test_json_row_key_spelt_otherwise_is_refused_not_ignored(tpi: Run, write: Write, spec_rules: str) -> None:

@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import sys
+import unicodedata
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from functools import partial
 from operator import attrgetter, itemgetter
@@ -41,6 +42,9 @@ MAX_LINE = (1 << 20) + 2  # a CSV field may hold 1 MiB (the csv module's limit),
 MAX_JSON_BYTES = 256 << 20
 _UNSEEN: Any = object()
 _NO_TEXT = frozenset({"", "\n", "\r\n", "\r"})  # an empty last field, with its line end
+# Override values that say there is none (lower case, without a final full stop).
+_NOT_A_REASON = frozenset({"no", "none", "n", "n/a", "na", "n.a", "nil", "null", "false", "0", "off", "nan",
+                           "not applicable", "no override", "not overridden", "no reason"})
 csv.field_size_limit(1 << 20)
 
 
@@ -109,9 +113,39 @@ class RowParser:
                     from None
 
     def text(self, raw: str, line: int, field: str) -> str | None:
-        """A free-text field (patient_id, override): stripped, None when empty."""
+        """A free-text field: stripped, None when empty."""
         self._plain(raw, line, field)
         return raw.strip() or None
+
+    def patient(self, raw: str, line: int) -> str | None:
+        """A patient_id: stripped, None when empty. Refused: an invisible character (a zero-width
+        space, a byte order mark, a soft hyphen) or a space other than the ASCII one inside it, as
+        the same ID with and without it would read as two patients."""
+        text = self.text(raw, line, "patient_id")
+        if text is not None and not text.isascii():
+            for char in text:
+                kind = unicodedata.category(char)
+                if kind == "Cf" or (kind == "Zs" and char != " "):
+                    name = unicodedata.name(char, "a format character")
+                    raise self.error(line, "patient_id", f"contains U+{ord(char):04X} ({name}), which does not show: "
+                                                         "the same ID without it would be another patient (remove it)")
+        return text
+
+    def override(self, raw: str, line: int) -> str | None:
+        """An override reason: stripped, None when empty. Refused: a value that says there is no
+        override (``no``, ``none``, ``N/A``, ``0``, ...) or has no letter or digit (``-``, an
+        invisible character), which would otherwise mark the injection's violations overridden."""
+        text = self.text(raw, line, "override")
+        if text is not None:
+            shown = "".join(char for char in text if unicodedata.category(char) != "Cf").strip()
+            if not any(char.isalnum() for char in shown):
+                raise self.error(line, "override", f"{quote(text)} is not a reason (no letter or digit): leave it "
+                                                   "empty when no rule was overridden")
+            if shown.lower().rstrip(".") in _NOT_A_REASON:
+                raise self.error(line, "override", f"{quote(text)} reads as no override, not a reason: leave it "
+                                                   "empty when no rule was overridden (any text marks the "
+                                                   "injection's violations overridden, not blocking)")
+        return text
 
     def day(self, raw: str, line: int) -> int:
         day = self.dates.get(raw)
@@ -213,12 +247,12 @@ class RowParser:
 
     def parse(self, fields: list[str], line: int) -> Row:
         """A whole row (the JSON reader's way in; the CSV reader inlines the same steps)."""
-        patient_id = self.text(fields[PID], line, "patient_id")
+        patient_id = self.patient(fields[PID], line)
         day = self.day(fields[DATE], line)
         site, side, drug, amount, technique, points, _, _, _ = self.shape(
             fields[SITE], fields[SIDE], fields[DRUG], fields[DOSE], fields[TECHNIQUE], fields[POINTS], line=line)
         weight = self.weight(fields[WEIGHT], line)
-        override = self.text(fields[OVERRIDE], line, "override")
+        override = self.override(fields[OVERRIDE], line)
         return Row(patient_id, day, site, side, drug, amount, technique, points, weight, override, line)
 
 
@@ -243,6 +277,9 @@ def merge(injection: Injection, drug: Drug | None, amount: Amount | None, techni
     """Add one row to its injection: drugs summed per drug; points, weight_kg, override and
     technique given once or repeated, never contradicted. (The CSV reader inlines the common case.)"""
     if drug is not None and amount is not None:
+        if injection.technique == "dry":
+            raise TpiError("a drug, but an earlier row of the same injection (one patient, date, site and side) "
+                           "gives technique dry", file=file, line=line, field="drug")
         drugs = injection.drugs
         known = drugs.get(drug)
         if known is None or not known.value:
@@ -267,6 +304,9 @@ def merge(injection: Injection, drug: Drug | None, amount: Amount | None, techni
     if technique is not None and injection.technique != technique:
         if injection.technique is not None:
             raise _conflict(injection, "technique", line, file)
+        if technique == "dry" and injection.drugs:
+            raise TpiError("dry, but an earlier row of the same injection (one patient, date, site and "
+                           "side) gives a drug", file=file, line=line, field="technique")
         injection.technique = technique
 
 
@@ -664,7 +704,7 @@ def _csv_patients(lines: Iterator[str], file: str, rules: Rules, mode: str, shar
                 current = by_raw[pid_raw]  # grouped, rows in any order: a patient seen before
                 current_raw = pid_raw
             elif pid_raw != current_raw:
-                patient_id = parser.text(pid_raw, start, "patient_id")
+                patient_id = parser.patient(pid_raw, start)
                 if current is not None and (patient_id is None) != (current.patient_id is None):
                     raise _mixed_anonymous(patient_id, file, start)
                 if current is None or patient_id != current.patient_id:
@@ -695,8 +735,7 @@ def _csv_patients(lines: Iterator[str], file: str, rules: Rules, mode: str, shar
             weight = weights.get(weight_raw, _UNSEEN)
             if weight is _UNSEEN:
                 weight = parser.weight(weight_raw, start)
-            override = None if override_raw in _NO_TEXT else parser.text(override_raw.rstrip("\r\n"), start,
-                                                                          "override")
+            override = None if override_raw in _NO_TEXT else parser.override(override_raw.rstrip("\r\n"), start)
             assert current is not None  # the first row always sets it
             if current.skip:
                 continue
@@ -723,7 +762,8 @@ def _csv_patients(lines: Iterator[str], file: str, rules: Rules, mode: str, shar
                         current.techniques = True
                     continue
             assert injection is not None  # set by this row or an earlier one of the same injection
-            if technique is None and drug is not None and amount is not None and drug not in injection.drugs:
+            if technique is None and drug is not None and amount is not None and drug not in injection.drugs and \
+                    injection.technique is None:
                 injection.drugs[drug] = amount
                 if rank[category] > rank[injection.category]:
                     injection.category = category
@@ -851,7 +891,35 @@ def _squashed(name: str) -> str:
     return re.sub(r"[\W_]+", "", name.lower())
 
 
-_LOOKALIKES = {**{_squashed(column): column for column in COLUMNS}, "patient": "patient_id", "weight": "weight_kg"}
+_LOOKALIKES = {**{_squashed(column): column for column in COLUMNS}, "patient": "patient_id", "weight": "weight_kg",
+               "mrn": "patient_id", "pid": "patient_id", "ptid": "patient_id", "ptno": "patient_id",
+               "patid": "patient_id", "personid": "patient_id", "memberid": "patient_id", "clientid": "patient_id",
+               "wt": "weight_kg", "wtkg": "weight_kg", "kg": "weight_kg", "bodymass": "weight_kg",
+               "laterality": "side", "tp": "points", "tps": "points", "tpcount": "points", "npoints": "points",
+               "pointcount": "points"}
+# Names that hold a second drug of the row, or a list of drugs: tpi reads one drug a row.
+_MORE_DRUGS = re.compile(r"(drug|dose|dosage|medication|med|drugname)s?\d+|drugs|doses|medications")
+
+
+def _lookalike(squashed: str) -> str | None:
+    """The column a squashed name stands for: an exact name above, or one that names it in other
+    words (``Patient No``, ``subject_id``, ``weight_lb``, ``Trigger Points``, ``override reason``)."""
+    column = _LOOKALIKES.get(squashed)
+    if column is not None:
+        return column
+    if "weight" in squashed:
+        return "weight_kg"
+    if squashed.startswith(("patient", "subject")) or "mrn" in squashed:
+        return "patient_id"
+    if squashed.endswith("points") or squashed.startswith("triggerpoint"):
+        return "points"
+    if "override" in squashed:
+        return "override"
+    if "laterality" in squashed:
+        return "side"
+    if "technique" in squashed:
+        return "technique"
+    return None
 _WHAT_IS_LOST = {
     "patient_id": "every row would be read as one patient's",
     "weight_kg": "the patient's weight would be unknown; convert it first if it is not in kg",
@@ -867,13 +935,20 @@ def lookalike_column(names: Iterable[str], present: Container[str]) -> tuple[str
     otherwise (``Patient ID``, ``weight (kg)``, ``patient``), when that column is missing:
     ``(name as written, column)``. Ignored like any extra column, it would lose what it holds."""
     for name in names:
-        column = _LOOKALIKES.get(_squashed(name))
+        squashed = _squashed(name)
+        if _MORE_DRUGS.fullmatch(squashed) and "drug" in present:  # (else: the drug column is missing)
+            return name, ""
+        column = _lookalike(squashed)
         if column is not None and column not in present and name.strip().lower() != column:
             return name, column
     return None
 
 
 def lookalike_error(name: str, column: str, what: str = "column") -> str:
+    if not column:  # a second drug, or a list of drugs
+        return (f"{what} {quote(name.strip())} is not one tpi reads: give each drug its own row (drug, dose; rows of "
+                f"one patient, date, site and side are one injection); a {what} tpi does not know is ignored, and "
+                f"the drugs it holds would be lost")
     lost = _WHAT_IS_LOST.get(column, f"its {column} would go unread")
     return (f"{what} {quote(name.strip())} is not one tpi reads: did you mean {column!r}? Rename it "
             f"(a {what} tpi does not know is ignored, and {lost})")
@@ -890,7 +965,7 @@ def _columns(header: list[str], file: str, line: int = 1) -> list[int]:
             found[name] = index
     lookalike = lookalike_column(header, found)
     if lookalike is not None and found:  # a header (it names some column), not a patient's row
-        raise TpiError(lookalike_error(*lookalike), file=file, line=line, field=lookalike[1])
+        raise TpiError(lookalike_error(*lookalike), file=file, line=line, field=lookalike[1] or "drug")
     for required in REQUIRED_COLUMNS:
         if required not in found:
             # The header is not quoted back: when it is missing, the first line is a patient's row.

@@ -176,7 +176,7 @@ def _json_patient_only(item: dict[str, Any], path: tuple[int | str, ...], parser
                        ref: int) -> PatientOnly:
     fields = _json_fields(item, path, fail)
     try:
-        patient_id = parser.text(fields[0], ref, "patient_id")
+        patient_id = parser.patient(fields[0], ref)
         weight = parser.weight(fields[COLUMNS.index("weight_kg")], ref)
     except TpiError as exc:
         exc.line = fail(path, exc.field, "").line
