@@ -137,7 +137,8 @@ class RowParser:
         invisible character), which would otherwise mark the injection's violations overridden."""
         text = self.text(raw, line, "override")
         if text is not None:
-            shown = "".join(char for char in text if unicodedata.category(char) != "Cf").strip()
+            shown = text if text.isascii() else "".join(
+                char for char in text if unicodedata.category(char) != "Cf").strip()
             if not any(char.isalnum() for char in shown):
                 raise self.error(line, "override", f"{quote(text)} is not a reason (no letter or digit): leave it "
                                                    "empty when no rule was overridden")
