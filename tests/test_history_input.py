@@ -538,6 +538,14 @@ def test_stdin_closed_is_a_refusal(monkeypatch: pytest.MonkeyPatch, rules: Rules
     ("patient_id,date,site,side,drug,dose,TPs", "points"),
     ("patient_id,date,site,Laterality,drug,dose", "side"),
     ("patient_id,date,site,side,drug,dose,Override reason", "override"),
+    ("Medical Record Number,date,site,side,drug,dose", "patient_id"),
+    ("Chart Number,date,site,side,drug,dose", "patient_id"),
+    ("patient_id,date,site,side,drug,dose,Wt (lb)", "weight_kg"),
+    ("patient_id,date,site,side,drug,dose,Number of TPs", "points"),
+    ("patient_id,date,site,side,drug,dose,Points Injected", "points"),
+    ("patient_id,date,site,Side (L/R),drug,dose", "side"),
+    ("patient_id,date,site,L/R,drug,dose", "side"),
+    ("patient_id,date,site,side,drug,dose,Injection Technique", "technique"),
     ("patient_id,date,site,Side_,drug,dose", "side"),
 ])
 def test_csv_column_spelt_otherwise_is_refused_not_ignored(tpi: Run, write: Write, spec_rules: str, header: str,
@@ -557,15 +565,24 @@ def test_a_lookalike_of_a_column_that_is_there_is_an_extra_column(write: Write, 
     assert summary(read(path, rules)) == [("P1", "2026-01-05", "trapezius", "left", {"triamcinolone": "20 mg"})]
 
 
-def test_other_columns_that_only_look_like_tpis_are_extra_columns(write: Write, rules: Rules) -> None:
-    # Words that hold "point", "side" or "patient" without naming tpi's columns are not refused.
-    path = write("h.csv", "Appointment,Inpatient,Outside,date,site,drug,dose\n"
-                 "A7,no,no,2026-01-05,left trapezius,triamcinolone,20 mg\n")
+@pytest.mark.parametrize("column", ["Appointment", "Inpatient", "Outside", "Ideal Body Weight", "Weight Bearing",
+                                    "Tender Points", "Trigger Point Location", "Key Points", "Point", "Override By",
+                                    "Override Approved By", "Needle Technique", "Injection Technique Notes",
+                                    "Medications", "Patient DOB", "Patient Position", "Subjective", "Team RN", "PT",
+                                    "Lat"])
+def test_other_columns_that_only_look_like_tpis_are_extra_columns(write: Write, rules: Rules, column: str) -> None:
+    # A clinic's export holds columns like these, which name something else: ignored, as SPEC.md
+    # says of extra columns (a file without tpi's side, points, weight_kg, ... columns).
+    path = write("h.csv", f"{column},date,site,drug,dose\n"
+                 "A7,2026-01-05,left trapezius,triamcinolone,20 mg\n")
     assert summary(read(path, rules)) == [(None, "2026-01-05", "trapezius", "left", {"triamcinolone": "20 mg"})]
 
 
 @pytest.mark.parametrize("header", ["patient_id,date,site,side,drug,dose,drug2,dose2",
                                     "patient_id,date,site,side,drug,dose,Drug 2,Dose 2",
+                                    "patient_id,date,site,side,drug,dose,drug_2_name,drug2_dose",
+                                    "patient_id,date,site,side,drug,dose,2nd drug,Dose 2 (mg)",
+                                    "patient_id,date,site,side,drug,dose,second_drug,dose_2",
                                     "patient_id,date,site,side,drug,dose,drugs"])
 def test_a_second_drug_column_is_refused_not_ignored(tpi: Run, write: Write, spec_rules: str, header: str) -> None:
     # Ignored as an extra column, the second drug would be lost (lidocaine 300 mg unseen).
@@ -575,22 +592,43 @@ def test_a_second_drug_column_is_refused_not_ignored(tpi: Run, write: Write, spe
                      "give each drug its own row")
 
 
-def test_a_json_row_with_a_drugs_list_is_refused(tpi: Run, write: Write, spec_rules: str) -> None:
+@pytest.mark.parametrize("drug", ['"drug": "lidocaine", "dose": "30 mg"', '"technique": "dry"'])
+def test_a_json_row_with_a_drugs_list_is_refused(tpi: Run, write: Write, spec_rules: str, drug: str) -> None:
     # The patient form's "drugs" in a row object: its triamcinolone would be lost.
     path = write("h.json", '[{"patient_id": "P1", "date": "2026-01-05", "site": "left trapezius",\n'
-                           '  "drug": "lidocaine", "dose": "30 mg",\n'
+                           f'  {drug},\n'
                            '  "drugs": [{"name": "triamcinolone", "dose": "40 mg"}]}]')
     assert_bad_input(validate(tpi, path, spec_rules), path, 3, "drugs", "key 'drugs'", "give each drug its own row")
 
 
+@pytest.mark.parametrize(("text", "line"), [
+    # CSV: one row; and a row of the injection without a drug or technique before it
+    ("csv:" + FULL_HEADER + "P1,2026-01-05,trapezius,left,lidocaine,30 mg,dry,,,\n", 2),
+    ("csv:" + FULL_HEADER + "P1,2026-01-05,trapezius,left,,,,,,\nP1,2026-01-05,trapezius,left,lidocaine,30 mg,dry,,,\n",
+     3),
+    # JSON: a row object, and the patient form (the line of its "technique")
+    ('json:[{"patient_id": "P1", "date": "2026-01-05", "site": "left trapezius",\n "drug": "lidocaine",'
+     ' "dose": "30 mg",\n "technique": "dry"}]', 3),
+    ('json:{"patient_id": "P1", "injections": [{"date": "2026-01-05", "site": "left trapezius",\n'
+     ' "technique": "dry",\n "drugs": [{"name": "lidocaine", "dose": "30 mg"}]}]}', 2),
+])
+def test_dry_with_a_drug_on_the_same_row_says_so(tpi: Run, write: Write, spec_rules: str, text: str,
+                                                  line: int) -> None:
+    form, _, content = text.partition(":")
+    path = write(f"h.{form}", content)
+    assert_bad_input(validate(tpi, path, spec_rules), path, line, "technique", "dry, but the row has a drug")
+
+
 @pytest.mark.parametrize("value", ["no", "No.", "NONE", "n/a", "N/A", "false", "0", "null", "not applicable", "-",
-                                   ".", "?", "\u200b", "-\u200b-"])
+                                   ".", "?", "\u200b", "-\u200b-", "none\u200b", "#N/A", "(none)", "[none]", "(blank)",
+                                   "N / A", "None;", "no overrides", "0.0", "00", "Y", "yes", "x", "1", "TRUE",
+                                   "\u2713"])
 def test_an_override_that_says_none_is_refused(tpi: Run, write: Write, spec_rules: str, value: str) -> None:
     # Taken as a reason, it would mark the second injection's steroid-interval block overridden
-    # (exit 0 where it must be 1).
+    # (exit 0 where it must be 1); a yes/no flag ("Y", "1") gives no reason either.
     path = write("h.csv", FULL_HEADER + "P1,2026-01-05,trapezius,left,triamcinolone,20 mg,,,,\n"
                  f"P1,2026-01-15,trapezius,left,triamcinolone,20 mg,,,,{value}\n")
-    assert_bad_input(validate(tpi, path, spec_rules), path, 3, "override", "leave it empty when no rule was overridden")
+    assert_bad_input(validate(tpi, path, spec_rules), path, 3, "override", "not a reason")
 
 
 def test_an_override_in_words_or_numbers_is_a_reason(tpi: Run, write: Write, spec_rules: str) -> None:
@@ -608,7 +646,8 @@ def test_a_json_override_that_says_none_is_refused(tpi: Run, write: Write, spec_
     assert_bad_input(validate(tpi, path, spec_rules), path, 3, "override", "'0' reads as no override")
 
 
-@pytest.mark.parametrize("hidden", ["\u200b", "\ufeff", "\u00ad", "\u200d", "\u00a0", "\u202f"])
+@pytest.mark.parametrize("hidden", ["\u200b", "\ufeff", "\u00ad", "\u200d", "\u00a0", "\u202f", "\u034f", "\ufe0f",
+                                    "\u3164", "\uffa0", "\u2800", "\u2028"])
 @pytest.mark.parametrize("form", ["csv", "quoted", "json"])
 def test_a_patient_id_with_a_character_that_does_not_show_is_refused(tpi: Run, write: Write, spec_rules: str,
                                                                       hidden: str, form: str) -> None:
@@ -625,6 +664,24 @@ def test_a_patient_id_with_a_character_that_does_not_show_is_refused(tpi: Run, w
                      f"{quote}P{hidden}1{quote},2026-01-20,trapezius,left,triamcinolone,40 mg\n")
     assert_bad_input(validate(tpi, path, spec_rules), path, 2 if form == "json" else 3, "patient_id",
                      f"U+{ord(hidden):04X}", "which does not show")
+
+
+def test_a_patient_id_with_an_accent_written_apart_is_refused(tpi: Run, write: Write, spec_rules: str) -> None:
+    # "Jose" + a combining acute looks like "José": read as it is, it would be another patient.
+    path = write("h.csv", HEADER + "Jos\u00e9,2025-01-05,trapezius,left,triamcinolone,20 mg\n"
+                 "Jose\u0301,2026-01-20,trapezius,left,triamcinolone,40 mg\n")
+    assert_bad_input(validate(tpi, path, spec_rules), path, 3, "patient_id", "not Unicode NFC")
+    path = write("h.csv", HEADER + "Jos\u00e9,2025-01-05,trapezius,left,triamcinolone,20 mg\n"
+                 "Jos\u00e9,2025-01-20,trapezius,left,triamcinolone,40 mg\n")
+    result = validate(tpi, path, spec_rules)
+    assert result.exit_code == 1, result.stderr
+    assert {v["patient_id"] for v in json.loads(result.stdout)["violations"]} == {"Jos\u00e9"}
+
+
+def test_a_json_patient_without_injections_is_checked_like_any(tpi: Run, write: Write, spec_rules: str) -> None:
+    path = write("h.json", '[{"patient_id": "P1", "injections": []},\n {"patient_id": "P\u200b1",\n'
+                           '  "injections": []}]')
+    assert_bad_input(validate(tpi, path, spec_rules), path, 2, "patient_id", "U+200B")
 
 
 def test_a_patient_id_padded_with_spaces_of_any_kind_is_the_same_patient(write: Write, rules: Rules) -> None:

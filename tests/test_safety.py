@@ -237,7 +237,7 @@ def _formula_free(text: str) -> list[str]:
 def test_csv_output_neutralises_formula_cells(tpi: Callable[..., Result], tmp_path: Path, formula: str) -> None:
     history = tmp_path / "h.csv"
     rows = [{"patient_id": formula, "date": d, "site": "trapezius", "side": "left", "drug": "triamcinolone",
-             "dose": "80 mg", "override": formula if d.endswith("15") else ""}
+             "dose": "80 mg", "override": f"{formula} flare" if d.endswith("15") else ""}
             for d in ("2026-01-15", "2026-02-01")]
     history.write_text(csv_of(rows), encoding="utf-8")
     rules = tmp_path / "rules.yaml"

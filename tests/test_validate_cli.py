@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Callable
 
@@ -235,3 +236,27 @@ def test_a_long_report_is_whole_when_the_reader_starts_over(tpi: Run, write: Wri
         got_rows = list(csv.reader(io.StringIO(mixed.stdout)))
         assert got_rows[:-1] == want_rows
         assert got_rows[-1][:2] == ["P1", "2026-01-10"]
+
+
+def test_violations_reach_the_spool_in_pieces_not_all_at_the_end() -> None:
+    # The buffer is emptied into the spool every BUFFERED characters (so the spool, not the
+    # buffer, holds a long report, and rolls over to its temporary file), and once more at the end.
+    from datetime import date
+
+    from tpi_cli.batch import BUFFERED, Batched
+    from tpi_cli.render.stream import writer
+    from tpi_cli.results import Violation
+
+    spool = io.StringIO()
+    batched = Batched(spool, lambda buffer: writer("csv", buffer))
+    violation = Violation("P1", date(2026, 1, 5).toordinal(), "trapezius", "left", "steroid-interval", "block",
+                          "x" * 1000, None)
+    sizes = []
+    for _ in range(300):
+        batched.write(violation)
+        sizes.append(len(spool.getvalue()))
+    assert sizes[100] > 0
+    assert sizes[-1] > 3 * BUFFERED
+    assert all(later - earlier <= BUFFERED + 2000 for earlier, later in itertools.pairwise(sizes))
+    batched.flush()
+    assert spool.getvalue().count("steroid-interval") == 300

@@ -42,9 +42,15 @@ MAX_LINE = (1 << 20) + 2  # a CSV field may hold 1 MiB (the csv module's limit),
 MAX_JSON_BYTES = 256 << 20
 _UNSEEN: Any = object()
 _NO_TEXT = frozenset({"", "\n", "\r\n", "\r"})  # an empty last field, with its line end
-# Override values that say there is none (lower case, without a final full stop).
-_NOT_A_REASON = frozenset({"no", "none", "n", "n/a", "na", "n.a", "nil", "null", "false", "0", "off", "nan",
-                           "not applicable", "no override", "not overridden", "no reason"})
+# Override values that say there is none, or only that there is one (lower case, letters and
+# digits only: "N/A" is "na"); and any number of zeros.
+_NOT_A_REASON = frozenset({"no", "none", "n", "na", "nil", "null", "false", "off", "nan", "notapplicable",
+                           "nooverride", "nooverrides", "notoverridden", "noreason", "blank", "empty"})
+_A_FLAG = frozenset({"yes", "y", "x", "true", "on", "1"})
+# Characters that show as nothing though Unicode does not file them as format characters: the
+# combining grapheme joiner, Hangul fillers, the blank Braille pattern (and, by range, variation
+# selectors).
+_BLANK_LETTERS = frozenset("\u034f\u115f\u1160\u3164\uffa0\u2800\u180e")
 csv.field_size_limit(1 << 20)
 
 
@@ -125,10 +131,14 @@ class RowParser:
         if text is not None and not text.isascii():
             for char in text:
                 kind = unicodedata.category(char)
-                if kind == "Cf" or (kind == "Zs" and char != " "):
+                if kind in ("Cf", "Zl", "Zp") or (kind == "Zs" and char != " ") or char in _BLANK_LETTERS or \
+                        0xFE00 <= ord(char) <= 0xFE0F or 0xE0100 <= ord(char) <= 0xE01EF:
                     name = unicodedata.name(char, "a format character")
                     raise self.error(line, "patient_id", f"contains U+{ord(char):04X} ({name}), which does not show: "
                                                          "the same ID without it would be another patient (remove it)")
+            if not unicodedata.is_normalized("NFC", text):
+                raise self.error(line, "patient_id", "an accent written as a separate mark (not Unicode NFC): the same "
+                                                     "ID written with the accented letter would be another patient")
         return text
 
     def override(self, raw: str, line: int) -> str | None:
@@ -137,15 +147,17 @@ class RowParser:
         invisible character), which would otherwise mark the injection's violations overridden."""
         text = self.text(raw, line, "override")
         if text is not None:
-            shown = text if text.isascii() else "".join(
-                char for char in text if unicodedata.category(char) != "Cf").strip()
-            if not any(char.isalnum() for char in shown):
+            key = "".join(char for char in text.lower() if char.isalnum())  # "#N/A", "(none)", "N / A": "na", "none"
+            if not key:
                 raise self.error(line, "override", f"{quote(text)} is not a reason (no letter or digit): leave it "
                                                    "empty when no rule was overridden")
-            if shown.lower().rstrip(".") in _NOT_A_REASON:
+            if key in _NOT_A_REASON or not key.strip("0"):
                 raise self.error(line, "override", f"{quote(text)} reads as no override, not a reason: leave it "
                                                    "empty when no rule was overridden (any text marks the "
                                                    "injection's violations overridden, not blocking)")
+            if key in _A_FLAG:
+                raise self.error(line, "override", f"{quote(text)} is a yes/no flag, not a reason: give the reason "
+                                                   "the clinician recorded for going beyond the rule")
         return text
 
     def day(self, raw: str, line: int) -> int:
@@ -229,6 +241,8 @@ class RowParser:
         technique = technique_raw.strip().lower() or None
         if technique not in (None, "wet", "dry"):
             raise self.error(line, "technique", f"{quote(technique_raw.strip())} is not wet or dry")
+        if technique == "dry" and drug is not None:
+            raise self.error(line, "technique", "dry, but the row has a drug (dry needling has none)")
 
         points: int | None = None
         raw = points_raw.strip()
@@ -892,35 +906,37 @@ def _squashed(name: str) -> str:
     return re.sub(r"[\W_]+", "", name.lower())
 
 
-_LOOKALIKES = {**{_squashed(column): column for column in COLUMNS}, "patient": "patient_id", "weight": "weight_kg",
-               "mrn": "patient_id", "pid": "patient_id", "ptid": "patient_id", "ptno": "patient_id",
-               "patid": "patient_id", "personid": "patient_id", "memberid": "patient_id", "clientid": "patient_id",
-               "wt": "weight_kg", "wtkg": "weight_kg", "kg": "weight_kg", "bodymass": "weight_kg",
-               "laterality": "side", "tp": "points", "tps": "points", "tpcount": "points", "npoints": "points",
-               "pointcount": "points"}
-# Names that hold a second drug of the row, or a list of drugs: tpi reads one drug a row.
-_MORE_DRUGS = re.compile(r"(drug|dose|dosage|medication|med|drugname)s?\d+|drugs|doses|medications")
+def _named(column: str, *names: str) -> dict[str, str]:
+    return dict.fromkeys(names, column)
 
 
-def _lookalike(squashed: str) -> str | None:
-    """The column a squashed name stands for: an exact name above, or one that names it in other
-    words (``Patient No``, ``subject_id``, ``weight_lb``, ``Trigger Points``, ``override reason``)."""
-    column = _LOOKALIKES.get(squashed)
-    if column is not None:
-        return column
-    if "weight" in squashed:
-        return "weight_kg"
-    if squashed.startswith(("patient", "subject")) or "mrn" in squashed:
-        return "patient_id"
-    if squashed.endswith("points") or squashed.startswith("triggerpoint"):
-        return "points"
-    if "override" in squashed:
-        return "override"
-    if "laterality" in squashed:
-        return "side"
-    if "technique" in squashed:
-        return "technique"
-    return None
+# Other names of tpi's columns, squashed: when the column itself is missing, a column under one of
+# them is refused ("did you mean"), as ignored it would lose what it holds. Exact names only: a
+# clinic's file has columns such as "Ideal Body Weight", "Tender Points" or "Override By" that
+# hold something else.
+_LOOKALIKES = {
+    **{_squashed(column): column for column in COLUMNS},
+    **_named("patient_id", "patient", "patientno", "patientnumber", "patientnum", "patientidentifier", "patientcode",
+             "patientref", "ptid", "ptno", "ptnum", "patid", "pid", "mrn", "mrno", "mrnumber",
+             "medicalrecordnumber", "medicalrecordno", "medicalrecord", "recordnumber", "chartnumber", "chartno",
+             "chartid", "subject", "subjectid", "subjectno", "subjectnumber", "personid", "memberid", "memberno",
+             "clientid", "hospitalnumber", "hospitalno", "nhsnumber", "nhsno", "urno", "urnumber"),
+    **_named("weight_kg", "weight", "weightkgs", "weightinkg", "weightlb", "weightlbs", "weightinlb", "weightinlbs",
+             "bodyweight", "bodyweightkg", "bodyweightlb", "bodyweightlbs", "patientweight", "patientweightkg", "wt",
+             "wtkg", "wtlb", "wtlbs", "kg", "bodymass", "bodymasskg"),
+    **_named("points", "tp", "tps", "tpcount", "numtps", "numberoftps", "nooftps", "npoints", "numpoints",
+             "numberofpoints", "noofpoints", "pointcount", "pointsinjected", "injectedpoints", "triggerpoints",
+             "triggerpointcount", "triggerpointsinjected", "numtriggerpoints", "numberoftriggerpoints", "tpsinjected"),
+    **_named("side", "sides", "laterality", "bodyside", "injectionside", "sidelr", "lr", "leftright"),
+    **_named("override", "overrides", "overridereason", "reasonforoverride", "overridenote", "overridenotes",
+             "overridejustification", "overriddenreason"),
+    **_named("technique", "techniques", "injectiontechnique", "wetordry", "wetdry", "drywet"),
+}
+# Names that hold a second drug of the row, or a list of drugs (squashed): tpi reads one drug a row.
+_MORE_DRUGS = re.compile(r"(drug|dose|dosage|med|medication)s?\d+(name|dose|dosage|mg|amount)?"
+                         r"|\d+(st|nd|rd|th)?(drug|dose|dosage|med|medication)(name|dose|dosage|mg|amount)?"
+                         r"|(second|third|fourth|additional|another)(drug|dose|dosage|med|medication)"
+                         r"(name|dose|dosage|mg|amount)?|drugs|doses")
 _WHAT_IS_LOST = {
     "patient_id": "every row would be read as one patient's",
     "weight_kg": "the patient's weight would be unknown; convert it first if it is not in kg",
@@ -931,15 +947,17 @@ _WHAT_IS_LOST = {
 }
 
 
-def lookalike_column(names: Iterable[str], present: Container[str]) -> tuple[str, str] | None:
+def lookalike_column(names: Iterable[str], present: Container[str], more_drugs: bool = True
+                     ) -> tuple[str, str] | None:
     """A column (or JSON key) that tpi does not read but that names one of its columns spelled
-    otherwise (``Patient ID``, ``weight (kg)``, ``patient``), when that column is missing:
-    ``(name as written, column)``. Ignored like any extra column, it would lose what it holds."""
+    otherwise (``Patient ID``, ``weight (kg)``, ``MRN``), when that column is missing: ``(name as
+    written, column)``; or, with ``more_drugs``, a second drug's (``drug2``, ``drugs``): ``(name,
+    "")``. Ignored like any extra column, it would lose what it holds."""
     for name in names:
         squashed = _squashed(name)
-        if _MORE_DRUGS.fullmatch(squashed) and "drug" in present:  # (else: the drug column is missing)
+        if more_drugs and _MORE_DRUGS.fullmatch(squashed):
             return name, ""
-        column = _lookalike(squashed)
+        column = _LOOKALIKES.get(squashed)
         if column is not None and column not in present and name.strip().lower() != column:
             return name, column
     return None
@@ -964,7 +982,7 @@ def _columns(header: list[str], file: str, line: int = 1) -> list[int]:
             if name in found:
                 raise TpiError(f"column {name!r} appears twice in the header", file=file, line=line)
             found[name] = index
-    lookalike = lookalike_column(header, found)
+    lookalike = lookalike_column(header, found, more_drugs="drug" in found)  # (else: "missing column drug")
     if lookalike is not None and found:  # a header (it names some column), not a patient's row
         raise TpiError(lookalike_error(*lookalike), file=file, line=line, field=lookalike[1] or "drug")
     for required in REQUIRED_COLUMNS:
