@@ -41,6 +41,7 @@ MAX_FIELD = 1000
 MAX_LINE = (1 << 20) + 2  # a CSV field may hold 1 MiB (the csv module's limit), a line not much more
 MAX_JSON_BYTES = 256 << 20
 _UNSEEN: Any = object()
+_MAX_CACHED_OVERRIDES = 4096
 _NO_TEXT = frozenset({"", "\n", "\r\n", "\r"})  # an empty last field, with its line end
 # Override values that say there is none, or only that there is one (lower case, letters and
 # digits only: "N/A" is "na"); and any number of zeros.
@@ -102,6 +103,7 @@ class RowParser:
         self._sites: dict[str, tuple[Site, str | None]] = {}
         self._drugs: dict[str, Drug] = {}
         self._doses: dict[tuple[Drug, str], Amount] = {}
+        self._overrides: dict[str, str] = {}  # valid override texts as read (a reason often repeats)
 
     def error(self, line: int, field: str, message: str, suggestions: list[str] | None = None) -> TpiError:
         return TpiError(message, file=self.file, line=line, field=field, suggestions=suggestions or ())
@@ -145,6 +147,9 @@ class RowParser:
         """An override reason: stripped, None when empty. Refused: a value that says there is no
         override (``no``, ``none``, ``N/A``, ``0``, ...) or has no letter or digit (``-``, an
         invisible character), which would otherwise mark the injection's violations overridden."""
+        known = self._overrides.get(raw)
+        if known is not None:
+            return known
         text = self.text(raw, line, "override")
         if text is not None:
             key = "".join(char for char in text.lower() if char.isalnum())  # "#N/A", "(none)", "N / A": "na", "none"
@@ -158,6 +163,9 @@ class RowParser:
             if key in _A_FLAG:
                 raise self.error(line, "override", f"{quote(text)} is a yes/no flag, not a reason: give the reason "
                                                    "the clinician recorded for going beyond the rule")
+            if len(self._overrides) >= _MAX_CACHED_OVERRIDES:
+                self._overrides.clear()
+            self._overrides[raw] = text
         return text
 
     def day(self, raw: str, line: int) -> int:
