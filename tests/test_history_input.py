@@ -829,6 +829,16 @@ JSON_ERRORS = [
                                         '  {"date": "2026-01-16", "site": "L trap"}',
                                         '  {"date": "2026-01-15", "site": "L trap", "points": 3}'), 5, "points",
      ["differs from an earlier row of the same injection (line 3) (one patient"]),
+    ("conflicting points, pretty-printed: the earlier value's own line",
+     '[{"patient_id": "P1", "date": "2026-01-05", "site": "left trapezius",\n  "drug": "lidocaine", "dose": "30 mg",\n'
+     '  "points": 2},\n {"patient_id": "P1", "date": "2026-01-05", "site": "left trapezius",\n'
+     '  "drug": "triamcinolone", "dose": "20 mg",\n  "points": 3}]', 6, "points",
+     ["differs from an earlier row of the same injection (line 3)"]),
+    ("conflicting points in the patient form, the earlier drug on its own line",
+     '{"patient_id": "P1", "injections": [\n {"date": "2026-01-05", "site": "left trapezius",\n  "points": 2,\n'
+     '  "drugs": [{"name": "lidocaine", "dose": "30 mg"}]},\n {"date": "2026-01-05", "site": "left trapezius",\n'
+     '  "points": 3,\n  "drugs": [{"name": "triamcinolone", "dose": "20 mg"}]}]}', 6, "points",
+     ["differs from an earlier row of the same injection (line 3)"]),
     ("conflicting override in rows", '[{"date": "2026-01-15", "site": "L trap", "drug": "", "override": "a"},\n'
      '{"date": "2026-01-15", "site": "L trap", "drug": "", "override": "b"}]', 2, "override",
      ["differs from an earlier row of the same injection (line 1)"]),

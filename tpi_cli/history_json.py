@@ -43,7 +43,8 @@ class JsonRows:
         if exc.line is not None and exc.line < 0:
             exc.line = self.locate.line(self.paths[-exc.line - 1], exc.field)
         if EARLIER_LINE in exc.message:
-            earlier = "" if exc.earlier is None else f" (line {self.locate.line(self.paths[-exc.earlier - 1], None)})"
+            earlier = "" if exc.earlier is None else \
+                f" (line {self.locate.line(self.paths[-exc.earlier - 1], exc.field)})"
             exc.message = exc.message.replace(EARLIER_LINE, earlier)
         return exc
 
