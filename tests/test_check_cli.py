@@ -197,6 +197,11 @@ TWO_PATIENTS = HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\nP2
         (("--site", "left trapezius"), "--drug"),  # neither --drug nor --dry
         (("--site", "left trapezius", "--dry", "--drug", "triamcinolone=20mg"), "--dry"),
         (("--site", "left trapzius", "--dry"), "--site: unknown site 'left trapzius' (did you mean 'trapezius'?)"),
+        (("--site", "lefft trapezius", "--dry"),
+         "--site: unknown site 'lefft trapezius': 'lefft' is not a side word (did you mean 'left trapezius'?)"),
+        (("--site", "trapezius rigth", "--dry"), "(did you mean 'right trapezius'?)"),
+        (("--site", "l\u0435ft trapezius", "--dry"), "(did you mean 'left trapezius'?)"),  # a Cyrillic e
+        (("--site", "lower trap", "--dry"), "--site: unknown site 'lower trap'\n"),  # "lower" is no side word
         (("--site", "left right trapezius", "--dry"), "--site: site 'left right trapezius' names two sides"),
         (("--site", "trapezius", "--dry"), "side"),  # a lateral site needs a side
         (("--site", "left trapezius", "--side", "right", "--dry"), "contradicts"),

@@ -380,6 +380,8 @@ CSV_ERRORS = [
     # names
     ("unknown site", "P1,2026-03-05,trapezus,left,triamcinolone,20 mg\n", 3, "site",
      ["unknown site", "did you mean 'trapezius'"]),
+    ("misspelt side word in the site", "P1,2026-03-05,rigth trapezius,,triamcinolone,20 mg\n", 3, "site",
+     ["'rigth' is not a side word", "did you mean 'right trapezius'"]),
     ("unknown drug", "P1,2026-03-05,trapezius,left,triamcinolon,20 mg\n", 3, "drug",
      ["unknown drug", "did you mean 'triamcinolone'"]),
     ("misspelt alias", "P1,2026-03-05,trapezius,left,kenalgo,20 mg\n", 3, "drug", ["did you mean 'triamcinolone'"]),

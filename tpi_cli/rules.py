@@ -212,9 +212,26 @@ class Rules:
         if site is None:
             if not key:
                 raise TpiError(f"no site named in {quote(text.strip())}", field="site")
+            misspelt = self._misspelt_side(key) if side is None else None
+            if misspelt is not None:  # "lefft trapezius": the site is known, the side word is not
+                word, suggestion = misspelt
+                raise TpiError(f"unknown site {quote(text.strip())}: {quote(word)} is not a side word", field="site",
+                               suggestions=[suggestion])
             raise TpiError(f"unknown site {quote(text.strip())}", field="site",
                            suggestions=self._suggest(key, self.site_lookup, list(self.sites)))
         return site, side
+
+    def _misspelt_side(self, key: str) -> tuple[str, str] | None:
+        """A word of ``key`` close to a side word whose other words name a site: (the word, the
+        site text with that side), as "did you mean" gives it."""
+        words = key.split()
+        for index, word in enumerate(words):
+            site = self.site_lookup.get(" ".join(words[:index] + words[index + 1:])) if len(words) > 1 else None
+            if site is not None:
+                close = did_you_mean(word, (names.LEFT, names.RIGHT, names.BILATERAL))
+                if close:
+                    return word, f"{close[0]} {site.name}"
+        return None
 
     @staticmethod
     def _suggest(text: str, lookup: dict[str, Any], canonical: list[str]) -> list[str]:
