@@ -202,6 +202,10 @@ TWO_PATIENTS = HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\nP2
         (("--site", "trapezius rigth", "--dry"), "(did you mean 'right trapezius'?)"),
         (("--site", "l\u0435ft trapezius", "--dry"), "(did you mean 'left trapezius'?)"),  # a Cyrillic e
         (("--site", "lower trap", "--dry"), "--site: unknown site 'lower trap'\n"),  # "lower" is no side word
+        # More than one slip from a side word: never "bilateral trapezius" for "lateral trapezius"
+        (("--site", "lateral trapezius", "--dry"), "--site: unknown site 'lateral trapezius' (did you mean"),
+        (("--site", "tight trapezius", "--dry"), "--site: unknown site 'tight trapezius' (did you mean"),
+        (("--site", "rigth interspinous-lumbar", "--dry"), "(did you mean 'interspinous-lumbar'?)"),  # no sides
         (("--site", "left right trapezius", "--dry"), "--site: site 'left right trapezius' names two sides"),
         (("--site", "trapezius", "--dry"), "side"),  # a lateral site needs a side
         (("--site", "left trapezius", "--side", "right", "--dry"), "contradicts"),

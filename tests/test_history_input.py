@@ -548,6 +548,19 @@ def test_stdin_closed_is_a_refusal(monkeypatch: pytest.MonkeyPatch, rules: Rules
     ("patient_id,date,site,Side (L/R),drug,dose", "side"),
     ("patient_id,date,site,L/R,drug,dose", "side"),
     ("patient_id,date,site,side,drug,dose,Injection Technique", "technique"),
+    ("record_id,date,site,side,drug,dose", "patient_id"),  # REDCap's ID column
+    ("Patient MRN,date,site,side,drug,dose", "patient_id"),
+    ("ID,date,site,side,drug,dose", "patient_id"),
+    ("Pt #,date,site,side,drug,dose", "patient_id"),
+    ("Patient Name,date,site,side,drug,dose", "patient_id"),
+    ("Participant ID,date,site,side,drug,dose", "patient_id"),
+    ("patient_id,date,site,side,drug,dose,Pt Weight", "weight_kg"),
+    ("patient_id,date,site,side,drug,dose,Body Wt", "weight_kg"),
+    ("patient_id,date,site,side,drug,dose,Weight in kilograms", "weight_kg"),
+    ("patient_id,date,site,side,drug,dose,# of TPs", "points"),
+    ("patient_id,date,site,side,drug,dose,# of trigger points", "points"),
+    ("patient_id,date,site,Side (L/R/B),drug,dose", "side"),
+    ("patient_id,date,site,L/R/B,drug,dose", "side"),
     ("patient_id,date,site,Side_,drug,dose", "side"),
 ])
 def test_csv_column_spelt_otherwise_is_refused_not_ignored(tpi: Run, write: Write, spec_rules: str, header: str,
@@ -570,8 +583,7 @@ def test_a_lookalike_of_a_column_that_is_there_is_an_extra_column(write: Write, 
 @pytest.mark.parametrize("column", ["Appointment", "Inpatient", "Outside", "Ideal Body Weight", "Weight Bearing",
                                     "Tender Points", "Trigger Point Location", "Key Points", "Point", "Override By",
                                     "Override Approved By", "Needle Technique", "Injection Technique Notes",
-                                    "Medications", "Patient DOB", "Patient Position", "Subjective", "Team RN", "PT",
-                                    "Lat"])
+                                    "Patient DOB", "Patient Position", "Subjective", "Team RN", "Lat"])
 def test_other_columns_that_only_look_like_tpis_are_extra_columns(write: Write, rules: Rules, column: str) -> None:
     # A clinic's export holds columns like these, which name something else: ignored, as SPEC.md
     # says of extra columns (a file without tpi's side, points, weight_kg, ... columns).
@@ -585,7 +597,11 @@ def test_other_columns_that_only_look_like_tpis_are_extra_columns(write: Write, 
                                     "patient_id,date,site,side,drug,dose,drug_2_name,drug2_dose",
                                     "patient_id,date,site,side,drug,dose,2nd drug,Dose 2 (mg)",
                                     "patient_id,date,site,side,drug,dose,second_drug,dose_2",
-                                    "patient_id,date,site,side,drug,dose,drugs"])
+                                    "patient_id,date,site,side,drug,dose,drugs",
+                                    "patient_id,date,site,side,drug,dose,Medications",
+                                    "patient_id,date,site,side,drug,dose,Secondary Drug",
+                                    "patient_id,date,site,side,drug,dose,Steroid,Steroid Dose",
+                                    "patient_id,date,site,side,drug,dose,Anaesthetic"])
 def test_a_second_drug_column_is_refused_not_ignored(tpi: Run, write: Write, spec_rules: str, header: str) -> None:
     # Ignored as an extra column, the second drug would be lost (lidocaine 300 mg unseen).
     cells = ",".join(["lidocaine", "300 mg"][: header.count(",") - 5])
@@ -624,7 +640,8 @@ def test_dry_with_a_drug_on_the_same_row_says_so(tpi: Run, write: Write, spec_ru
 @pytest.mark.parametrize("value", ["no", "No.", "NONE", "n/a", "N/A", "false", "0", "null", "not applicable", "-",
                                    ".", "?", "\u200b", "-\u200b-", "none\u200b", "#N/A", "(none)", "[none]", "(blank)",
                                    "N / A", "None;", "no overrides", "0.0", "00", "Y", "yes", "x", "1", "TRUE",
-                                   "\u2713"])
+                                   "\u2713", "Not needed", "No override needed", "None required",
+                                   "N/A - not required", "OK", "unknown", "\uff2e\uff2f", "\uff10", "2", "override"])
 def test_an_override_that_says_none_is_refused(tpi: Run, write: Write, spec_rules: str, value: str) -> None:
     # Taken as a reason, it would mark the second injection's steroid-interval block overridden
     # (exit 0 where it must be 1); a yes/no flag ("Y", "1") gives no reason either.
@@ -665,14 +682,15 @@ def test_a_patient_id_with_a_character_that_does_not_show_is_refused(tpi: Run, w
         path = write("h.csv", HEADER + "P1,2025-01-05,trapezius,left,triamcinolone,20 mg\n"
                      f"{quote}P{hidden}1{quote},2026-01-20,trapezius,left,triamcinolone,40 mg\n")
     assert_bad_input(validate(tpi, path, spec_rules), path, 2 if form == "json" else 3, "patient_id",
-                     f"U+{ord(hidden):04X}", "which does not show")
+                     f"U+{ord(hidden):04X}", "which does not show on its own")
 
 
 def test_a_patient_id_with_an_accent_written_apart_is_refused(tpi: Run, write: Write, spec_rules: str) -> None:
     # "Jose" + a combining acute looks like "José": read as it is, it would be another patient.
     path = write("h.csv", HEADER + "Jos\u00e9,2025-01-05,trapezius,left,triamcinolone,20 mg\n"
                  "Jose\u0301,2026-01-20,trapezius,left,triamcinolone,40 mg\n")
-    assert_bad_input(validate(tpi, path, spec_rules), path, 3, "patient_id", "not Unicode NFC")
+    assert_bad_input(validate(tpi, path, spec_rules), path, 3, "patient_id", "not in Unicode normal form NFC",
+                     "save the IDs in NFC")
     path = write("h.csv", HEADER + "Jos\u00e9,2025-01-05,trapezius,left,triamcinolone,20 mg\n"
                  "Jos\u00e9,2025-01-20,trapezius,left,triamcinolone,40 mg\n")
     result = validate(tpi, path, spec_rules)
@@ -684,6 +702,25 @@ def test_a_json_patient_without_injections_is_checked_like_any(tpi: Run, write: 
     path = write("h.json", '[{"patient_id": "P1", "injections": []},\n {"patient_id": "P\u200b1",\n'
                            '  "injections": []}]')
     assert_bad_input(validate(tpi, path, spec_rules), path, 2, "patient_id", "U+200B")
+
+
+@pytest.mark.parametrize("hidden", ["\t", "\x7f", "\x1b", "\u0085"])
+def test_a_patient_id_with_a_control_character_inside_is_refused(tpi: Run, write: Write, spec_rules: str,
+                                                                  hidden: str) -> None:
+    path = write("h.csv", HEADER + "P1,2025-01-05,trapezius,left,triamcinolone,20 mg\n"
+                 f'"P{hidden}1",2026-01-20,trapezius,left,triamcinolone,40 mg\n')
+    assert_bad_input(validate(tpi, path, spec_rules), path, 3, "patient_id", f"U+{ord(hidden):04X}")
+
+
+def test_patient_ids_of_scripts_that_need_joiners_or_direction_marks_are_read(write: Write, rules: Rules) -> None:
+    # A Persian name needs its zero-width non-joiner; a right-to-left export wraps fields in
+    # direction marks, which are not part of the ID (stripped like spaces).
+    persian = "\u0645\u06cc\u200c\u0631\u0648\u062f"
+    path = write("h.csv", HEADER + f"{persian},2025-01-05,trapezius,left,triamcinolone,20 mg\n"
+                 "\u200fH1\u200f,2025-01-06,trapezius,left,triamcinolone,20 mg\n"
+                 "H1,2025-02-06,trapezius,left,triamcinolone,20 mg\n")
+    assert [history.patient_id for history in read(path, rules)] == [persian, "H1"]
+    assert [len(history.injections) for history in read(path, rules)] == [1, 2]
 
 
 def test_a_patient_id_padded_with_spaces_of_any_kind_is_the_same_patient(write: Write, rules: Rules) -> None:
@@ -830,20 +867,20 @@ JSON_ERRORS = [
     ("conflicting points", patient_json('  {"date": "2026-01-15", "site": "L trap", "points": 2}',
                                         '  {"date": "2026-01-16", "site": "L trap"}',
                                         '  {"date": "2026-01-15", "site": "L trap", "points": 3}'), 5, "points",
-     ["differs from an earlier row of the same injection (line 3) (one patient"]),
-    ("conflicting points, pretty-printed: the earlier value's own line",
+     ["differs from an earlier row of the same injection, which starts at line 3 (one patient"]),
+    ("conflicting points, pretty-printed: the line the earlier row starts on",
      '[{"patient_id": "P1", "date": "2026-01-05", "site": "left trapezius",\n  "drug": "lidocaine", "dose": "30 mg",\n'
      '  "points": 2},\n {"patient_id": "P1", "date": "2026-01-05", "site": "left trapezius",\n'
      '  "drug": "triamcinolone", "dose": "20 mg",\n  "points": 3}]', 6, "points",
-     ["differs from an earlier row of the same injection (line 3)"]),
-    ("conflicting points in the patient form, the earlier drug on its own line",
+     ["differs from an earlier row of the same injection, which starts at line 1"]),
+    ("conflicting points in the patient form: the line the earlier drug starts on",
      '{"patient_id": "P1", "injections": [\n {"date": "2026-01-05", "site": "left trapezius",\n  "points": 2,\n'
      '  "drugs": [{"name": "lidocaine", "dose": "30 mg"}]},\n {"date": "2026-01-05", "site": "left trapezius",\n'
      '  "points": 3,\n  "drugs": [{"name": "triamcinolone", "dose": "20 mg"}]}]}', 6, "points",
-     ["differs from an earlier row of the same injection (line 3)"]),
+     ["differs from an earlier row of the same injection, which starts at line 4"]),
     ("conflicting override in rows", '[{"date": "2026-01-15", "site": "L trap", "drug": "", "override": "a"},\n'
      '{"date": "2026-01-15", "site": "L trap", "drug": "", "override": "b"}]', 2, "override",
-     ["differs from an earlier row of the same injection (line 1)"]),
+     ["differs from an earlier row of the same injection, which starts at line 1"]),
     # Without a patient_id, two patient objects, or a patient object and rows, may be two people or one in two
     # parts; merged, they would count each other's injections (and the lower weight), so tpi asks which.
     ("two unnamed patients", '[{"weight_kg": 50, "injections": [' + GOOD_INJECTION.strip() + ']},\n'

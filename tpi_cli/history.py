@@ -45,13 +45,19 @@ _MAX_CACHED_OVERRIDES = 4096
 _NO_TEXT = frozenset({"", "\n", "\r\n", "\r"})  # an empty last field, with its line end
 # Override values that say there is none, or only that there is one (lower case, letters and
 # digits only: "N/A" is "na"); and any number of zeros.
-_NOT_A_REASON = frozenset({"no", "none", "n", "na", "nil", "null", "false", "off", "nan", "notapplicable",
-                           "nooverride", "nooverrides", "notoverridden", "noreason", "blank", "empty"})
-_A_FLAG = frozenset({"yes", "y", "x", "true", "on", "1"})
+_NOT_A_REASON = frozenset({"no", "not", "none", "n", "na", "nil", "null", "false", "off", "nan", "nat", "blank",
+                           "empty", "unknown", "undefined", "nothing", "never", "zero"})
+# Words that say nothing of their own beside those ("not needed", "no override", "none required").
+_FILLER_WORDS = frozenset({"needed", "required", "necessary", "applicable", "given", "indicated", "override",
+                           "overrides", "overridden", "reason", "reasons", "recorded", "any"})
+_A_FLAG = frozenset({"yes", "y", "x", "true", "on", "ok", "okay"})
+_WORD = re.compile(r"[^\W_]+")
 # Characters that show as nothing though Unicode does not file them as format characters: the
 # combining grapheme joiner, Hangul fillers, the blank Braille pattern (and, by range, variation
 # selectors).
 _BLANK_LETTERS = frozenset("\u034f\u115f\u1160\u3164\uffa0\u2800\u180e")
+# Direction marks, stripped from the ends of an ID like spaces.
+_BIDI_MARKS = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 csv.field_size_limit(1 << 20)
 
 
@@ -130,17 +136,30 @@ class RowParser:
         space, a byte order mark, a soft hyphen) or a space other than the ASCII one inside it, as
         the same ID with and without it would read as two patients."""
         text = self.text(raw, line, "patient_id")
-        if text is not None and not text.isascii():
-            for char in text:
-                kind = unicodedata.category(char)
-                if kind in ("Cf", "Zl", "Zp") or (kind == "Zs" and char != " ") or char in _BLANK_LETTERS or \
-                        0xFE00 <= ord(char) <= 0xFE0F or 0xE0100 <= ord(char) <= 0xE01EF:
-                    name = unicodedata.name(char, "a format character")
-                    raise self.error(line, "patient_id", f"contains U+{ord(char):04X} ({name}), which does not show: "
-                                                         "the same ID without it would be another patient (remove it)")
-            if not unicodedata.is_normalized("NFC", text):
-                raise self.error(line, "patient_id", "an accent written as a separate mark (not Unicode NFC): the same "
-                                                     "ID written with the accented letter would be another patient")
+        if text is None or (text.isascii() and text.isprintable()):
+            return text
+        text = text.strip(_BIDI_MARKS).strip() or None  # right-to-left exports wrap fields in direction marks
+        if text is None:
+            return None
+        for index, char in enumerate(text):
+            if char.isprintable() and char not in _BLANK_LETTERS and not 0xFE00 <= ord(char) <= 0xFE0F and \
+                    not 0xE0100 <= ord(char) <= 0xE01EF:
+                continue
+            if char in "\u200c\u200d" and 0 < index < len(text) - 1 and not text[index - 1].isascii() and \
+                    not text[index + 1].isascii() and text[index - 1].isprintable() and text[index + 1].isprintable():
+                continue  # a joiner inside a word of a script that needs it (Persian, Indic) or an emoji
+            name = unicodedata.name(char, "a control character")
+            raise self.error(line, "patient_id", f"contains U+{ord(char):04X} ({name}), which does not show on its "
+                                                 "own: the same ID without it would be another patient (remove it)")
+        if not unicodedata.is_normalized("NFC", text):
+            normal = unicodedata.normalize("NFC", text)
+            at = next((k for k, (a, b) in enumerate(zip(text, normal, strict=False)) if a != b),
+                      min(len(text), len(normal)))
+            shown = text[at] if at < len(text) else text[-1]
+            raise self.error(line, "patient_id", f"not in Unicode normal form NFC (from U+{ord(shown):04X} "
+                                                 f"{unicodedata.name(shown, '')!s} on): the same ID saved in NFC, as "
+                                                 "most programs save text, would be another patient (save the IDs in "
+                                                 "NFC)")
         return text
 
     def override(self, raw: str, line: int) -> str | None:
@@ -152,16 +171,19 @@ class RowParser:
             return known
         text = self.text(raw, line, "override")
         if text is not None:
-            key = "".join(char for char in text.lower() if char.isalnum())  # "#N/A", "(none)", "N / A": "na", "none"
-            if not key:
+            # Its words, compared without case or width ("ＮＯ" is "no"); "N/A" is "na", "#N/A" too.
+            folded = unicodedata.normalize("NFKC", text).lower().replace("n/a", "na").replace("n.a.", "na")
+            words = [word for word in _WORD.findall(folded) if word not in _FILLER_WORDS]
+            if not _WORD.search(folded):
                 raise self.error(line, "override", f"{quote(text)} is not a reason (no letter or digit): leave it "
                                                    "empty when no rule was overridden")
-            if key in _NOT_A_REASON or not key.strip("0"):
+            if words and (all(word in _NOT_A_REASON or not word.strip("0") for word in words)  # "none required"
+                          or "".join(words) in _NOT_A_REASON):  # "N / A"
                 raise self.error(line, "override", f"{quote(text)} reads as no override, not a reason: leave it "
                                                    "empty when no rule was overridden (any text marks the "
                                                    "injection's violations overridden, not blocking)")
-            if key in _A_FLAG:
-                raise self.error(line, "override", f"{quote(text)} is a yes/no flag, not a reason: give the reason "
+            if not words or (len(words) == 1 and (words[0] in _A_FLAG or words[0].isdigit())):  # "Y", "2", "override"
+                raise self.error(line, "override", f"{quote(text)} is a flag or a code, not a reason: give the reason "
                                                    "the clinician recorded for going beyond the rule")
             if len(self._overrides) >= _MAX_CACHED_OVERRIDES:
                 self._overrides.clear()
@@ -250,7 +272,8 @@ class RowParser:
         if technique not in (None, "wet", "dry"):
             raise self.error(line, "technique", f"{quote(technique_raw.strip())} is not wet or dry")
         if technique == "dry" and drug is not None:
-            raise self.error(line, "technique", "dry, but the row has a drug (dry needling has none)")
+            raise self.error(line, "technique", "dry, but the row has a drug (dry needling has none): remove the drug "
+                                                "or the technique")
 
         points: int | None = None
         raw = points_raw.strip()
@@ -334,7 +357,7 @@ def merge(injection: Injection, drug: Drug | None, amount: Amount | None, techni
 
 
 def _conflict(injection: Injection, field: str, line: int, file: str) -> TpiError:
-    first = f" (line {injection.line})" if injection.line > 0 else EARLIER_LINE
+    first = f", which starts at line {injection.line}" if injection.line > 0 else EARLIER_LINE
     error = TpiError(f"differs from an earlier row of the same injection{first} (one patient, date, site and side): "
                      "rows must repeat it or leave it empty", file=file, line=line, field=field)
     if injection.line < 0:
@@ -519,6 +542,8 @@ def gather_lines(lines: list[str], start: int, shard: int, shards: int) -> list[
             continue  # a blank line, or a row of empty fields (the reader skips it)
         prefix = line[:cut + 1]
         key = prefix[:cut].strip()
+        if not key.isascii():  # as RowParser.patient reads it
+            key = key.strip(_BIDI_MARKS).strip()
         found = mine.get(key)
         if found is not None:
             group = found
@@ -928,14 +953,19 @@ _LOOKALIKES = {
              "patientref", "ptid", "ptno", "ptnum", "patid", "pid", "mrn", "mrno", "mrnumber",
              "medicalrecordnumber", "medicalrecordno", "medicalrecord", "recordnumber", "chartnumber", "chartno",
              "chartid", "subject", "subjectid", "subjectno", "subjectnumber", "personid", "memberid", "memberno",
-             "clientid", "hospitalnumber", "hospitalno", "nhsnumber", "nhsno", "urno", "urnumber"),
+             "clientid", "hospitalnumber", "hospitalno", "nhsnumber", "nhsno", "urno", "urnumber", "id", "recordid",
+             "record", "patientmrn", "pt", "ptnumber", "chart", "patientname", "name", "participant",
+             "participantid", "studyid", "caseid"),
     **_named("weight_kg", "weight", "weightkgs", "weightinkg", "weightlb", "weightlbs", "weightinlb", "weightinlbs",
              "bodyweight", "bodyweightkg", "bodyweightlb", "bodyweightlbs", "patientweight", "patientweightkg", "wt",
-             "wtkg", "wtlb", "wtlbs", "kg", "bodymass", "bodymasskg"),
+             "wtkg", "wtlb", "wtlbs", "kg", "bodymass", "bodymasskg", "ptweight", "ptwt", "patientwt", "bodywt",
+             "weightinkilograms", "weightkilograms", "weightinpounds", "weightpounds"),
     **_named("points", "tp", "tps", "tpcount", "numtps", "numberoftps", "nooftps", "npoints", "numpoints",
              "numberofpoints", "noofpoints", "pointcount", "pointsinjected", "injectedpoints", "triggerpoints",
-             "triggerpointcount", "triggerpointsinjected", "numtriggerpoints", "numberoftriggerpoints", "tpsinjected"),
-    **_named("side", "sides", "laterality", "bodyside", "injectionside", "sidelr", "lr", "leftright"),
+             "triggerpointcount", "triggerpointsinjected", "numtriggerpoints", "numberoftriggerpoints", "tpsinjected",
+             "oftps", "oftriggerpoints", "ofpoints", "notps", "ntps"),
+    **_named("side", "sides", "laterality", "bodyside", "injectionside", "sidelr", "lr", "leftright", "sidelrb", "lrb",
+             "lateralitylr", "lateralitylrb"),
     **_named("override", "overrides", "overridereason", "reasonforoverride", "overridenote", "overridenotes",
              "overridejustification", "overriddenreason"),
     **_named("technique", "techniques", "injectiontechnique", "wetordry", "wetdry", "drywet"),
@@ -943,8 +973,10 @@ _LOOKALIKES = {
 # Names that hold a second drug of the row, or a list of drugs (squashed): tpi reads one drug a row.
 _MORE_DRUGS = re.compile(r"(drug|dose|dosage|med|medication)s?\d+(name|dose|dosage|mg|amount)?"
                          r"|\d+(st|nd|rd|th)?(drug|dose|dosage|med|medication)(name|dose|dosage|mg|amount)?"
-                         r"|(second|third|fourth|additional|another)(drug|dose|dosage|med|medication)"
-                         r"(name|dose|dosage|mg|amount)?|drugs|doses")
+                         r"|(second|secondary|third|fourth|additional|another|other)(drug|dose|dosage|med|medication)s?"
+                         r"(name|dose|dosage|mg|amount)?|drugs|doses|meds?|medications?"
+                         r"|(cortico)?steroids?(name|drug|dose|dosage|mg|amount)?"
+                         r"|ana?esthetics?(name|drug|dose|dosage|mg|amount)?")
 _WHAT_IS_LOST = {
     "patient_id": "every row would be read as one patient's",
     "weight_kg": "the patient's weight would be unknown; convert it first if it is not in kg",

@@ -44,7 +44,7 @@ class JsonRows:
             exc.line = self.locate.line(self.paths[-exc.line - 1], exc.field)
         if EARLIER_LINE in exc.message:
             earlier = "" if exc.earlier is None else \
-                f" (line {self.locate.line(self.paths[-exc.earlier - 1], exc.field)})"
+                f", which starts at line {self.locate.line(self.paths[-exc.earlier - 1], None)}"
             exc.message = exc.message.replace(EARLIER_LINE, earlier)
         return exc
 
@@ -118,10 +118,11 @@ def _row_keys(item: dict[str, Any], path: tuple[int | str, ...], fail: Fail) -> 
             raise fail(path, name, "given twice (keys are matched like CSV column names: case and spaces ignored)")
         else:
             fields[name] = value
-    lookalike = lookalike_column(unknown, fields)
+    dry = str(fields.get("technique") or "").strip().lower() == "dry"
+    lookalike = lookalike_column(unknown, fields, more_drugs="drug" in fields or dry)  # else: "drug: missing"
     if lookalike is not None:
         raise fail(path, lookalike[0], lookalike_error(*lookalike, what="key"))
-    if "drug" not in fields and unknown and str(fields.get("technique") or "").strip().lower() != "dry":
+    if "drug" not in fields and unknown and not dry:
         names = ", ".join(quote(key) for key in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
         raise fail(path, "drug", f"missing, and the row has keys tpi does not know ({names}): a drug under another "
                                  'name would read as dry needling (give "drug": "" for none)')

@@ -222,16 +222,19 @@ class Rules:
         return site, side
 
     def _misspelt_side(self, key: str) -> tuple[str, str] | None:
-        """A word of ``key`` close to a side word whose other words name a site: (the word, the
-        site text with that side), as "did you mean" gives it."""
+        """A word of ``key`` one slip from a side word (a letter added, dropped, changed, or two
+        swapped; the first letter right) whose other words name a site: (the word, what to write
+        instead: the site with that side, or the site alone if it has no sides). Words such as
+        ``lateral``, ``light`` or ``tight`` are more than one slip away."""
         words = key.split()
         for index, word in enumerate(words):
             site = self.site_lookup.get(" ".join(words[:index] + words[index + 1:])) if len(words) > 1 else None
             if site is not None:
-                close = did_you_mean(word, (names.LEFT, names.RIGHT, names.BILATERAL))
-                if close:
-                    return word, f"{close[0]} {site.name}"
+                for side in (names.LEFT, names.RIGHT, names.BILATERAL):
+                    if word[:1] == side[:1] and _one_slip(word, side):
+                        return word, f"{side} {site.name}" if site.lateral else site.name
         return None
+
 
     @staticmethod
     def _suggest(text: str, lookup: dict[str, Any], canonical: list[str]) -> list[str]:
@@ -253,6 +256,21 @@ class Rules:
                 known = ", ".join(sorted(self.profiles)) or "none"
                 raise TpiError(f"unknown profile {quote(profile)} (this rules file has: {known})", field="--profile",
                                suggestions=did_you_mean(profile, self.profiles))
+
+
+def _one_slip(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ by one letter added, dropped or changed, or two neighbours swapped."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [k for k in range(len(a)) if a[k] != b[k]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                  and a[diff[1]] == b[diff[0]])
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    k = 0
+    while k < len(short) and short[k] == long[k]:
+        k += 1
+    return short[k:] == long[k + 1:]
 
 
 if __name__ == "__main__":  # as before the loader moved: `python -m tpi_cli.rules` rewrites the snapshot too
