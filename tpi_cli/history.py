@@ -132,9 +132,11 @@ class RowParser:
         return raw.strip() or None
 
     def patient(self, raw: str, line: int) -> str | None:
-        """A patient_id: stripped, None when empty. Refused: an invisible character (a zero-width
-        space, a byte order mark, a soft hyphen) or a space other than the ASCII one inside it, as
-        the same ID with and without it would read as two patients."""
+        """A patient_id: stripped (of spaces and direction marks), None when empty. Refused: a
+        character that does not show on its own (a control or format character, a space other than
+        the ASCII one, a variation selector, a blank letter; a joiner between two non-ASCII letters
+        is kept) and text not in Unicode NFC, as the same ID with and without it would read as two
+        patients."""
         text = self.text(raw, line, "patient_id")
         if text is None or (text.isascii() and text.isprintable()):
             return text
@@ -398,12 +400,8 @@ class _PatientRows:
 
     def finish(self, file: str) -> PatientHistory:
         injections = list(self.by_key.values())
-        if self.techniques:
+        if self.techniques:  # (dry with a drug is refused as the rows come: RowParser._shape, merge)
             for injection in injections:
-                if injection.technique == "dry" and injection.drugs:
-                    raise TpiError("technique is dry but the injection has a drug (on this row or another row of "
-                                   "the same patient, date, site and side)", file=file, line=injection.line,
-                                   field="technique")
                 if injection.technique == "wet" and not injection.drugs:
                     raise TpiError("technique is wet but the injection has no drug (on any row of the same "
                                    "patient, date, site and side)", file=file, line=injection.line,

@@ -235,7 +235,6 @@ class Rules:
                         return word, f"{side} {site.name}" if site.lateral else site.name
         return None
 
-
     @staticmethod
     def _suggest(text: str, lookup: dict[str, Any], canonical: list[str]) -> list[str]:
         key = names.normalize(text)
