@@ -19,6 +19,7 @@ COMPILED = [
     "tpi_cli/dates.py",
     "tpi_cli/engine.py",
     "tpi_cli/history.py",
+    "tpi_cli/history_rows.py",
     "tpi_cli/model.py",
     "tpi_cli/quantity.py",
     "tpi_cli/results.py",

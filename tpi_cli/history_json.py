@@ -3,7 +3,7 @@ or a list of those (SPEC.md "History input").
 
 The document is read whole (tpi refuses one over 256 MiB), with exact numbers (``Decimal``), no
 duplicate keys, no ``NaN``/``Infinity`` and no huge integers. Each row becomes the texts of a CSV
-row and is parsed by the CSV reader's :class:`~tpi_cli.history.RowParser`, so both formats accept
+row and is parsed by the CSV reader's :class:`~tpi_cli.history_rows.RowParser`, so both formats accept
 and refuse the same values. Errors name the line of the field at fault (found by re-parsing the
 text only when an error needs it: :mod:`tpi_cli.jsonpos`).
 """
@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from tpi_cli.errors import EARLIER_LINE, TpiError, quote
-from tpi_cli.history import COLUMNS, PatientOnly, Row, RowParser, lookalike_column, lookalike_error
+from tpi_cli.history import PatientOnly
+from tpi_cli.history_rows import COLUMNS, Row, RowParser, lookalike_column, lookalike_error
 from tpi_cli.jsonpos import Locator
 from tpi_cli.rules import Rules
 

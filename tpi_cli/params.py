@@ -74,7 +74,7 @@ class Weight(click.ParamType):  # type: ignore[type-arg]
     name = "KG"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Ratio:
-        from tpi_cli.history import parse_weight
+        from tpi_cli.history_rows import parse_weight
 
         try:
             return parse_weight(str(value), ValueError)
