@@ -461,6 +461,29 @@ def test_an_unknown_patient_names_the_file_and_a_close_id(tpi: Run, spec_rules: 
         assert "P001" in result.stderr, command  # did you mean, whatever the case typed
 
 
+def test_an_unknown_patient_far_from_every_id_lists_a_small_historys_patients(tpi: Run, spec_rules: str,
+                                                                               write: Write) -> None:
+    # No ID is close to P9 (no "did you mean"): a history of up to 5 patients names them all; a larger
+    # one names none (a clinic's export may hold thousands).
+    few = write("few.csv", HEADER + "".join(f"P{k},2026-01-01,trapezius,left,triamcinolone,40 mg,,,\n"
+                                            for k in (2, 1, 2)))
+    many = write("many.csv", HEADER + "".join(f"{name},2026-01-01,trapezius,left,triamcinolone,40 mg,,,\n"
+                                              for name in ("A1", "B2", "C3", "D4", "E5", "F6")))
+    for command in (["totals", "--on", "2026-03-10"], ["validate"], ["next", "--on", "2026-03-10"],
+                    ["check", "--on", "2026-03-10", "--site", "left trapezius", "--dry"]):
+        result = tpi(command[0], few, *command[1:], "--rules", spec_rules, "--patient", "P9")
+        assert result.exit_code == 2, command
+        assert result.stdout == ""
+        assert result.stderr == (f"tpi: error: {few}: --patient: no patient 'P9' in the history "
+                                 "(its patients: 'P1', 'P2')\n"), command
+        result = tpi(command[0], many, *command[1:], "--rules", spec_rules, "--patient", "P9")
+        assert result.exit_code == 2, command
+        assert result.stderr == f"tpi: error: {many}: --patient: no patient 'P9' in the history\n", command
+    one = write("one.csv", HEADER + "P001,2026-01-01,trapezius,left,triamcinolone,40 mg,,,\n")
+    result = tpi("validate", one, "--rules", spec_rules, "--patient", "Q")
+    assert result.stderr == f"tpi: error: {one}: --patient: no patient 'Q' in the history (its patient: 'P001')\n"
+
+
 def test_a_patient_asked_of_a_history_that_names_none_is_told_so(tpi: Run, spec_rules: str, write: Write) -> None:
     path = write("h.csv", "date,site,side,drug,dose\n2026-01-01,trapezius,left,triamcinolone,40 mg\n")
     for command in (["totals", "--on", "2026-03-10"], ["validate"], ["next", "--on", "2026-03-10"],

@@ -50,8 +50,16 @@ def no_patient(patient: str, path: str, seen: Iterable[str | None]) -> TpiError:
     if not named:
         return TpiError(f"no patient {quote(patient)} in the history: its rows name no patient (no patient_id), so "
                         "it is one unnamed patient: leave out --patient", file=input_name(path), field="--patient")
-    return TpiError(f"no patient {quote(patient)} in the history", file=input_name(path), field="--patient",
-                    suggestions=did_you_mean(patient, named))
+    suggestions = did_you_mean(patient, named)
+    distinct = sorted(set(named))
+    listed = ""
+    if not suggestions and len(distinct) <= LISTED_PATIENTS:  # a desk history: name its few patients
+        listed = f" (its patient{'s' if len(distinct) > 1 else ''}: {', '.join(map(quote, distinct))})"
+    return TpiError(f"no patient {quote(patient)} in the history{listed}", file=input_name(path), field="--patient",
+                    suggestions=suggestions)
+
+
+LISTED_PATIENTS = 5  # an unknown --patient lists a history's patients when it has no more than this
 
 
 EARLIER_LINE = "\x00earlier"  # where a JSON history's error names an earlier row's line, once it is known
