@@ -196,7 +196,7 @@ TWO_PATIENTS = HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\nP2
     [
         (("--site", "left trapezius"), "--drug"),  # neither --drug nor --dry
         (("--site", "left trapezius", "--dry", "--drug", "triamcinolone=20mg"), "--dry"),
-        (("--site", "left trapzius", "--dry"), "--site: unknown site 'left trapzius' (did you mean 'trapezius'?)"),
+        (("--site", "left trapzius", "--dry"), "--site: unknown site 'left trapzius' (did you mean 'left trapezius'?)"),
         (("--site", "lefft trapezius", "--dry"),
          "--site: unknown site 'lefft trapezius': 'lefft' is not a side word (did you mean 'left trapezius'?)"),
         (("--site", "trapezius rigth", "--dry"), "(did you mean 'right trapezius'?)"),

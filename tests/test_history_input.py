@@ -845,7 +845,7 @@ JSON_ERRORS = [
         GOOD_INJECTION, '  {"date": "2026-03-05", "site": "L trap", "drugs": [{"name": "kenalgo", "dose": "20 mg"}]}'),
      4, "drug", ["did you mean 'triamcinolone'"]),
     ("unknown site", patient_json(GOOD_INJECTION, '  {"date": "2026-03-05", "site": "L trapezus"}'), 4, "site",
-     ["did you mean 'trapezius'"]),
+     ["did you mean 'left trapezius'"]),
     ("ambiguous date", patient_json(GOOD_INJECTION, '  {"date": "03/04/2026", "site": "L trap"}'), 4, "date", []),
     ("impossible date", patient_json(GOOD_INJECTION, '  {"date": "2026-02-30", "site": "L trap"}'), 4, "date", []),
     ("missing date", patient_json(GOOD_INJECTION, '  {"site": "L trap"}'), 4, "date", []),

@@ -111,7 +111,10 @@ def test_unknown_site_and_drug_suggest_a_name(rules: Rules) -> None:
     with pytest.raises(TpiError) as site_error:
         rules.find_site("left trapezus")
     assert site_error.value.field == "site"
-    assert "trapezius" in site_error.value.suggestions
+    assert site_error.value.suggestions == ["left trapezius"]  # the side the text gives, kept
+    with pytest.raises(TpiError) as site_error:
+        rules.find_site("trapezus")
+    assert site_error.value.suggestions == ["trapezius"]
     with pytest.raises(TpiError) as drug_error:
         rules.find_drug("triamcinolon")
     assert drug_error.value.field == "drug"
@@ -149,7 +152,10 @@ def test_check_site_with_side_word(tpi: Callable[..., Result], write: Callable[[
     (["--site", "left trapezius", "--side", "right"], "contradicts"),
     (["--site", "left interspinous-lumbar"], "no sides"),           # README 9
     (["--site", "interspinous-lumbar", "--side", "left"], "no sides"),
-    (["--site", "left trapezus"], "did you mean 'trapezius'"),
+    (["--site", "left trapezus"], "did you mean 'left trapezius'"),  # the suggestion keeps the side
+    (["--site", "trapezus (R)"], "did you mean 'right trapezius'"),
+    (["--site", "trapezus", "--side", "right"], "did you mean 'trapezius'?"),
+    (["--site", "L interspinous-lumbr"], "did you mean 'interspinous-lumbar'"),  # no sides: the bare site
     (["--site", "left"], "site"),
 ])
 def test_check_refuses_bad_site_text(tpi: Callable[..., Result], write: Callable[[str, str], str], spec_rules: str,

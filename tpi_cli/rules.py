@@ -217,8 +217,10 @@ class Rules:
                 word, suggestion = misspelt
                 raise TpiError(f"unknown site {quote(text.strip())}: {quote(word)} is not a side word", field="site",
                                suggestions=[suggestion])
-            raise TpiError(f"unknown site {quote(text.strip())}", field="site",
-                           suggestions=self._suggest(key, self.site_lookup, list(self.sites)))
+            suggestions = self._suggest(key, self.site_lookup, list(self.sites))
+            if side is not None:  # "left trapezus": keep the side the text gives, so that the suggestion reads as is
+                suggestions = [f"{side} {name}" if self.sites[name].lateral else name for name in suggestions]
+            raise TpiError(f"unknown site {quote(text.strip())}", field="site", suggestions=suggestions)
         return site, side
 
     def _misspelt_side(self, key: str) -> tuple[str, str] | None:
