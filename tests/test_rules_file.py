@@ -442,6 +442,40 @@ def test_many_aliases_of_one_node_stay_cheap() -> None:
         parse_rules("\n".join(lines) + "\n", PATH)
 
 
+@pytest.mark.parametrize("uses", [40, 3000])
+def test_a_long_text_repeated_through_an_alias_is_refused_at_its_line(tpi: Callable[..., Result],
+                                                                     write: Callable[[str, str], str],
+                                                                     uses: int) -> None:
+    """Aliases are shared, not copied, but everything that reads the rules (the alias lookup, `tpi
+    sites`) walks each use: 1 MiB of text used 3,000 times took a minute and gigabytes. Refused once
+    the uses add up to more than 32 MiB, naming the line of the use that goes over."""
+    text = SPEC_RULES.replace("region: cervical,", f"region: &long \"{'y' * (1 << 20)}\",", 1)
+    assert text != SPEC_RULES
+    text = text.replace("aliases: [trap, upper trapezius]", "aliases: [trap, upper trapezius, " +
+                        ", ".join(["*long"] * uses) + "]", 1)
+    path = write("bomb.yaml", text)
+    line = 1 + next(k for k, row in enumerate(text.splitlines()) if "*long" in row)
+    result = tpi("rules", "check", path)
+    assert result.exit_code == 2
+    assert result.stderr == (f"{path}:{line}: aliases repeat more than 32 MiB of text (each use of an alias "
+                             "counts in full, as every reader of the file would see it): write the values out, or "
+                             "repeat less\n")
+    for command in (["sites", "--format", "json"], ["rules", "show"]):
+        result = tpi(*command, "--rules", path)
+        assert result.exit_code == 2, command
+        assert result.stdout == "", command
+
+
+def test_a_text_used_through_aliases_within_the_bound_still_loads() -> None:
+    text = with_rule("{id: a, kind: max-count, applies_to: [steroid], scope: site, window: 12 months, max: 3, "
+                     "source: &why " + "x" * 10_000 + "}\n" +
+                     "".join(f"  - {{id: r{k}, kind: max-count, applies_to: [steroid], scope: site, "
+                             "window: 12 months, max: 3, source: *why}\n" for k in range(100)))
+    rules = parse_rules(text, PATH)
+    assert len(rules.rules) > 100
+    assert {rule.source for rule in rules.rules if rule.id.startswith("r")} == {"x" * 10_000}
+
+
 # --- `tpi rules check` -----------------------------------------------------------------------
 
 def test_rules_check_good_file_exits_0(tpi: Callable[..., Result], spec_rules: str) -> None:

@@ -6,7 +6,9 @@ become :class:`YMap` (a dict that knows the line of each key), sequences :class:
 ``str``, ``int``, ``bool``, ``None``, :class:`datetime.date` or :class:`YNumber` (a decimal kept as
 its text, so ``0.75`` stays exact). YAML 1.1 surprises survive as what YAML made of them (``no`` is
 ``False``); the rules validator then refuses a wrong type with the line. Aliases are shared, not
-copied, so a "billion laughs" document stays small. A node with an unsupported tag, a duplicate
+copied, so a "billion laughs" document stays small in memory; but what reads it walks every
+alias, so a document whose aliases would expand it beyond ``MAX_EXPANDED`` characters (a long
+text repeated through an alias, nested lists of aliases) is refused. A node with an unsupported tag, a duplicate
 key or a key that is not a text is an error noted with its line, and the rest of the document is
 still converted (``REFUSED`` stands for what was refused), so that ``tpi rules check`` can list
 every error of the file, not only the first.
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 MAX_DEPTH = 40
 MAX_REFUSED = 100  # refused nodes noted (like the rules validator's errors; one more says there are more)
 MAX_BYTES = 16 * 1024 * 1024
+MAX_EXPANDED = 2 * MAX_BYTES  # characters of text (and one a node) with every alias expanded: above any real file
 
 _TAG = "tag:yaml.org,2002:"
 _CORE = frozenset(_TAG + name for name in ("null", "bool", "int", "float", "timestamp"))
@@ -69,6 +72,8 @@ class _Converter:
         self.yaml = yaml
         self.path = path
         self.memo: dict[int, Any] = {}
+        self.sizes: dict[int, int] = {}  # a mapping's or sequence's size with its aliases expanded
+        self.expanded = 0  # the size of what has been converted so far, every alias expanded
         self.errors: list[TpiError] = []  # the recoverable ones, in the order found
         self.noted: set[tuple[int | None, str]] = set()
         self.flattener = yaml.SafeLoader("")
@@ -85,18 +90,31 @@ class _Converter:
             self.errors.append(error)
         return REFUSED
 
+    def grow(self, node: yaml.Node, size: int) -> None:
+        """Count ``size`` more characters of the expanded document; refuse it past MAX_EXPANDED."""
+        self.expanded += size
+        if self.expanded > MAX_EXPANDED:
+            raise self.fail(node, f"aliases repeat more than {MAX_EXPANDED >> 20} MiB of text (each use of an "
+                                  "alias counts in full, as every reader of the file would see it): write the "
+                                  "values out, or repeat less")
+
     def convert(self, node: yaml.Node, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
             raise self.fail(node, f"nested more than {MAX_DEPTH} levels deep")
         known = self.memo.get(id(node))
-        if known is not None:
+        if known is not None:  # an alias of a mapping or sequence converted before
+            self.grow(node, self.sizes.get(id(node), 1))
             return known
         if isinstance(node, self.yaml.MappingNode):
-            return self._mapping(node, depth)
+            before = self.expanded
+            mapping = self._mapping(node, depth)
+            self.sizes[id(node)] = self.expanded - before + 1
+            return mapping
         if isinstance(node, self.yaml.SequenceNode):
             if node.tag != _TAG + "seq":
                 self.memo[id(node)] = self.refuse(node, f"unsupported YAML tag {node.tag!r}")
                 return REFUSED
+            before = self.expanded
             items = YList()
             items.line = _line(node)
             items.item_lines = []
@@ -104,7 +122,9 @@ class _Converter:
             for child in node.value:
                 items.append(self.convert(child, depth + 1))
                 items.item_lines.append(_line(child))
+            self.sizes[id(node)] = self.expanded - before + 1
             return items
+        self.grow(node, len(node.value) + 1)  # a scalar, or an alias of one (not memoised: counted each time)
         return self._scalar(node)
 
     def _mapping(self, node: yaml.MappingNode, depth: int) -> YMap | _Refused:
