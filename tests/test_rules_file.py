@@ -391,7 +391,28 @@ def test_many_refused_nodes_are_capped_like_other_errors() -> None:
     errors = errors_of(text)
     assert len(errors) == 101
     assert errors[0].startswith(f"{PATH}:1: rules file: unsupported version")  # in line order, the first kept
-    assert errors[-1].endswith("more than 100 errors: stopped here")
+    assert errors[-1].endswith("stopped after 100 errors: the rest of the file is not checked")
+
+
+@pytest.mark.parametrize("bad", [100, 101, 5000])
+def test_a_check_stopped_at_100_errors_says_so(tpi: Callable[..., Result], write: Callable[[str, str], str],
+                                               bad: int) -> None:
+    # 100 errors found and more rules to check: the 101st line says the rest is not checked (it
+    # once ended at 100 lines, as if the file held no more); exactly 100 bad rules and nothing
+    # after them need no such line.
+    text = SPEC_RULES + "".join(f"  - {{id: r{k}, kind: max-count, applies_to: [steroid], scope: site, max: x}}\n"
+                                for k in range(bad))
+    result = tpi("rules", "check", write("many.yaml", text))
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    if bad == 100:
+        assert len(lines) == 100
+        assert all("max must be a whole number" in line for line in lines)
+    else:
+        assert len(lines) == 101
+        assert lines[-1].endswith(": stopped after 100 errors: the rest of the file is not checked")
+    report = json.loads(tpi("rules", "check", write("many.yaml", text), "--format", "json").stdout)
+    assert len(report["errors"]) == len(lines)
 
 
 def test_a_key_that_is_not_a_text_is_refused_with_the_rest(tmp_path: Path) -> None:
@@ -807,6 +828,28 @@ def test_rules_check_as_json(tpi: Callable[..., Result], write: Callable[[str, s
     for usage in (["/no/such/rules.yaml"], [spec_rules, "--profile", "medicar"]):  # bad usage: nothing on stdout
         refused = tpi("rules", "check", *usage, "--format", "json")
         assert (refused.exit_code, refused.stdout, refused.stderr.count("\n")) == (2, "", 1), usage
+    refused = tpi("rules", "check", "--format", "json", env={"TPI_RULES": "/no/such/rules.yaml"})
+    assert (refused.exit_code, refused.stdout) == (2, "")
+
+
+@pytest.mark.parametrize(("text", "line", "message"), [
+    ("", 1, "the file is empty"),
+    ("# only a comment\n", 1, "the file is empty"),
+    ("version: 1\n  bad: [\n", 2, "not valid YAML: mapping values are not allowed in this context"),
+    ("version: 1\n---\nversion: 1\n", 2,
+     "not valid YAML: expected a single document in the stream, but found another document"),
+])
+def test_rules_check_as_json_reports_a_file_it_cannot_parse(tpi: Callable[..., Result],
+                                                            write: Callable[[str, str], str], text: str, line: int,
+                                                            message: str) -> None:
+    # A file read but not valid as a whole (empty, not YAML) is bad input like a schema error, not bad
+    # usage: the JSON report says so on stdout (it once wrote nothing), as well as the stderr line.
+    path = write("broken.yaml", text)
+    result = tpi("rules", "check", path, "--format", "json")
+    assert result.exit_code == 2
+    assert result.stderr == f"{path}:{line}: {message}\n"
+    assert json.loads(result.stdout) == {"schema_version": 1, "path": path, "valid": False, "errors": [
+        {"line": line, "field": None, "message": message, "suggestions": []}]}
 
 
 def test_rules_schema_takes_the_common_options(tpi: Callable[..., Result]) -> None:

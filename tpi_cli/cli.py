@@ -420,10 +420,14 @@ def rules_check(path: str | None, rules_path: str | None, profiles: tuple[str, .
         loaded.check_profiles(_profiles(profiles))
     except TpiError as exc:  # every error of the schema, or a file not read at all (missing, not UTF-8, not YAML)
         errors = exc.errors if isinstance(exc, RulesError) else [exc]
+        # A lint report for a file read but not valid (its schema, or not UTF-8, not YAML, empty, too
+        # large); bad usage (no such file, one that cannot be read, an unknown --profile) writes nothing.
+        usage = not isinstance(exc, RulesError) and ((exc.field or "").startswith("--") or
+                                                     exc.message.startswith("cannot read"))
         for error in errors:  # SPEC.md's lint format: PATH:LINE: message, one line each
             name_the_environment(error)
             click.echo(printable(str(error)), err=True)
-        if fmt == "json" and isinstance(exc, RulesError):  # a lint report; bad usage writes nothing
+        if fmt == "json" and not usage:
             emit(rules_check_json(shown, None, errors))
         sys.exit(2)
     if fmt == "json":

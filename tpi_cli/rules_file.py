@@ -95,6 +95,7 @@ def _type_name(value: object, text: bool = False) -> str:
 
 
 MAX_ERRORS = 100
+STOPPED = f"stopped after {MAX_ERRORS} errors: the rest of the file is not checked"
 
 
 class _Validator:
@@ -102,6 +103,7 @@ class _Validator:
         self.path = path
         self.errors: list[TpiError] = []
         self.silent = 0  # errors not given: about what stands in for a refused YAML node
+        self.stopped = False  # the check stopped at MAX_ERRORS with part of the file not looked at
 
     @property
     def problems(self) -> int:
@@ -110,7 +112,11 @@ class _Validator:
 
     @property
     def full(self) -> bool:
-        return len(self.errors) >= MAX_ERRORS
+        """Whether to stop: MAX_ERRORS found. Asked before each further part of the file, so a True
+        answer also notes that part of the file goes unchecked (the report then says so)."""
+        if len(self.errors) >= MAX_ERRORS:
+            self.stopped = True
+        return self.stopped
 
     def error(self, line: int, message: str, suggestions: list[str] | None = None) -> None:
         if _REFUSED_MARK in message:
@@ -119,7 +125,7 @@ class _Validator:
         if len(self.errors) < MAX_ERRORS:
             self.errors.append(TpiError(message, file=self.path, line=line, suggestions=suggestions or ()))
         elif len(self.errors) == MAX_ERRORS:
-            self.errors.append(TpiError(f"more than {MAX_ERRORS} errors: stopped here", file=self.path, line=line))
+            self.errors.append(TpiError(STOPPED, file=self.path, line=line))
 
     @staticmethod
     def line_of(mapping: YMap, key: str) -> int:
@@ -341,9 +347,9 @@ def build_rules(document: Any, path: str, refused: list[TpiError] | None = None)
     rules = _build(document, check)
     if refused or check.errors or rules is None:
         found = sorted([*(refused or ()), *check.errors[:MAX_ERRORS]], key=lambda e: e.line or 0)
-        if len(found) > MAX_ERRORS or len(check.errors) > MAX_ERRORS:  # the validator stopped, or too many
-            found = [*found[:MAX_ERRORS], TpiError(f"more than {MAX_ERRORS} errors: stopped here", file=path,
-                                                   line=found[min(len(found), MAX_ERRORS) - 1].line)]
+        if len(found) > MAX_ERRORS or len(check.errors) > MAX_ERRORS or check.stopped:  # said, not silently cut
+            last = found[min(len(found), MAX_ERRORS) - 1].line
+            found = [*found[:MAX_ERRORS], TpiError(STOPPED, file=path, line=last)]
         raise RulesError(found or [TpiError("not a rules file", file=path)])
     return rules
 

@@ -254,7 +254,10 @@ def load_noting(text: str, path: str) -> tuple[Any, list[TpiError]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = int(mark.line) + 1 if mark is not None else None
-        raise TpiError(f"not valid YAML: {exc.problem or exc.context}", file=path, line=line) from None
+        problem = exc.problem or exc.context
+        if exc.context and exc.problem and exc.problem.startswith("but "):  # "expected a single document ..."
+            problem = f"{exc.context}, {exc.problem}"
+        raise TpiError(f"not valid YAML: {problem}", file=path, line=line) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, other controls)
         character = exc.character if isinstance(exc.character, str) else chr(exc.character)
         raise TpiError(f"not valid YAML: the character {character!a} is not allowed", file=path,
