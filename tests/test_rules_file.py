@@ -463,6 +463,28 @@ def test_many_aliases_of_one_node_stay_cheap() -> None:
         parse_rules("\n".join(lines) + "\n", PATH)
 
 
+def test_an_error_in_a_list_reached_through_an_alias_names_the_line_that_uses_it() -> None:
+    # The list is the anchor's (its items' lines are line 19's); the second rule, on line 20, uses it:
+    # its error is on line 20, not on the anchor's line under the second rule's name.
+    text = with_rule("{id: a, kind: max-count, applies_to: &cats [steriod], scope: site, max: 3}\n"
+                     "  - {id: b, kind: max-count, applies_to: *cats, scope: site, max: 3,\n"
+                     "     profiles: &who [medicare, '']}\n"
+                     "  - {id: c, kind: max-count, applies_to: [steroid], scope: site, max: 3, profiles: *who}")
+    assert errors_of(text) == [
+        f"{PATH}:19: rule 'a': applies_to: unknown category 'steriod' (did you mean 'steroid'?)",
+        f"{PATH}:20: rule 'b': applies_to: unknown category 'steriod' (did you mean 'steroid'?)",
+        f"{PATH}:21: rule 'b': profiles items must be texts, got an empty text",
+        f"{PATH}:22: rule 'c': profiles items must be texts, got an empty text",
+    ]
+
+
+def test_a_rule_given_again_through_an_alias_is_refused_as_such() -> None:
+    text = with_rule("&r {id: a, kind: max-count, applies_to: [steroid], scope: site, max: 3}\n"
+                     "  - {id: b, kind: max-count, applies_to: [steroid], scope: site, max: 2}\n  - *r")
+    assert errors_of(text) == [
+        f"{PATH}:19: rule 'a': given twice, the second time through an alias (a rule is given once)"]
+
+
 @pytest.mark.parametrize("uses", [40, 3000])
 def test_a_long_text_repeated_through_an_alias_is_refused_at_its_line(tpi: Callable[..., Result],
                                                                      write: Callable[[str, str], str],

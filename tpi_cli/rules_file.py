@@ -131,6 +131,13 @@ class _Validator:
     def line_of(mapping: YMap, key: str) -> int:
         return mapping.key_lines.get(key, mapping.line)
 
+    def item_lines(self, mapping: YMap, key: str, value: YList) -> list[int]:
+        """The lines of a list's items under ``key``. A list reached through an alias (``applies_to:
+        *cats``) is the anchor's, whose lines come before the key's (an anchor always comes before
+        its aliases): its items are then placed on the key's line, the line of the rule that uses it."""
+        line = self.line_of(mapping, key)
+        return [item_line if item_line >= line else line for item_line in value.item_lines]
+
     def keys(self, mapping: YMap, allowed: set[str], where: str, said: set[str] | None = None) -> None:
         """An error for each key not allowed, unless it is one of ``said`` (told otherwise)."""
         for key in mapping:
@@ -173,9 +180,11 @@ class _Validator:
             self.error(self.line_of(mapping, key), f"{where}: {key} must be a list, got {_type_name(value)}")
             return ()
         result = []
-        for item, line in zip(value, value.item_lines, strict=True):
+        for item, line in zip(value, self.item_lines(mapping, key, value), strict=True):
             if isinstance(item, bool) or not isinstance(item, str) or isinstance(item, YNumber) or not item.strip():
-                self.error(line, f"{where}: {key} items must be texts, got {_type_name(item, text=True)}")
+                got = "an empty text" if isinstance(item, str) and not isinstance(item, YNumber) and not item.strip() \
+                    else _type_name(item, text=True)
+                self.error(line, f"{where}: {key} items must be texts, got {got}")
             else:
                 result.append(item.strip())
         return tuple(result)
@@ -267,7 +276,7 @@ class _Validator:
             self.error(line, f"{where}: {key} must be 'any' or a list of {', '.join(CATEGORIES)}")
             return None
         result: set[str] = set()
-        for item, item_line in zip(value, value.item_lines, strict=True):
+        for item, item_line in zip(value, self.item_lines(mapping, key, value), strict=True):
             if item == "any":
                 result.update(CATEGORIES)
             elif item in CATEGORIES:
@@ -521,7 +530,7 @@ def _build_defaults(top: YMap, check: _Validator, lookup: dict[str, Drug]
         line = section.key_lines[category]
         value = section[category]
         items = value if isinstance(value, YList) else [value]
-        lines = value.item_lines if isinstance(value, YList) else [line]
+        lines = check.item_lines(section, category, value) if isinstance(value, YList) else [line]
         if not items:  # `next` would forecast a drugless injection as the category's
             check.error(line, f"defaults.{category}: an empty list (give a drug and dose, or leave the key out)")
             continue
@@ -579,7 +588,9 @@ def _build_rule_list(top: YMap, check: _Validator) -> list[Rule]:
         raw_id = item.get("id") if isinstance(item, YMap) else None
         key = raw_id.strip() if isinstance(raw_id, str) and not isinstance(raw_id, YNumber) else None
         here = item.line if isinstance(item, YMap) else line
-        if key and key.lower() in ids:
+        if key and any(item is earlier for earlier in value[:position]):  # `- *anchor`: one rule, given again
+            check.error(here, f"rule {key!r}: given twice, the second time through an alias (a rule is given once)")
+        elif key and key.lower() in ids:
             _, first_line, first = ids[key.lower()]
             case = "" if first == key else f", as {first!r} apart from case"
             check.error(here, f"rule {key!r}: duplicate id (first on line {first_line}{case})")
