@@ -478,6 +478,24 @@ def test_an_error_in_a_list_reached_through_an_alias_names_the_line_that_uses_it
     ]
 
 
+def test_messages_quote_a_long_value_shortened() -> None:
+    # Each error line quotes at most 60 characters of a value (a 1 MiB category once filled stderr
+    # with itself, once per use; keys and kinds too).
+    long = "q" * 500  # (YAML allows a key of at most 1,024 characters)
+    errors = errors_of(with_rule(f"{{id: a, kind: {long}, applies_to: [{long}], scope: site, max: 3, {long}: 1}}"))
+    assert errors
+    assert all(len(error) < 300 for error in errors), errors
+    assert f"'{'q' * 59}…'" in errors[0]
+
+
+@pytest.mark.parametrize(("duration", "hint"), [("6 weks", "did you mean 'weeks'?"), ("3 monts", "did you mean 'months'?"),
+                                                ("6 fortnights", "days, weeks, months, years")])
+def test_a_misspelt_duration_unit_gets_a_suggestion(duration: str, hint: str) -> None:
+    errors = errors_of(with_rule(f"{{id: a, kind: min-interval, applies_to: [steroid], scope: site, "
+                                 f"interval: {duration}}}"))
+    assert errors == [f"{PATH}:19: rule 'a': interval: '{duration}': unknown unit '{duration.split()[1]}' ({hint})"]
+
+
 def test_a_rule_given_again_through_an_alias_is_refused_as_such() -> None:
     text = with_rule("&r {id: a, kind: max-count, applies_to: [steroid], scope: site, max: 3}\n"
                      "  - {id: b, kind: max-count, applies_to: [steroid], scope: site, max: 2}\n  - *r")

@@ -16,7 +16,7 @@ from datetime import date
 
 from dateutil.relativedelta import relativedelta
 
-from tpi_cli.errors import quote
+from tpi_cli.errors import did_you_mean, quote
 
 # The range tpi accepts: wide enough for any real record or plan, narrow enough that every date
 # plus the longest duration stays a valid date.
@@ -111,7 +111,10 @@ class Duration:
                         f"{quote(value)} is not a duration (e.g. '6 weeks', '3 months', '1 month 2 weeks', 'P6W')")
                 unit = _UNITS.get(part.group(2).lower())
                 if unit is None:
-                    raise ValueError(f"{quote(value)}: unknown unit {part.group(2)!r} (days, weeks, months, years)")
+                    word = part.group(2)
+                    close = did_you_mean(word, ("day", "days", "week", "weeks", "month", "months", "year", "years"))
+                    hint = f"did you mean {close[0]!r}?" if close else "days, weeks, months, years"
+                    raise ValueError(f"{quote(value)}: unknown unit {quote(word)} ({hint})")
                 if unit in seen:
                     raise ValueError(f"{quote(value)} gives {unit} twice")
                 seen.add(unit)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from tpi_cli.errors import quote
+
 LEFT, RIGHT, BILATERAL = "left", "right", "bilateral"
 
 SIDE_WORDS: dict[str, str] = {
@@ -37,7 +39,7 @@ def parse_side(text: str) -> str | None:
         return None
     side = SIDE_WORDS.get(key)
     if side is None:
-        raise ValueError(f"unknown side {text.strip()!r}: use left, right, bilateral (L, R, B) or leave empty")
+        raise ValueError(f"unknown side {quote(text.strip())}: use left, right, bilateral (L, R, B) or leave empty")
     return side
 
 
@@ -52,7 +54,7 @@ def split_site_side(text: str) -> tuple[str, str | None]:
             rest.append(word)
             continue
         if side is not None and side != found:
-            raise ValueError(f"site {text.strip()!r} names two sides")
+            raise ValueError(f"site {quote(text.strip())} names two sides")
         side = found
     return " ".join(rest), side
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from tpi_cli import names
 from tpi_cli.dates import Duration, check_date_range, parse_date
-from tpi_cli.errors import RulesError, TpiError, did_you_mean
+from tpi_cli.errors import RulesError, TpiError, did_you_mean, quote
 from tpi_cli.quantity import Amount, Ratio, parse_decimal, parse_dose
 from tpi_cli.rules import (
     ANESTHETIC,
@@ -144,7 +144,7 @@ class _Validator:
             if self.full:
                 return
             if key not in allowed and (said is None or key not in said):
-                self.error(self.line_of(mapping, key), f"{where}: unknown key {key!r}",
+                self.error(self.line_of(mapping, key), f"{where}: unknown key {quote(key)}",
                            did_you_mean(key, allowed))
 
     def mapping(self, value: Any, line: int, where: str) -> YMap | None:
@@ -282,7 +282,7 @@ class _Validator:
             elif item in CATEGORIES:
                 result.add(item)
             else:
-                what = repr(item) if isinstance(item, str) and not isinstance(item, YNumber) else _type_name(item)
+                what = quote(item) if isinstance(item, str) and not isinstance(item, YNumber) else _type_name(item)
                 self.error(item_line, f"{where}: {key}: unknown category {what}",
                            did_you_mean(item, (*CATEGORIES, "any")) if isinstance(item, str) else [])
         return frozenset(result)
@@ -386,7 +386,7 @@ def _build(document: Any, check: _Validator) -> Rules | None:
     if ref_name is not None:
         reference = drugs.get(ref_name)
         if reference is None:
-            check.error(check.line_of(top, "reference_steroid"), f"reference_steroid: unknown drug {ref_name!r}",
+            check.error(check.line_of(top, "reference_steroid"), f"reference_steroid: unknown drug {quote(ref_name)}",
                         did_you_mean(ref_name, drugs))
         elif not reference.is_steroid:
             check.error(check.line_of(top, "reference_steroid"),
@@ -432,7 +432,7 @@ def _entries(top: YMap, key: str, what: str, check: _Validator) -> Iterator[tupl
         if check.full:
             break
         line = section.key_lines[name]
-        where = f"{what} {name!r}"
+        where = f"{what} {quote(name)}"
         entry = check.mapping(body, line, where)
         if entry is not None:
             yield name, line, where, entry
@@ -473,14 +473,14 @@ def _claim_names(check: _Validator, seen: dict[str, str], name: str, aliases: tu
     for label in (name, *aliases):
         key = names.normalize(label)
         if not key:
-            check.error(line, f"{what} {name!r}: name {label!r} has no letters or digits")
+            check.error(line, f"{what} {quote(name)}: name {quote(label)} has no letters or digits")
             continue
         if any(word in names.SIDE_WORDS for word in key.split()):
-            check.error(line, f"{what} {name!r}: name {label!r} contains a side word")
+            check.error(line, f"{what} {quote(name)}: name {quote(label)} contains a side word")
             continue
         owner = seen.get(key)
         if owner is not None and owner != name:
-            check.error(line, f"{what} {name!r}: name {label!r} is already used by {owner!r}")
+            check.error(line, f"{what} {quote(name)}: name {quote(label)} is already used by {quote(owner)}")
         seen[key] = name
 
 
@@ -548,7 +548,7 @@ def _build_defaults(top: YMap, check: _Validator, lookup: dict[str, Drug]
                 continue
             drug = lookup.get(names.normalize(drug_name))
             if drug is None:
-                check.error(entry.line, f"{where}: unknown drug {drug_name!r}", did_you_mean(drug_name, lookup))
+                check.error(entry.line, f"{where}: unknown drug {quote(drug_name)}", did_you_mean(drug_name, lookup))
                 continue
             try:
                 amount = parse_dose(dose, mass_only=drug.drug_class != OTHER)
@@ -589,11 +589,12 @@ def _build_rule_list(top: YMap, check: _Validator) -> list[Rule]:
         key = raw_id.strip() if isinstance(raw_id, str) and not isinstance(raw_id, YNumber) else None
         here = item.line if isinstance(item, YMap) else line
         if key and any(item is earlier for earlier in value[:position]):  # `- *anchor`: one rule, given again
-            check.error(here, f"rule {key!r}: given twice, the second time through an alias (a rule is given once)")
+            check.error(here, f"rule {quote(key)}: given twice, the second time through an alias (a rule is given "
+                              "once)")
         elif key and key.lower() in ids:
             _, first_line, first = ids[key.lower()]
-            case = "" if first == key else f", as {first!r} apart from case"
-            check.error(here, f"rule {key!r}: duplicate id (first on line {first_line}{case})")
+            case = "" if first == key else f", as {quote(first)} apart from case"
+            check.error(here, f"rule {quote(key)}: duplicate id (first on line {first_line}{case})")
         elif key:
             ids[key.lower()] = (position, here, key)
         rule = _build_rule(item, line, check)
@@ -619,7 +620,7 @@ def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
         return None
     if not isinstance(kind, str) or kind not in KINDS:
         check.error(check.line_of(entry, "kind"),
-                    f"{where}: unknown kind {kind!r}" if isinstance(kind, str) else
+                    f"{where}: unknown kind {quote(kind)}" if isinstance(kind, str) else
                     f"{where}: kind must be one of {', '.join(KINDS)}, got {_type_name(kind)}",
                     did_you_mean(kind, KINDS) if isinstance(kind, str) else [])
         return None
@@ -651,8 +652,8 @@ def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
     for profile in profiles:
         if not _ID.match(profile):
             check.error(check.line_of(entry, "profiles"),
-                        f"{where}: profile {profile!r} must be one word of at most 80 characters (letters, digits, "
-                        "'-', '.', '_'; a letter or digit first)")
+                        f"{where}: profile {quote(profile)} must be one word of at most 80 characters (letters, "
+                        "digits, '-', '.', '_'; a letter or digit first)")
     if "profiles" in entry and isinstance(entry["profiles"], YList) and not entry["profiles"]:
         check.error(check.line_of(entry, "profiles"),
                     f"{where}: profiles is empty (leave it out to make the rule always active)")

@@ -112,7 +112,7 @@ class _Converter:
             return mapping
         if isinstance(node, self.yaml.SequenceNode):
             if node.tag != _TAG + "seq":
-                self.memo[id(node)] = self.refuse(node, f"unsupported YAML tag {node.tag!r}")
+                self.memo[id(node)] = self.refuse(node, f"unsupported YAML tag {quote(node.tag)}")
                 return REFUSED
             before = self.expanded
             items = YList()
@@ -129,7 +129,7 @@ class _Converter:
 
     def _mapping(self, node: yaml.MappingNode, depth: int) -> YMap | _Refused:
         if node.tag != _TAG + "map":
-            self.memo[id(node)] = self.refuse(node, f"unsupported YAML tag {node.tag!r}")
+            self.memo[id(node)] = self.refuse(node, f"unsupported YAML tag {quote(node.tag)}")
             return REFUSED
         own: set[str] = set()
         skip: set[int] = set()  # the key nodes refused: the first of duplicate keys is kept
@@ -142,7 +142,7 @@ class _Converter:
                     self.refuse(key_node, "a key must be a text (quote it)")
                 skip.add(id(key_node))
             elif key in own:
-                self.refuse(key_node, f"duplicate key {key!r}")
+                self.refuse(key_node, f"duplicate key {quote(key)}")
                 skip.add(id(key_node))
             else:
                 own.add(key)
@@ -196,7 +196,7 @@ class _Converter:
                 return dt.date.fromisoformat(text[:10]) if len(text) >= 10 else YNumber(text)
             except ValueError:
                 return text
-        return self.refuse(node, f"unsupported YAML tag {tag!r}")
+        return self.refuse(node, f"unsupported YAML tag {quote(tag)}")
 
 
 _NUMBER_KEY = "$decimal"
