@@ -496,6 +496,50 @@ def test_a_misspelt_duration_unit_gets_a_suggestion(duration: str, hint: str) ->
     assert errors == [f"{PATH}:19: rule 'a': interval: '{duration}': unknown unit '{duration.split()[1]}' ({hint})"]
 
 
+@pytest.mark.parametrize("when", ["2024-04-01 10:00:00", "2024-04-01T10:00:00Z", "'2024-04-01T10:00'"])
+def test_a_date_and_time_for_effective_is_refused_not_cut(when: str) -> None:
+    # YAML reads an unquoted one as a timestamp: its time was dropped silently, while the JSON Schema
+    # (format: date) refuses it. A rule is in force for whole days.
+    shown = when.strip("'")
+    errors = errors_of(with_rule(f"{{id: a, kind: min-interval, applies_to: [steroid], scope: site, interval: 6 weeks, "
+                                 f"effective: {when}}}"))
+    assert errors == [f"{PATH}:19: rule 'a': effective must be a date (YYYY-MM-DD), not a date and time ('{shown}'): "
+                      "a rule is in force for whole days"]
+
+
+def test_a_date_and_time_is_text_where_text_is_due() -> None:
+    rules = parse_rules(with_rule("{id: a, kind: min-interval, applies_to: [steroid], scope: site, interval: 6 weeks, "
+                                  "source: 2024-04-01 10:00:00}"), PATH)
+    assert rules.rules[0].source == "2024-04-01 10:00:00"  # a YAML timestamp, kept as written
+
+
+def test_a_reference_steroid_given_by_an_alias_is_told_the_name() -> None:
+    text = SPEC_RULES.replace("reference_steroid: triamcinolone", "reference_steroid: Kenalog", 1)
+    assert text != SPEC_RULES
+    assert errors_of(text) == [f"{PATH}:2: reference_steroid: unknown drug 'Kenalog' (an alias: give the name of the "
+                               "drug) (did you mean 'triamcinolone'?)"]
+
+
+def test_an_unknown_key_is_first_matched_with_keys_the_rule_lacks() -> None:
+    (error,) = errors_of(with_rule("{id: a, kind: max-count, applies_to: [steroid], scope: site, max: 2, windw: 1 year}"))
+    assert error.endswith("unknown key 'windw' (did you mean 'window'?)")  # not also 'kind', which it has
+    (error,) = errors_of(with_rule("{id: a, kind: max-count, applies_to: [steroid], scope: site, max: 2, window: 1 year, "
+                                   "windw: 1 year}"))
+    assert error.endswith("unknown key 'windw' (did you mean 'window'?)")  # a misspelt repeat: still said
+
+
+def test_a_directory_as_rules_file_names_where_it_came_from(tpi: Callable[..., Result], tmp_path: Path) -> None:
+    folder = str(tmp_path)
+    for command in (["sites"], ["rules", "check"], ["rules", "show"]):
+        from_env = tpi(*command, env={"TPI_RULES": folder})
+        assert from_env.exit_code == 2, command
+        assert from_env.stdout == ""
+        assert f"{folder}: $TPI_RULES: cannot read" in from_env.stderr, command  # not "--rules", never given
+        given = tpi(*command, "--rules", folder)
+        assert given.exit_code == 2, command
+        assert f"{folder}: --rules: cannot read" in given.stderr, command
+
+
 def test_a_rule_given_again_through_an_alias_is_refused_as_such() -> None:
     text = with_rule("&r {id: a, kind: max-count, applies_to: [steroid], scope: site, max: 3}\n"
                      "  - {id: b, kind: max-count, applies_to: [steroid], scope: site, max: 2}\n  - *r")

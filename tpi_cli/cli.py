@@ -40,7 +40,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def rules_options(command: F) -> F:
     command = click.option("--profile", "profiles", multiple=True, envvar="TPI_PROFILE", metavar="NAME",
                            help="Activate the payer rules of a profile (repeatable; else $TPI_PROFILE).")(command)
-    return click.option("--rules", "rules_path", type=click.Path(dir_okay=False), envvar="TPI_RULES",
+    # A directory is refused by the rules reader, which names $TPI_RULES when the value came from it.
+    return click.option("--rules", "rules_path", type=click.Path(), envvar="TPI_RULES",
                            metavar="PATH", help="Rules file (else $TPI_RULES, else the packaged default).")(command)
 
 
@@ -388,7 +389,7 @@ def _rules_file(path: str | None, option: str | None) -> str | None:
 
 
 # `rules check` and `rules show` name their file as PATH; --rules, as every command takes, is the same.
-rules_file_option = click.option("--rules", "rules_path", type=click.Path(dir_okay=False), metavar="PATH",
+rules_file_option = click.option("--rules", "rules_path", type=click.Path(), metavar="PATH",
                                  help="The rules file, as PATH (else $TPI_RULES, else the packaged default).")
 
 

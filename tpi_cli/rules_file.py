@@ -145,7 +145,8 @@ class _Validator:
                 return
             if key not in allowed and (said is None or key not in said):
                 self.error(self.line_of(mapping, key), f"{where}: unknown key {quote(key)}",
-                           did_you_mean(key, allowed))
+                           # keys the mapping does not have yet first ("windw": window, not also kind)
+                           did_you_mean(key, allowed - set(mapping)) or did_you_mean(key, allowed)[:1])
 
     def mapping(self, value: Any, line: int, where: str) -> YMap | None:
         if isinstance(value, YMap):
@@ -257,6 +258,10 @@ class _Validator:
             if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
                 return check_date_range(value).toordinal()
             if isinstance(value, str) and not isinstance(value, YNumber):
+                if len(value.strip()) > 10 and value.strip()[10:11] in ("T", "t", " "):
+                    self.error(line, f"{where}: {key} must be a date (YYYY-MM-DD), not a date and time "
+                                     f"({quote(value.strip())}): a rule is in force for whole days")
+                    return None
                 return parse_date(value).toordinal()
         except ValueError as exc:
             self.error(line, f"{where}: {key}: {exc}")
@@ -320,7 +325,7 @@ def load_rules(path: str | None = None) -> Rules:
     except UnicodeDecodeError:
         raise _not_utf8(real, shown) from None
     except OSError as exc:
-        raise TpiError(f"cannot read: {exc.strerror}", file=shown) from None
+        raise TpiError(f"cannot read: {exc.strerror}", file=shown, field="--rules") from None
     return parse_rules(text, shown)
 
 
@@ -386,8 +391,10 @@ def _build(document: Any, check: _Validator) -> Rules | None:
     if ref_name is not None:
         reference = drugs.get(ref_name)
         if reference is None:
-            check.error(check.line_of(top, "reference_steroid"), f"reference_steroid: unknown drug {quote(ref_name)}",
-                        did_you_mean(ref_name, drugs))
+            by_alias = [drug.name for drug in drugs.values() if ref_name.lower() in (a.lower() for a in drug.aliases)]
+            check.error(check.line_of(top, "reference_steroid"), f"reference_steroid: unknown drug {quote(ref_name)}"
+                        f"{' (an alias: give the name of the drug)' if by_alias else ''}",
+                        by_alias or did_you_mean(ref_name, drugs))
         elif not reference.is_steroid:
             check.error(check.line_of(top, "reference_steroid"),
                         f"reference_steroid: {ref_name} is not a corticosteroid")

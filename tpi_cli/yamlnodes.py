@@ -192,8 +192,10 @@ class _Converter:
         if tag == _TAG + "float":
             return YNumber(text)
         if tag == _TAG + "timestamp":
+            if len(text) > 10:
+                return text  # a date and a time: left as written, for the validator to refuse where a date is due
             try:
-                return dt.date.fromisoformat(text[:10]) if len(text) >= 10 else YNumber(text)
+                return dt.date.fromisoformat(text) if len(text) == 10 else YNumber(text)
             except ValueError:
                 return text
         return self.refuse(node, f"unsupported YAML tag {quote(tag)}")
