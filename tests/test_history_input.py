@@ -659,6 +659,33 @@ def test_an_override_in_words_or_numbers_is_a_reason(tpi: Run, write: Write, spe
         assert [v["overridden"] for v in json.loads(result.stdout)["violations"]] == [reason]
 
 
+@pytest.mark.parametrize("control", ["\x1b[31m", "\x07", "\x7f", "\x9b", "\x0b"])
+@pytest.mark.parametrize("form", ["csv", "json"])
+def test_an_override_with_a_control_character_is_refused(tpi: Run, write: Write, spec_rules: str, control: str,
+                                                         form: str) -> None:
+    # The reason is written back as it is by `validate --format csv`: an escape sequence would
+    # reach the terminal of whoever reads the report.
+    reason = f"flare {control}per Dr A"
+    if form == "csv":
+        path = write("h.csv", FULL_HEADER + "P1,2026-01-05,trapezius,left,triamcinolone,20 mg,,,,\n"
+                     f'P1,2026-01-15,trapezius,left,triamcinolone,20 mg,,,,"{reason}"\n')
+        line = 3
+    else:
+        path = write("h.json", json.dumps([{"patient_id": "P1", "date": "2026-01-15", "site": "left trapezius",
+                                            "drug": "triamcinolone", "dose": "20 mg", "override": reason}]))
+        line = 1
+    assert_bad_input(validate(tpi, path, spec_rules), path, line, "override",
+                     f"contains a control character (U+{ord(control[0]):04X})")
+
+
+def test_an_override_on_several_lines_or_with_a_tab_is_a_reason(tpi: Run, write: Write, spec_rules: str) -> None:
+    path = write("h.csv", FULL_HEADER + "P1,2026-01-05,trapezius,left,triamcinolone,20 mg,,,,\n"
+                 'P1,2026-01-15,trapezius,left,triamcinolone,20 mg,,,,"flare\tper Dr A\nsecond line"\n')
+    result = validate(tpi, path, spec_rules)
+    assert result.exit_code == 0, result.stderr
+    assert {v["overridden"] for v in json.loads(result.stdout)["violations"]} == {"flare\tper Dr A\nsecond line"}
+
+
 def test_a_json_override_that_says_none_is_refused(tpi: Run, write: Write, spec_rules: str) -> None:
     path = write("h.json", '[{"patient_id": "P1", "date": "2026-01-05", "site": "left trapezius",\n'
                            '  "drug": "triamcinolone", "dose": "20 mg",\n  "override": 0}]')

@@ -143,6 +143,11 @@ class RowParser:
         if known is not None:
             return known
         text = self.text(raw, line, "override")
+        if text is not None and not text.isprintable():
+            for char in text:  # an escape sequence would reach a terminal through `validate --format csv`
+                if char not in "\t\n\r" and unicodedata.category(char) == "Cc":
+                    raise self.error(line, "override", f"contains a control character (U+{ord(char):04X}): a reason is "
+                                                       "text (remove it)")
         if text is not None:
             # Its words, compared without case or width ("ＮＯ" is "no"); "N/A" is "na", "#N/A" too.
             folded = unicodedata.normalize("NFKC", text).lower().replace("n/a", "na").replace("n.a.", "na")
