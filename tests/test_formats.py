@@ -202,6 +202,22 @@ def test_cds_hooks_summary_keeps_its_dates_when_cut(tpi: Run, write: Write, on: 
     assert card["summary"].endswith("…" + tail)
 
 
+def test_cds_hooks_summary_counts_as_a_client_does(tpi: Run, write: Write) -> None:
+    # CDS Hooks' "< 140 characters" is read by JavaScript clients, which count UTF-16 code units: a
+    # letter outside the BMP (mathematical script here) counts two. Cut to 139 units, dates whole.
+    site = "m" + "\U0001d4c9" * 80
+    rules = CDS_RULES.replace("  trapezius: {region: cervical}", f"  {site}: {{region: cervical}}")
+    history = write("h.csv", HEADER + f"P1,2026-01-01,{site},left,triamcinolone,20 mg,,,\n")
+    result = tpi("check", history, "--rules", write("rules.yaml", rules), "--site", site, "--side", "left",
+                 "--drug", "triamcinolone=20mg", "--on", "2026-02-01", "--format", "cds-hooks")
+    for card in as_json(result)["cards"]:
+        units = len(card["summary"].encode("utf-16-le")) // 2
+        assert units <= 139, card["summary"]
+        if card["indicator"] == "critical":
+            assert units >= 138  # cut as late as the two-unit letters allow
+            assert card["summary"].endswith("…; allowed from 2026-02-05")
+
+
 def test_cds_hooks_on_the_readme_example(tpi: Run) -> None:
     result = tpi("check", str(EXAMPLES / "history.csv"), "--site", "left trapezius", "--drug", "triamcinolone=20mg",
                  "--on", "2026-11-28", "--format", "cds-hooks")

@@ -16,11 +16,22 @@ def _md(text: str) -> str:
     return text.translate(_MARKDOWN_SPECIAL)
 
 
+def _units(text: str) -> int:
+    """Length as a CDS Hooks client (JavaScript) counts it: UTF-16 code units, two for a
+    character outside the Basic Multilingual Plane."""
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
 def _summary(text: str, tail: str = "") -> str:
-    """At most 139 characters: ``text`` cut (with an ellipsis) so that ``tail``, the part that
-    gives the dates, is always shown whole."""
-    room = _SUMMARY_MAX - len(tail)
-    return (text if len(text) <= room else text[: room - 1] + "…") + tail
+    """At most 139 characters (UTF-16 code units): ``text`` cut (with an ellipsis) so that
+    ``tail``, the part that gives the dates, is always shown whole."""
+    room = _SUMMARY_MAX - _units(tail)
+    if _units(text) <= room:
+        return text + tail
+    cut = text[: room - 1]
+    while _units(cut) > room - 1:
+        cut = cut[:-1]
+    return cut + "…" + tail
 
 
 def _card(result: CheckResult, outcome: RuleOutcome) -> dict[str, object]:
