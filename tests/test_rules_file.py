@@ -540,6 +540,18 @@ def test_a_directory_as_rules_file_names_where_it_came_from(tpi: Callable[..., R
         assert f"{folder}: --rules: cannot read" in given.stderr, command
 
 
+@pytest.mark.parametrize(("old", "new"), [("aliases: [trap, upper trapezius]", "aliases: [trap, 'trap; upper']"),
+                                        ("aliases: [kenalog]", "aliases: [kenalog, 'tac=40']"),
+                                        ("  dexamethasone:", "  dexa=methasone:")])
+def test_a_name_holding_a_separator_is_refused(old: str, new: str) -> None:
+    # `--drug NAME=DOSE` splits at '=', and `sites`/`totals` CSV join names with '; ': such a name
+    # could not be given, or read back, unambiguously.
+    text = SPEC_RULES.replace(old, new, 1)
+    assert text != SPEC_RULES
+    errors = errors_of(text)
+    assert any("holds ';' or '=', which tpi uses to separate names" in error for error in errors), errors
+
+
 def test_a_rule_given_again_through_an_alias_is_refused_as_such() -> None:
     text = with_rule("&r {id: a, kind: max-count, applies_to: [steroid], scope: site, max: 3}\n"
                      "  - {id: b, kind: max-count, applies_to: [steroid], scope: site, max: 2}\n  - *r")

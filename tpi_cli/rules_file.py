@@ -482,6 +482,10 @@ def _claim_names(check: _Validator, seen: dict[str, str], name: str, aliases: tu
         if not key:
             check.error(line, f"{what} {quote(name)}: name {quote(label)} has no letters or digits")
             continue
+        if ";" in label or "=" in label:  # `--drug NAME=DOSE` splits at '='; CSV lists join names with '; '
+            check.error(line, f"{what} {quote(name)}: name {quote(label)} holds ';' or '=', which tpi uses to "
+                              "separate names (--drug NAME=DOSE, lists in CSV output)")
+            continue
         if any(word in names.SIDE_WORDS for word in key.split()):
             check.error(line, f"{what} {quote(name)}: name {quote(label)} contains a side word")
             continue
