@@ -109,7 +109,7 @@ reference_steroid: triamcinolone
 drugs:
   triamcinolone: {class: corticosteroid, equivalent_mg: 4}
 sites:
-  trapezius: {region: "@cervical", aliases: ["=HYPERLINK(x)", "-trap"]}
+  trapezius: {region: "@cervical", aliases: ["+HYPERLINK(x)", "-trap"]}
 rules:
   - {id: iv, kind: min-interval, applies_to: any, scope: site, interval: 6 weeks}
 """)
@@ -117,7 +117,7 @@ rules:
     header, (row,) = parse_csv(result.stdout)[0], parse_csv(result.stdout)[1:]
     record = dict(zip(header, row, strict=True))
     assert record["region"] == "'@cervical"
-    assert record["aliases"].startswith("'=HYPERLINK(x)")
+    assert record["aliases"].startswith("'+HYPERLINK(x)")  # (a name holding '=' is refused: test_rules_file)
     assert not any(cell[:1] in "=+-@" and cell for cell in row)
 
 
