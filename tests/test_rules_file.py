@@ -574,13 +574,29 @@ def test_a_long_text_repeated_through_an_alias_is_refused_at_its_line(tpi: Calla
     line = 1 + next(k for k, row in enumerate(text.splitlines()) if "*long" in row)
     result = tpi("rules", "check", path)
     assert result.exit_code == 2
-    assert result.stderr == (f"{path}:{line}: aliases repeat more than 32 MiB of text (each use of an alias "
-                             "counts in full, as every reader of the file would see it): write the values out, or "
-                             "repeat less\n")
+    assert result.stderr == (f"{path}:{line}: too large once its aliases are expanded: more than 32 MiB, counting "
+                             "32 characters a value (each use of an alias or merge key counts in full, as every "
+                             "reader of the file would walk it): write the values out, or repeat less\n")
     for command in (["sites", "--format", "json"], ["rules", "show"]):
         result = tpi(*command, "--rules", path)
         assert result.exit_code == 2, command
         assert result.stdout == "", command
+
+
+def test_a_merge_key_bomb_is_refused_at_a_line_that_uses_it(tpi: Callable[..., Result],
+                                                              write: Callable[[str, str], str]) -> None:
+    # A 1,000-key mapping merged into 20,000 mappings: a 290 KB file that would build 20 million
+    # entries (merged into 5,000, 14 s and 342 MB). Each merged key counts in full: refused at one of
+    # the merging lines.
+    keys = ", ".join(f"k{i}: v" for i in range(1000))
+    text = SPEC_RULES + f"base: &m {{{keys}}}\nmany:\n" + "  - {<<: *m}\n" * 20_000
+    path = write("merge-bomb.yaml", text)
+    first_use = SPEC_RULES.count("\n") + 3
+    result = tpi("rules", "check", path)
+    assert result.exit_code == 2
+    line = int(result.stderr.split(":")[1])
+    assert first_use <= line < first_use + 20_000, result.stderr
+    assert "too large once its aliases are expanded" in result.stderr
 
 
 def test_a_text_used_through_aliases_within_the_bound_still_loads() -> None:

@@ -27,7 +27,11 @@ if TYPE_CHECKING:
 MAX_DEPTH = 40
 MAX_REFUSED = 100  # refused nodes noted (like the rules validator's errors; one more says there are more)
 MAX_BYTES = 16 * 1024 * 1024
-MAX_EXPANDED = 2 * MAX_BYTES  # characters of text (and one a node) with every alias expanded: above any real file
+# The document's size with every alias expanded: its text, plus NODE_COST for each value and key
+# (what reading one costs, in characters: a million short values is as slow to walk as 32 MiB of
+# text). Far above any real rules file (10,000 rules: about 5 MiB).
+NODE_COST = 32
+MAX_EXPANDED = 2 * MAX_BYTES
 
 _TAG = "tag:yaml.org,2002:"
 _CORE = frozenset(_TAG + name for name in ("null", "bool", "int", "float", "timestamp"))
@@ -74,6 +78,7 @@ class _Converter:
         self.memo: dict[int, Any] = {}
         self.sizes: dict[int, int] = {}  # a mapping's or sequence's size with its aliases expanded
         self.expanded = 0  # the size of what has been converted so far, every alias expanded
+        self.within: yaml.Node | None = None  # the mapping or sequence being converted: where an alias is used
         self.errors: list[TpiError] = []  # the recoverable ones, in the order found
         self.noted: set[tuple[int | None, str]] = set()
         self.flattener = yaml.SafeLoader("")
@@ -91,30 +96,32 @@ class _Converter:
         return REFUSED
 
     def grow(self, node: yaml.Node, size: int) -> None:
-        """Count ``size`` more characters of the expanded document; refuse it past MAX_EXPANDED."""
+        """Count ``size`` more of the expanded document; refuse it past MAX_EXPANDED."""
         self.expanded += size
-        if self.expanded > MAX_EXPANDED:
-            raise self.fail(node, f"aliases repeat more than {MAX_EXPANDED >> 20} MiB of text (each use of an "
-                                  "alias counts in full, as every reader of the file would see it): write the "
-                                  "values out, or repeat less")
+        if self.expanded > MAX_EXPANDED:  # named at the mapping or sequence that uses the alias, not the anchor's
+            raise self.fail(self.within or node,
+                            f"too large once its aliases are expanded: more than {MAX_EXPANDED >> 20} MiB, counting "
+                            f"{NODE_COST} characters a value (each use of an alias or merge key counts in full, as "
+                            "every reader of the file would walk it): write the values out, or repeat less")
 
     def convert(self, node: yaml.Node, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
             raise self.fail(node, f"nested more than {MAX_DEPTH} levels deep")
         known = self.memo.get(id(node))
         if known is not None:  # an alias of a mapping or sequence converted before
-            self.grow(node, self.sizes.get(id(node), 1))
+            self.grow(node, self.sizes.get(id(node), NODE_COST))
             return known
         if isinstance(node, self.yaml.MappingNode):
-            before = self.expanded
+            before, outer, self.within = self.expanded, self.within, node
             mapping = self._mapping(node, depth)
-            self.sizes[id(node)] = self.expanded - before + 1
+            self.within = outer
+            self.sizes[id(node)] = self.expanded - before + NODE_COST
             return mapping
         if isinstance(node, self.yaml.SequenceNode):
             if node.tag != _TAG + "seq":
                 self.memo[id(node)] = self.refuse(node, f"unsupported YAML tag {quote(node.tag)}")
                 return REFUSED
-            before = self.expanded
+            before, outer, self.within = self.expanded, self.within, node
             items = YList()
             items.line = _line(node)
             items.item_lines = []
@@ -122,9 +129,10 @@ class _Converter:
             for child in node.value:
                 items.append(self.convert(child, depth + 1))
                 items.item_lines.append(_line(child))
-            self.sizes[id(node)] = self.expanded - before + 1
+            self.within = outer
+            self.sizes[id(node)] = self.expanded - before + NODE_COST
             return items
-        self.grow(node, len(node.value) + 1)  # a scalar, or an alias of one (not memoised: counted each time)
+        self.grow(node, len(node.value) + NODE_COST)  # a scalar, or an alias of one (not memoised: counted each time)
         return self._scalar(node)
 
     def _mapping(self, node: yaml.MappingNode, depth: int) -> YMap | _Refused:
@@ -162,6 +170,7 @@ class _Converter:
                 if key is not REFUSED:
                     self.refuse(key_node, "a key must be a text (quote it)")
                 continue
+            self.grow(key_node, len(key) + NODE_COST)  # keys too: a merge key copies every key of its mapping
             result[key] = self.convert(value_node, depth + 1)  # an own key overrides a merged one
             result.key_lines[key] = _line(key_node)
         return result
