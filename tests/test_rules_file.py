@@ -391,7 +391,34 @@ def test_many_refused_nodes_are_capped_like_other_errors() -> None:
     errors = errors_of(text)
     assert len(errors) == 101
     assert errors[0].startswith(f"{PATH}:1: rules file: unsupported version")  # in line order, the first kept
-    assert errors[-1].endswith("stopped after 100 errors: the rest of the file is not checked")
+    assert errors[-1].endswith("more than 100 errors: the first 100 are listed")  # all checked, the list cut
+
+
+def test_a_hundred_errors_found_before_the_key_check_end_the_report_there() -> None:
+    # The 100th error is the last rule's (a bad id, found before its keys are looked at): nothing is
+    # left unchecked, so no "stopped" line (asking for the keys once said so).
+    text = SPEC_RULES + "".join(f"  - {{id: 'r {k}', kind: max-count, applies_to: [steroid], scope: site, max: 3}}\n"
+                                for k in range(100))
+    errors = errors_of(text)
+    assert len(errors) == 100
+    assert all("must be a slug" in error for error in errors)
+
+
+def test_more_than_a_hundred_errors_all_checked_say_the_list_is_cut() -> None:
+    # 60 duplicate keys (refused by the YAML layer) and 60 bad values: all checked, 100 listed.
+    text = SPEC_RULES + "".join(f"  - {{id: r{k}, kind: max-count, applies_to: [steroid], scope: site, max: x, "
+                                f"max: 3}}\n" for k in range(60))
+    errors = errors_of(text)
+    assert len(errors) == 101
+    assert errors[-1].endswith(": more than 100 errors: the first 100 are listed")
+
+
+def test_a_long_rule_id_is_quoted_shortened_in_every_message() -> None:
+    long = "r" * 500
+    errors = errors_of(with_rule(f"{{id: {long}, kind: max-count, applies_to: [steroid], scope: site, max: x, "
+                                 "unit: s}"))
+    assert len(errors) >= 3
+    assert all(len(error) < 300 for error in errors), errors
 
 
 @pytest.mark.parametrize("bad", [100, 101, 5000])
@@ -488,8 +515,10 @@ def test_messages_quote_a_long_value_shortened() -> None:
     assert f"'{'q' * 59}…'" in errors[0]
 
 
-@pytest.mark.parametrize(("duration", "hint"), [("6 weks", "did you mean 'weeks'?"), ("3 monts", "did you mean 'months'?"),
-                                                ("6 fortnights", "days, weeks, months, years")])
+@pytest.mark.parametrize(("duration", "hint"), [("6 weks", "days, weeks, months, years; did you mean 'weeks'?"),
+                                                ("3 monts", "days, weeks, months, years; did you mean 'months'?"),
+                                                ("6 fortnights", "days, weeks, months, years"),
+                                                ("30 minutes", "days, weeks, months, years")])  # not "months"
 def test_a_misspelt_duration_unit_gets_a_suggestion(duration: str, hint: str) -> None:
     errors = errors_of(with_rule(f"{{id: a, kind: min-interval, applies_to: [steroid], scope: site, "
                                  f"interval: {duration}}}"))

@@ -112,8 +112,9 @@ class Duration:
                 unit = _UNITS.get(part.group(2).lower())
                 if unit is None:
                     word = part.group(2)
-                    close = did_you_mean(word, ("day", "days", "week", "weeks", "month", "months", "year", "years"))
-                    hint = f"did you mean {close[0]!r}?" if close else "days, weeks, months, years"
+                    close = [unit for unit in did_you_mean(word, ("days", "weeks", "months", "years"))
+                             if unit[:2] == word[:2].lower()]  # a slip: "weks", "monts"; not "minutes"
+                    hint = "days, weeks, months, years" + (f"; did you mean {close[0]!r}?" if close else "")
                     raise ValueError(f"{quote(value)}: unknown unit {quote(word)} ({hint})")
                 if unit in seen:
                     raise ValueError(f"{quote(value)} gives {unit} twice")

@@ -30,7 +30,10 @@ def printable(text: str) -> str:
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> list[str]:
-    """Up to three close matches for a misspelt name (difflib is imported only on this path)."""
+    """Up to three close matches for a misspelt name (difflib is imported only on this path). None
+    for a word far longer than any name (difflib's time grows with its length)."""
+    if len(word) > 200:
+        return []
     import difflib
 
     pool: dict[str, str] = {}

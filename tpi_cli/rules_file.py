@@ -96,6 +96,7 @@ def _type_name(value: object, text: bool = False) -> str:
 
 MAX_ERRORS = 100
 STOPPED = f"stopped after {MAX_ERRORS} errors: the rest of the file is not checked"
+CUT = f"more than {MAX_ERRORS} errors: the first {MAX_ERRORS} are listed"
 
 
 class _Validator:
@@ -141,9 +142,9 @@ class _Validator:
     def keys(self, mapping: YMap, allowed: set[str], where: str, said: set[str] | None = None) -> None:
         """An error for each key not allowed, unless it is one of ``said`` (told otherwise)."""
         for key in mapping:
-            if self.full:
-                return
             if key not in allowed and (said is None or key not in said):
+                if self.full:
+                    return  # (asked only for a key that would be refused: else nothing is skipped)
                 self.error(self.line_of(mapping, key), f"{where}: unknown key {quote(key)}",
                            # keys the mapping does not have yet first ("windw": window, not also kind)
                            did_you_mean(key, allowed - set(mapping)) or did_you_mean(key, allowed)[:1])
@@ -363,7 +364,7 @@ def build_rules(document: Any, path: str, refused: list[TpiError] | None = None)
         found = sorted([*(refused or ()), *check.errors[:MAX_ERRORS]], key=lambda e: e.line or 0)
         if len(found) > MAX_ERRORS or len(check.errors) > MAX_ERRORS or check.stopped:  # said, not silently cut
             last = found[min(len(found), MAX_ERRORS) - 1].line
-            found = [*found[:MAX_ERRORS], TpiError(STOPPED, file=path, line=last)]
+            found = [*found[:MAX_ERRORS], TpiError(STOPPED if check.stopped else CUT, file=path, line=last)]
         raise RulesError(found or [TpiError("not a rules file", file=path)])
     return rules
 
@@ -592,6 +593,7 @@ def _build_rule_list(top: YMap, check: _Validator) -> list[Rule]:
     # id, in lower case: (position, line, id as written) of its first rule. Ids that differ only in case are one
     # id: a reader of a report, or a script matching on it without case, could not tell the two rules apart.
     ids: dict[str, tuple[int, int, str]] = {}
+    given: set[int] = set()  # the rule mappings seen: one seen again came through an alias (`- *r`)
     for position, (item, line) in enumerate(zip(value, value.item_lines, strict=True)):
         if check.full:
             break
@@ -599,7 +601,9 @@ def _build_rule_list(top: YMap, check: _Validator) -> list[Rule]:
         raw_id = item.get("id") if isinstance(item, YMap) else None
         key = raw_id.strip() if isinstance(raw_id, str) and not isinstance(raw_id, YNumber) else None
         here = item.line if isinstance(item, YMap) else line
-        if key and any(item is earlier for earlier in value[:position]):  # `- *anchor`: one rule, given again
+        again = id(item) in given
+        given.add(id(item))
+        if key and again:  # `- *anchor`: one rule, given again
             check.error(here, f"rule {quote(key)}: given twice, the second time through an alias (a rule is given "
                               "once)")
         elif key and key.lower() in ids:
@@ -624,7 +628,7 @@ def _build_rule(item: Any, line: int, check: _Validator) -> Rule | None:
         check.error(check.line_of(entry, "id"),
                     f"rule id {rule_id[:40]!r}{'...' if len(rule_id) > 40 else ''} must be a slug of at most 80 "
                     "characters (letters, digits, '-', '.', '_'; a letter or digit first)")
-    where = f"rule {rule_id!r}" if rule_id else "rule"
+    where = f"rule {quote(rule_id)}" if rule_id else "rule"
     kind = entry.get("kind")
     if kind is None:
         check.error(entry.line, f"{where}: missing 'kind' ({', '.join(KINDS)})")
