@@ -451,6 +451,11 @@ def test_totals_give_mg_per_drug_all_time_too(tpi: Run, spec_rules: str, write: 
     assert rows[0]["all_time_by_drug"] == "dexamethasone=4.0; triamcinolone=40.0"
 
 
+# Every command that takes --patient, with what else it needs.
+PATIENT_COMMANDS = [["totals", "--on", "2026-03-10"], ["validate"], ["next", "--on", "2026-03-10"],
+                    ["check", "--on", "2026-03-10", "--site", "left trapezius", "--dry"]]
+
+
 def test_an_unknown_patient_names_the_file_and_a_close_id(tpi: Run, spec_rules: str, write: Write) -> None:
     path = write("h.csv", HEADER + "P001,2026-01-01,trapezius,left,triamcinolone,40 mg,,,\n")
     for command in (["totals", "--on", "2026-03-10"], ["validate"], ["next", "--on", "2026-03-10"]):
@@ -469,8 +474,7 @@ def test_an_unknown_patient_far_from_every_id_lists_a_small_historys_patients(tp
                                             for k in (2, 1, 2)))
     many = write("many.csv", HEADER + "".join(f"{name},2026-01-01,trapezius,left,triamcinolone,40 mg,,,\n"
                                               for name in ("A1", "B2", "C3", "D4", "E5", "F6")))
-    for command in (["totals", "--on", "2026-03-10"], ["validate"], ["next", "--on", "2026-03-10"],
-                    ["check", "--on", "2026-03-10", "--site", "left trapezius", "--dry"]):
+    for command in PATIENT_COMMANDS:
         result = tpi(command[0], few, *command[1:], "--rules", spec_rules, "--patient", "P9")
         assert result.exit_code == 2, command
         assert result.stdout == ""
@@ -486,8 +490,7 @@ def test_an_unknown_patient_far_from_every_id_lists_a_small_historys_patients(tp
 
 def test_a_patient_asked_of_a_history_that_names_none_is_told_so(tpi: Run, spec_rules: str, write: Write) -> None:
     path = write("h.csv", "date,site,side,drug,dose\n2026-01-01,trapezius,left,triamcinolone,40 mg\n")
-    for command in (["totals", "--on", "2026-03-10"], ["validate"], ["next", "--on", "2026-03-10"],
-                    ["check", "--on", "2026-03-10", "--site", "left trapezius", "--dry"]):
+    for command in PATIENT_COMMANDS:
         result = tpi(command[0], path, *command[1:], "--rules", spec_rules, "--patient", "P1")
         assert result.exit_code == 2, command
         assert result.stdout == ""

@@ -423,8 +423,7 @@ def rules_check(path: str | None, rules_path: str | None, profiles: tuple[str, .
         errors = exc.errors if isinstance(exc, RulesError) else [exc]
         # A lint report for a file read but not valid (its schema, or not UTF-8, not YAML, empty, too
         # large); bad usage (no such file, one that cannot be read, an unknown --profile) writes nothing.
-        usage = not isinstance(exc, RulesError) and ((exc.field or "").startswith("--") or
-                                                     exc.message.startswith("cannot read"))
+        usage = not isinstance(exc, RulesError) and (exc.field or "").startswith("--")  # --rules, --profile
         for error in errors:  # SPEC.md's lint format: PATH:LINE: message, one line each
             name_the_environment(error)
             click.echo(printable(str(error)), err=True)

@@ -54,10 +54,10 @@ def no_patient(patient: str, path: str, seen: Iterable[str | None]) -> TpiError:
         return TpiError(f"no patient {quote(patient)} in the history: its rows name no patient (no patient_id), so "
                         "it is one unnamed patient: leave out --patient", file=input_name(path), field="--patient")
     suggestions = did_you_mean(patient, named)
-    distinct = sorted(set(named))
+    distinct = set(named) if not suggestions else ()
     listed = ""
-    if not suggestions and len(distinct) <= LISTED_PATIENTS:  # a desk history: name its few patients
-        listed = f" (its patient{'s' if len(distinct) > 1 else ''}: {', '.join(map(quote, distinct))})"
+    if distinct and len(distinct) <= LISTED_PATIENTS:  # a desk history: name its few patients
+        listed = f" (its patient{'s' if len(distinct) > 1 else ''}: {', '.join(map(quote, sorted(distinct)))})"
     return TpiError(f"no patient {quote(patient)} in the history{listed}", file=input_name(path), field="--patient",
                     suggestions=suggestions)
 

@@ -7,8 +7,9 @@ become :class:`YMap` (a dict that knows the line of each key), sequences :class:
 its text, so ``0.75`` stays exact). YAML 1.1 surprises survive as what YAML made of them (``no`` is
 ``False``); the rules validator then refuses a wrong type with the line. Aliases are shared, not
 copied, so a "billion laughs" document stays small in memory; but what reads it walks every
-alias, so a document whose aliases would expand it beyond ``MAX_EXPANDED`` characters (a long
-text repeated through an alias, nested lists of aliases) is refused. A node with an unsupported tag, a duplicate
+use, so a document that its aliases and merge keys would expand beyond ``MAX_EXPANDED`` (its
+text plus ``NODE_COST`` a value and key: a long text repeated through an alias, nested lists of
+aliases, a large mapping merged many times) is refused. A node with an unsupported tag, a duplicate
 key or a key that is not a text is an error noted with its line, and the rest of the document is
 still converted (``REFUSED`` stands for what was refused), so that ``tpi rules check`` can list
 every error of the file, not only the first.
@@ -111,29 +112,28 @@ class _Converter:
         if known is not None:  # an alias of a mapping or sequence converted before
             self.grow(node, self.sizes.get(id(node), NODE_COST))
             return known
-        if isinstance(node, self.yaml.MappingNode):
+        if isinstance(node, (self.yaml.MappingNode, self.yaml.SequenceNode)):
             before, outer, self.within = self.expanded, self.within, node
-            mapping = self._mapping(node, depth)
+            converted = self._mapping(node, depth) if isinstance(node, self.yaml.MappingNode) else \
+                self._sequence(node, depth)
             self.within = outer
-            self.sizes[id(node)] = self.expanded - before + NODE_COST
-            return mapping
-        if isinstance(node, self.yaml.SequenceNode):
-            if node.tag != _TAG + "seq":
-                self.memo[id(node)] = self.refuse(node, f"unsupported YAML tag {quote(node.tag)}")
-                return REFUSED
-            before, outer, self.within = self.expanded, self.within, node
-            items = YList()
-            items.line = _line(node)
-            items.item_lines = []
-            self.memo[id(node)] = items
-            for child in node.value:
-                items.append(self.convert(child, depth + 1))
-                items.item_lines.append(_line(child))
-            self.within = outer
-            self.sizes[id(node)] = self.expanded - before + NODE_COST
-            return items
+            self.sizes[id(node)] = self.expanded - before + NODE_COST  # what each later alias of it counts
+            return converted
         self.grow(node, len(node.value) + NODE_COST)  # a scalar, or an alias of one (not memoised: counted each time)
         return self._scalar(node)
+
+    def _sequence(self, node: yaml.SequenceNode, depth: int) -> YList | _Refused:
+        if node.tag != _TAG + "seq":
+            self.memo[id(node)] = self.refuse(node, f"unsupported YAML tag {quote(node.tag)}")
+            return REFUSED
+        items = YList()
+        items.line = _line(node)
+        items.item_lines = []
+        self.memo[id(node)] = items
+        for child in node.value:
+            items.append(self.convert(child, depth + 1))
+            items.item_lines.append(_line(child))
+        return items
 
     def _mapping(self, node: yaml.MappingNode, depth: int) -> YMap | _Refused:
         if node.tag != _TAG + "map":
