@@ -678,6 +678,41 @@ def test_an_override_with_a_control_character_is_refused(tpi: Run, write: Write,
                      f"contains a control character (U+{ord(control[0]):04X})")
 
 
+@pytest.mark.parametrize(("hidden", "message"), [
+    ("\u202e", "contains U+202E (RIGHT-TO-LEFT OVERRIDE), which reorders the text after it"),
+    ("\u202b", "contains U+202B (RIGHT-TO-LEFT EMBEDDING), which reorders the text after it"),
+    ("\u2067", "contains U+2067 (RIGHT-TO-LEFT ISOLATE), which reorders the text after it"),
+    ("\u2028", "contains U+2028 (LINE SEPARATOR): use a line break"),
+    ("\u2029", "contains U+2029 (PARAGRAPH SEPARATOR): use a line break"),
+])
+@pytest.mark.parametrize("form", ["csv", "json"])
+def test_an_override_that_would_show_otherwise_than_it_reads_is_refused(tpi: Run, write: Write, spec_rules: str,
+                                                                       hidden: str, message: str, form: str) -> None:
+    # "flare per Dr A<RLO>2 gm" shows as "flare per Dr A mg 2" where the report is read; a line
+    # separator is a line break to a text viewer but not to a CSV writer, which leaves it unquoted.
+    reason = f"flare per Dr A{hidden}2 mg"
+    if form == "csv":
+        path = write("h.csv", FULL_HEADER + "P1,2026-01-05,trapezius,left,triamcinolone,20 mg,,,,\n"
+                     f'P1,2026-01-15,trapezius,left,triamcinolone,20 mg,,,,"{reason}"\n')
+        line = 3
+    else:
+        path = write("h.json", json.dumps([{"patient_id": "P1", "date": "2026-01-15", "site": "left trapezius",
+                                            "drug": "triamcinolone", "dose": "20 mg", "override": reason}]))
+        line = 1
+    assert_bad_input(validate(tpi, path, spec_rules), path, line, "override", message)
+
+
+def test_an_override_wrapped_in_direction_marks_is_the_text_inside(tpi: Run, write: Write, spec_rules: str) -> None:
+    # A right-to-left export wraps the field in an embedding and its end (U+202B ... U+202C); the
+    # marks inside (U+200F) are how such text is written, and stay.
+    reason = "\u05d4\u05ea\u05dc\u05e7\u05d7\u05d5\u05ea\u200f 2 mg"
+    path = write("h.csv", FULL_HEADER + "P1,2026-01-05,trapezius,left,triamcinolone,20 mg,,,,\n"
+                 f'P1,2026-01-15,trapezius,left,triamcinolone,20 mg,,,,\u202b{reason}\u202c\n')
+    result = validate(tpi, path, spec_rules)
+    assert result.exit_code == 0, result.stderr
+    assert {v["overridden"] for v in json.loads(result.stdout)["violations"]} == {reason}
+
+
 def test_an_override_on_several_lines_or_with_a_tab_is_a_reason(tpi: Run, write: Write, spec_rules: str) -> None:
     path = write("h.csv", FULL_HEADER + "P1,2026-01-05,trapezius,left,triamcinolone,20 mg,,,,\n"
                  'P1,2026-01-15,trapezius,left,triamcinolone,20 mg,,,,"flare\tper Dr A\nsecond line"\n')

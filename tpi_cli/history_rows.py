@@ -43,6 +43,9 @@ _WORD = re.compile(r"[^\W_]+")
 _BLANK_LETTERS = frozenset("\u034f\u115f\u1160\u3164\uffa0\u2800\u180e")
 # Direction marks, stripped from the ends of an ID like spaces.
 BIDI_MARKS = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# The explicit directional embeddings, overrides and isolates (not the marks, which right-to-left
+# text needs): they change the order in which the text after them is shown.
+_DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 class Row:
@@ -136,18 +139,29 @@ class RowParser:
         return text
 
     def override(self, raw: str, line: int) -> str | None:
-        """An override reason: stripped, None when empty. Refused: a value that says there is no
-        override (``no``, ``none``, ``N/A``, ``0``, ...) or has no letter or digit (``-``, an
-        invisible character), which would otherwise mark the injection's violations overridden."""
+        """An override reason: stripped (of spaces and, at its ends, direction marks), None when
+        empty. Refused: a value that says there is no override (``no``, ``none``, ``N/A``, ``0``,
+        ...) or has no letter or digit (``-``, an invisible character), which would otherwise mark
+        the injection's violations overridden; a control character other than a tab or a line
+        break, a directional embedding, override or isolate inside it, and U+2028/U+2029."""
         known = self._overrides.get(raw)
         if known is not None:
             return known
         text = self.text(raw, line, "override")
         if text is not None and not text.isprintable():
+            text = text.strip(BIDI_MARKS).strip() or None  # right-to-left exports wrap fields in direction marks
+        if text is not None and not text.isprintable():
             for char in text:  # an escape sequence would reach a terminal through `validate --format csv`
                 if char not in "\t\n\r" and unicodedata.category(char) == "Cc":
                     raise self.error(line, "override", f"contains a control character (U+{ord(char):04X}): a reason is "
                                                        "text (remove it)")
+                if char in _DIRECTION_CONTROLS:  # the report would show the reason's text in another order
+                    raise self.error(line, "override", f"contains U+{ord(char):04X} ({unicodedata.name(char)}), which "
+                                                       "reorders the text after it where the report is shown (remove "
+                                                       "it; the direction marks U+200E and U+200F are allowed)")
+                if char in "\u2028\u2029":  # not a line break to CSV writers, one to text viewers
+                    raise self.error(line, "override", f"contains U+{ord(char):04X} ({unicodedata.name(char)}): use a "
+                                                       "line break")
         if text is not None:
             # Its words, compared without case or width ("ＮＯ" is "no"); "N/A" is "na", "#N/A" too.
             folded = unicodedata.normalize("NFKC", text).lower().replace("n/a", "na").replace("n.a.", "na")
