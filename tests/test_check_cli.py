@@ -201,7 +201,12 @@ TWO_PATIENTS = HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\nP2
          "--site: unknown site 'lefft trapezius': 'lefft' is not a side word (did you mean 'left trapezius'?)"),
         (("--site", "trapezius rigth", "--dry"), "(did you mean 'right trapezius'?)"),
         (("--site", "l\u0435ft trapezius", "--dry"), "(did you mean 'left trapezius'?)"),  # a Cyrillic e
-        (("--site", "lower trap", "--dry"), "--site: unknown site 'lower trap'\n"),  # "lower" is no side word
+        # "lower" is no side word, and no site is close: the rules' few sites are named
+        (("--site", "lower trap", "--dry"), "--site: unknown site 'lower trap' (the rules file's sites: infraspinatus, "
+                                            "interspinous-lumbar, levator-scapulae, trapezius)\n"),
+        (("--site", "left trapezius", "--drug", "zzzz=20mg"),
+         "--drug: unknown drug 'zzzz' (the rules file's drugs: bupivacaine, dexamethasone, lidocaine, "
+         "methylprednisolone, saline, triamcinolone)\n"),
         # More than one slip from a side word: never "bilateral trapezius" for "lateral trapezius"
         (("--site", "lateral trapezius", "--dry"), "--site: unknown site 'lateral trapezius' (did you mean"),
         (("--site", "tight trapezius", "--dry"), "--site: unknown site 'tight trapezius' (did you mean"),
@@ -238,6 +243,34 @@ def test_bad_usage_exits_2(tpi: Run, spec_rules: str, example: str, args: tuple[
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    # the packaged rules: 17 drugs are named; 23 sites are too many for one line, `tpi sites` lists them
+    (("--site", "left trapezius", "--drug", "zzzz=20mg"),
+     "--drug: unknown drug 'zzzz' (the rules file's drugs: betamethasone, botulinum-toxin, bupivacaine, "),
+    (("--site", "left zzzz", "--dry"), "--site: unknown site 'left zzzz' ('tpi sites' lists the 23 sites of these rules, "
+                                       "with their aliases)\n"),
+])
+def test_an_unknown_name_with_no_close_one_says_where_the_names_are(tpi: Run, example: str, args: tuple[str, ...],
+                                                                     needle: str) -> None:
+    result = tpi("check", example, *args, "--on", "2026-11-28")
+    assert result.exit_code == 2
+    assert needle in result.stderr
+    assert result.stdout == ""
+
+
+def test_an_unknown_drug_among_many_is_not_followed_by_every_name(tpi: Run, example: str,
+                                                                  write: Callable[[str, str], str]) -> None:
+    drugs = "".join(f"  drug{k:02d}: {{class: other}}\n" for k in range(21))
+    rules = write("many.yaml", "version: 1\nreference_steroid: triamcinolone\ndrugs:\n"
+                  "  triamcinolone: {class: corticosteroid, equivalent_mg: 4}\n" + drugs +
+                  "sites:\n  trapezius: {region: cervical}\nrules: []\n")
+    result = tpi("check", example, "--rules", rules, "--site", "left trapezius", "--drug", "zzzz=20mg",
+                 "--on", "2026-11-28")
+    assert result.exit_code == 2
+    assert result.stderr.endswith("--drug: unknown drug 'zzzz' (none of the rules file's 22 drugs or their aliases "
+                                  "is close)\n")
 
 
 def test_several_patients_need_patient(tpi: Run, spec_rules: str, write: Callable[[str, str], str]) -> None:

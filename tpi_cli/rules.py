@@ -198,8 +198,9 @@ class Rules:
     def find_drug(self, text: str) -> Drug:
         drug = self.drug_lookup.get(names.normalize(text))
         if drug is None:
-            raise TpiError(f"unknown drug {quote(text.strip())}", field="drug",
-                           suggestions=self._suggest(text, self.drug_lookup, [d.name for d in self.drugs.values()]))
+            suggestions = self._suggest(text, self.drug_lookup, [d.name for d in self.drugs.values()])
+            raise TpiError(f"unknown drug {quote(text.strip())}{'' if suggestions else self._known_drugs()}",
+                           field="drug", suggestions=suggestions)
         return drug
 
     def find_site(self, text: str) -> tuple[Site, str | None]:
@@ -220,8 +221,25 @@ class Rules:
             suggestions = self._suggest(key, self.site_lookup, list(self.sites))
             if side is not None:  # "left trapezus": keep the side the text gives, so that the suggestion reads as is
                 suggestions = [f"{side} {name}" if self.sites[name].lateral else name for name in suggestions]
-            raise TpiError(f"unknown site {quote(text.strip())}", field="site", suggestions=suggestions)
+            raise TpiError(f"unknown site {quote(text.strip())}{'' if suggestions else self._known_sites()}",
+                           field="site", suggestions=suggestions)
         return site, side
+
+    def _known_drugs(self) -> str:
+        """For an unknown drug with no close name: the rules' drugs, if few enough to read."""
+        if not self.drugs:
+            return " (the rules file has no drugs)"
+        if len(self.drugs) > _LISTED_DRUGS:
+            return f" (none of the rules file's {len(self.drugs)} drugs or their aliases is close)"
+        return f" (the rules file's drugs: {', '.join(sorted(self.drugs))})"
+
+    def _known_sites(self) -> str:
+        """For an unknown site with no close name: the rules' sites if few, else where to see them."""
+        if not self.sites:
+            return " (the rules file has no sites)"
+        if len(self.sites) > _LISTED_SITES:
+            return f" ('tpi sites' lists the {len(self.sites)} sites of these rules, with their aliases)"
+        return f" (the rules file's sites: {', '.join(sorted(self.sites))})"
 
     def _misspelt_side(self, key: str) -> tuple[str, str] | None:
         """A word of ``key`` one slip from a side word (a letter added, dropped, changed, or two
@@ -257,6 +275,11 @@ class Rules:
                 known = ", ".join(sorted(self.profiles)) or "none"
                 raise TpiError(f"unknown profile {quote(profile)} (this rules file has: {known})", field="--profile",
                                suggestions=did_you_mean(profile, self.profiles))
+
+
+# At most this many drugs or sites are named in a message about an unknown one (`tpi sites` lists sites).
+_LISTED_DRUGS = 20
+_LISTED_SITES = 12
 
 
 def _one_slip(a: str, b: str) -> bool:
