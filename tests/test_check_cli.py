@@ -260,6 +260,16 @@ def test_an_unknown_name_with_no_close_one_says_where_the_names_are(tpi: Run, ex
     assert result.stdout == ""
 
 
+def test_a_long_drug_name_is_shortened_in_the_list(tpi: Run, example: str, write: Callable[[str, str], str]) -> None:
+    rules = write("long.yaml", "version: 1\nreference_steroid: triamcinolone\ndrugs:\n"
+                  "  triamcinolone: {class: corticosteroid, equivalent_mg: 4}\n"
+                  f"  {'x' * 1000}: {{class: other}}\nsites:\n  trapezius: {{region: cervical}}\nrules: []\n")
+    result = tpi("check", example, "--rules", rules, "--site", "left trapezius", "--drug", "zzzz=20mg",
+                 "--on", "2026-11-28")
+    assert result.exit_code == 2
+    assert result.stderr.endswith(f"(the rules file's drugs: triamcinolone, {'x' * 59}…)\n")
+
+
 def test_an_unknown_drug_among_many_is_not_followed_by_every_name(tpi: Run, example: str,
                                                                   write: Callable[[str, str], str]) -> None:
     drugs = "".join(f"  drug{k:02d}: {{class: other}}\n" for k in range(21))

@@ -231,7 +231,7 @@ class Rules:
             return " (the rules file has no drugs)"
         if len(self.drugs) > _LISTED_DRUGS:
             return f" (none of the rules file's {len(self.drugs)} drugs or their aliases is close)"
-        return f" (the rules file's drugs: {', '.join(sorted(self.drugs))})"
+        return f" (the rules file's drugs: {_names(self.drugs)})"
 
     def _known_sites(self) -> str:
         """For an unknown site with no close name: the rules' sites if few, else where to see them."""
@@ -239,7 +239,7 @@ class Rules:
             return " (the rules file has no sites)"
         if len(self.sites) > _LISTED_SITES:
             return f" ('tpi sites' lists the {len(self.sites)} sites of these rules, with their aliases)"
-        return f" (the rules file's sites: {', '.join(sorted(self.sites))})"
+        return f" (the rules file's sites: {_names(self.sites)})"
 
     def _misspelt_side(self, key: str) -> tuple[str, str] | None:
         """A word of ``key`` one slip from a side word (a letter added, dropped, changed, or two
@@ -280,6 +280,11 @@ class Rules:
 # At most this many drugs or sites are named in a message about an unknown one (`tpi sites` lists sites).
 _LISTED_DRUGS = 20
 _LISTED_SITES = 12
+
+
+def _names(named: dict[str, Any]) -> str:
+    """Names for a message, sorted, each shortened and escaped as a quoted value would be."""
+    return ", ".join(quote(name)[1:-1] if len(name) > 60 or not name.isprintable() else name for name in sorted(named))
 
 
 def _one_slip(a: str, b: str) -> bool:
