@@ -585,7 +585,7 @@ def test_a_rule_given_again_through_an_alias_is_refused_as_such() -> None:
     text = with_rule("&r {id: a, kind: max-count, applies_to: [steroid], scope: site, max: 3}\n"
                      "  - {id: b, kind: max-count, applies_to: [steroid], scope: site, max: 2}\n  - *r")
     assert errors_of(text) == [
-        f"{PATH}:19: rule 'a': given twice, the second time through an alias (a rule is given once)"]
+        f"{PATH}:19: rule 'a': given again through an alias, as rule 3 of the list (a rule is given once)"]
 
 
 @pytest.mark.parametrize("uses", [40, 3000])

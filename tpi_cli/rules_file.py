@@ -604,8 +604,8 @@ def _build_rule_list(top: YMap, check: _Validator) -> list[Rule]:
         again = id(item) in given
         given.add(id(item))
         if key and again:  # `- *anchor`: one rule, given again
-            check.error(here, f"rule {quote(key)}: given twice, the second time through an alias (a rule is given "
-                              "once)")
+            check.error(here, f"rule {quote(key)}: given again through an alias, as rule {position + 1} of the list "
+                              "(a rule is given once)")
         elif key and key.lower() in ids:
             _, first_line, first = ids[key.lower()]
             case = "" if first == key else f", as {quote(first)} apart from case"
