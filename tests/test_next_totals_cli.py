@@ -580,3 +580,23 @@ def test_steroid_remaining_beside_a_planned_injection_inside_its_grace(
     for dose, verdict in ((allowed, "allowed"), (refused, "not-yet")):
         result = tpi("check", history, "--site", "left trapezius", "--drug", f"triamcinolone={dose}", *args)
         assert as_json(result)["verdict"] == verdict, dose
+
+
+@pytest.mark.parametrize("rows", [
+    "",  # no rows: "rows": [] and a patients list of one
+    "P1,2026-01-05,trapezius,left,triamcinolone,20 mg,,,\nP1,2026-01-05,trapezius,left,dexamethasone,2 mg,,,\n"
+    "P2,2026-02-01,trapezius,bilateral,methylprednisolone,40 mg,,,\nP\u00e9,2026-03-01,trapezius,right,,,,,\n",
+])
+def test_totals_json_is_written_as_one_dump_of_the_document(tpi: Run, spec_rules: str, write: Write,
+                                                           rows: str) -> None:
+    # The report is written a few hundred rows at a time (the document built whole took 1.1 GB for
+    # 150,000 patients); the text must be exactly json.dumps(document, indent=2) of what it holds.
+    import json
+
+    result = tpi("totals", write("h.csv", HEADER + rows), "--rules", spec_rules, "--on", "2026-11-28",
+                 *(("--patient", "P9") if not rows else ()), "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert result.stdout == json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    assert len(document["patients"]) == (3 if rows else 1)
+    assert ("P\u00e9" in result.stdout) == bool(rows)  # not escaped

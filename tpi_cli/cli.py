@@ -347,18 +347,17 @@ def totals(history: str, on: date | None, window: Duration | None, patient: str 
     Example:
       tpi totals history.csv --on 2026-11-28 --window '12 months'
     """
-    from tpi_cli.history import choose_patients
-    from tpi_cli.totals import default_window
-    from tpi_cli.totals import totals as run_totals
+    from tpi_cli.totals import default_window, totals_of_file
 
     rules, active_profiles = _load(rules_path, profiles)
     day = _day_of(on)
     chosen = window if window is not None else default_window(rules, active_profiles, day)
-    result = run_totals(rules, choose_patients(history, rules, patient), day, chosen)
+    result = totals_of_file(rules, history, patient, day, chosen)
     if fmt == "json":
-        from tpi_cli.render.json_out import totals_json
+        from tpi_cli.render.json_out import write_totals_json
 
-        emit(totals_json(result))
+        write_totals_json(result, sys.stdout.write)
+        sys.stdout.flush()
     elif fmt == "csv":
         from tpi_cli.render.csv_out import totals_csv
 

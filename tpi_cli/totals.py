@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from tpi_cli.dates import Duration
+from tpi_cli.errors import no_patient
+from tpi_cli.history import read_patients
 from tpi_cli.model import PatientHistory, sides_of
 from tpi_cli.results import TotalsResult, TotalsRow
 from tpi_cli.rules import MAX_COUNT, MAX_STEROID_DOSE, SESSION, STEROID, Rules
@@ -32,41 +32,69 @@ def default_window(rules: Rules, profiles: frozenset[str], on: int) -> Duration 
     return chosen
 
 
-def totals(rules: Rules, patients: Iterable[PatientHistory], on: int, window: Duration | None) -> TotalsResult:
+def totals_of_file(rules: Rules, path: str, patient: str | None, on: int, window: Duration | None) -> TotalsResult:
     """Steroid injections, reference-equivalent mg and mg per drug: in the window ending on ``on``
-    (``p <= on < p + window``) and all time up to ``on``."""
-    steroids = [drug for drug in rules.drugs.values() if drug.is_steroid]
-    result = TotalsResult(on, window.text if window is not None else None, rules.reference_steroid,
-                          rules.ref_scale, steroids)
+    (``p <= on < p + window``) and all time up to ``on``, of every patient of the history at
+    ``path`` (of ``patient`` only, if given). Read one patient at a time: only the figures are
+    kept, not the patients' injections (a clinic's whole history fits in memory as figures). A
+    ``patient`` not in a history that has rows is refused, with the closest IDs; in a history
+    without rows, it is a new patient, with nothing to total."""
+    result = _result(rules, on, window)
     first_day = window.first_start_after(on) if window is not None else None
-    for history in patients:
-        rows: dict[tuple[str, str | None], TotalsRow] = {}
-        patient = TotalsRow(history.patient_id, None, None)
-        for injection in history.injections:
-            if injection.category != STEROID or injection.day > on:
-                continue
-            targets = [patient]
-            for side in sides_of(injection.site, injection.side):
-                row = rows.get((injection.site.name, side))
-                if row is None:
-                    row = rows[(injection.site.name, side)] = TotalsRow(history.patient_id, injection.site.name, side)
-                targets.append(row)
-            inside = first_day is None or injection.day >= first_day
-            for target in targets:
-                target.all_time_injections += 1
-                target.all_time_ref += injection.ref
-                for drug, amount in injection.drugs.items():
-                    if drug.is_steroid:
-                        total = target.all_time_by_drug
-                        total[drug.name] = total.get(drug.name, 0) + amount.value
-                        if inside:
-                            target.by_drug[drug.name] = target.by_drug.get(drug.name, 0) + amount.value
-                if inside:
-                    target.injections += 1
-                    target.ref += injection.ref
-        result.rows.extend(rows[key] for key in sorted(rows, key=lambda k: (k[0], _side_order(k[1]))))
-        result.patients.append(patient)
+    seen: list[str | None] = []
+
+    def restart() -> None:  # the reader starts over in another mode: so do the totals
+        result.rows.clear()
+        result.patients.clear()
+        seen.clear()
+
+    for history in read_patients(path, rules, on_restart=restart):
+        if len(seen) < 100_000:
+            seen.append(history.patient_id)
+        if patient is None or history.patient_id == patient:
+            _add(result, history, on, first_day)
+    if patient is not None and not result.patients:
+        if seen:
+            raise no_patient(patient, path, seen)
+        _add(result, PatientHistory(patient, []), on, first_day)
     return result
+
+
+def _result(rules: Rules, on: int, window: Duration | None) -> TotalsResult:
+    steroids = [drug for drug in rules.drugs.values() if drug.is_steroid]
+    return TotalsResult(on, window.text if window is not None else None, rules.reference_steroid, rules.ref_scale,
+                        steroids)
+
+
+def _add(result: TotalsResult, history: PatientHistory, on: int, first_day: int | None) -> None:
+    """One patient's rows (per site and side, sorted) and total; ``first_day``: the window's first
+    day (None: all time)."""
+    rows: dict[tuple[str, str | None], TotalsRow] = {}
+    patient = TotalsRow(history.patient_id, None, None)
+    for injection in history.injections:
+        if injection.category != STEROID or injection.day > on:
+            continue
+        targets = [patient]
+        for side in sides_of(injection.site, injection.side):
+            row = rows.get((injection.site.name, side))
+            if row is None:
+                row = rows[(injection.site.name, side)] = TotalsRow(history.patient_id, injection.site.name, side)
+            targets.append(row)
+        inside = first_day is None or injection.day >= first_day
+        for target in targets:
+            target.all_time_injections += 1
+            target.all_time_ref += injection.ref
+            for drug, amount in injection.drugs.items():
+                if drug.is_steroid:
+                    total = target.all_time_by_drug
+                    total[drug.name] = total.get(drug.name, 0) + amount.value
+                    if inside:
+                        target.by_drug[drug.name] = target.by_drug.get(drug.name, 0) + amount.value
+            if inside:
+                target.injections += 1
+                target.ref += injection.ref
+    result.rows.extend(rows[key] for key in sorted(rows, key=lambda k: (k[0], _side_order(k[1]))))
+    result.patients.append(patient)
 
 
 def _side_order(side: str | None) -> int:
