@@ -659,6 +659,16 @@ def test_an_override_in_words_or_numbers_is_a_reason(tpi: Run, write: Write, spe
         assert [v["overridden"] for v in json.loads(result.stdout)["violations"]] == [reason]
 
 
+def override_history(write: Write, reason: str, form: str) -> tuple[str, int]:
+    """A history whose second injection (CSV) or only one (JSON) has ``reason`` as its override,
+    and the line of that override."""
+    if form == "csv":
+        return write("h.csv", FULL_HEADER + "P1,2026-01-05,trapezius,left,triamcinolone,20 mg,,,,\n"
+                     f'P1,2026-01-15,trapezius,left,triamcinolone,20 mg,,,,"{reason}"\n'), 3
+    return write("h.json", json.dumps([{"patient_id": "P1", "date": "2026-01-15", "site": "left trapezius",
+                                        "drug": "triamcinolone", "dose": "20 mg", "override": reason}])), 1
+
+
 @pytest.mark.parametrize("control", ["\x1b[31m", "\x07", "\x7f", "\x9b", "\x0b"])
 @pytest.mark.parametrize("form", ["csv", "json"])
 def test_an_override_with_a_control_character_is_refused(tpi: Run, write: Write, spec_rules: str, control: str,
@@ -666,14 +676,7 @@ def test_an_override_with_a_control_character_is_refused(tpi: Run, write: Write,
     # The reason is written back as it is by `validate --format csv`: an escape sequence would
     # reach the terminal of whoever reads the report.
     reason = f"flare {control}per Dr A"
-    if form == "csv":
-        path = write("h.csv", FULL_HEADER + "P1,2026-01-05,trapezius,left,triamcinolone,20 mg,,,,\n"
-                     f'P1,2026-01-15,trapezius,left,triamcinolone,20 mg,,,,"{reason}"\n')
-        line = 3
-    else:
-        path = write("h.json", json.dumps([{"patient_id": "P1", "date": "2026-01-15", "site": "left trapezius",
-                                            "drug": "triamcinolone", "dose": "20 mg", "override": reason}]))
-        line = 1
+    path, line = override_history(write, reason, form)
     assert_bad_input(validate(tpi, path, spec_rules), path, line, "override",
                      f"contains a control character (U+{ord(control[0]):04X})")
 
@@ -691,14 +694,7 @@ def test_an_override_that_would_show_otherwise_than_it_reads_is_refused(tpi: Run
     # "flare per Dr A<RLO>2 gm" shows as "flare per Dr A mg 2" where the report is read; a line
     # separator is a line break to a text viewer but not to a CSV writer, which leaves it unquoted.
     reason = f"flare per Dr A{hidden}2 mg"
-    if form == "csv":
-        path = write("h.csv", FULL_HEADER + "P1,2026-01-05,trapezius,left,triamcinolone,20 mg,,,,\n"
-                     f'P1,2026-01-15,trapezius,left,triamcinolone,20 mg,,,,"{reason}"\n')
-        line = 3
-    else:
-        path = write("h.json", json.dumps([{"patient_id": "P1", "date": "2026-01-15", "site": "left trapezius",
-                                            "drug": "triamcinolone", "dose": "20 mg", "override": reason}]))
-        line = 1
+    path, line = override_history(write, reason, form)
     assert_bad_input(validate(tpi, path, spec_rules), path, line, "override", message)
 
 

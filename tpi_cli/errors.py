@@ -11,14 +11,16 @@ from collections.abc import Iterable
 _MAX_QUOTE = 60
 
 
+def shorten(text: str) -> str:
+    """At most 60 characters of a user value, the last an ellipsis when cut."""
+    return text if len(text) <= _MAX_QUOTE else text[: _MAX_QUOTE - 1] + "…"
+
+
 def quote(value: object) -> str:
     """Quote a user value for a message: printable, shortened, never more than the field."""
-    text = str(value)
-    if len(text) > _MAX_QUOTE:
-        text = text[: _MAX_QUOTE - 1] + "…"
     # repr() escapes control characters (NUL, newlines, escape sequences) so nothing reaches the
     # terminal raw.
-    return repr(text)
+    return repr(shorten(str(value)))
 
 
 def printable(text: str) -> str:

@@ -358,27 +358,38 @@ def read_patients(path: str, rules: Rules, *, on_restart: Callable[[], None] | N
 
 def choose_patients(path: str, rules: Rules, patient: str | None) -> list[PatientHistory]:
     """The histories of ``patient`` (of every patient when None), in order of first appearance,
-    held in memory (``check``, ``next`` and ``totals`` answer for one patient, or a few).
+    held in memory (``check`` and ``next`` answer for one patient, or a few)."""
+    chosen: list[PatientHistory] = []
+    for history in chosen_patients(path, rules, patient, on_restart=chosen.clear):
+        chosen.append(history)
+    return chosen
+
+
+def chosen_patients(path: str, rules: Rules, patient: str | None, *,
+                    on_restart: Callable[[], None] | None = None) -> Iterator[PatientHistory]:
+    """The histories of ``patient`` (of every patient when None), in order of first appearance,
+    one at a time; ``on_restart`` as for :func:`read_patients`.
 
     A ``patient`` who is not in a history that has rows is refused, with the closest IDs; in a
     history without rows, it is a new patient, with no injections."""
-    chosen: list[PatientHistory] = []
     seen: list[str | None] = []
+    found = False  # set in any reading of the file: the last one reads it whole again
 
     def restart() -> None:
-        chosen.clear()
         seen.clear()
+        if on_restart is not None:
+            on_restart()
 
     for history in read_patients(path, rules, on_restart=restart):
         if len(seen) < 100_000:
             seen.append(history.patient_id)
         if patient is None or history.patient_id == patient:
-            chosen.append(history)
-    if patient is not None and not chosen:
+            found = True
+            yield history
+    if patient is not None and not found:
         if seen:
             raise no_patient(patient, path, seen)
-        chosen.append(PatientHistory(patient, []))
-    return chosen
+        yield PatientHistory(patient, [])
 
 
 def text_lines(binary: IO[bytes]) -> Iterator[str]:

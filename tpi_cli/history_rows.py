@@ -150,8 +150,7 @@ class RowParser:
         text = self.text(raw, line, "override")
         if text is not None and not text.isprintable():
             text = text.strip(BIDI_MARKS).strip() or None  # right-to-left exports wrap fields in direction marks
-        if text is not None and not text.isprintable():
-            for char in text:  # an escape sequence would reach a terminal through `validate --format csv`
+            for char in text or "":  # an escape sequence would reach a terminal through `validate --format csv`
                 if char not in "\t\n\r" and unicodedata.category(char) == "Cc":
                     raise self.error(line, "override", f"contains a control character (U+{ord(char):04X}): a reason is "
                                                        "text (remove it)")

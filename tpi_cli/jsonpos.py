@@ -43,7 +43,7 @@ class Locator:
                 nodes.append(found)
                 if text[found] in "{[":
                     reached = found
-        except (ValueError, IndexError):  # not the JSON the reader read: the furthest place found
+        except (ValueError, IndexError, RecursionError):  # not the JSON the reader read: the furthest place found
             return text.count("\n", 0, reached) + 1
         position = reached
         if field is not None:

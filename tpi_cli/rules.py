@@ -12,7 +12,7 @@ from typing import Any
 
 from tpi_cli import names
 from tpi_cli.dates import Duration
-from tpi_cli.errors import TpiError, did_you_mean, quote
+from tpi_cli.errors import TpiError, did_you_mean, printable, quote, shorten
 from tpi_cli.quantity import PG_PER_MG, Amount, Ratio, to_units
 
 STEROID, ANESTHETIC, OTHER, DRY = "steroid", "anesthetic", "other", "dry"
@@ -283,8 +283,8 @@ _LISTED_SITES = 12
 
 
 def _names(named: dict[str, Any]) -> str:
-    """Names for a message, sorted, each shortened and escaped as a quoted value would be."""
-    return ", ".join(quote(name)[1:-1] if len(name) > 60 or not name.isprintable() else name for name in sorted(named))
+    """Names for a message, sorted, each shortened and with control characters shown escaped."""
+    return ", ".join(printable(shorten(name)) for name in sorted(named))
 
 
 def _one_slip(a: str, b: str) -> bool:

@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 from tpi_cli.dates import Duration
-from tpi_cli.errors import no_patient
-from tpi_cli.history import read_patients
+from tpi_cli.history import chosen_patients
 from tpi_cli.model import PatientHistory, sides_of
 from tpi_cli.results import TotalsResult, TotalsRow
 from tpi_cli.rules import MAX_COUNT, MAX_STEROID_DOSE, SESSION, STEROID, Rules
@@ -41,22 +40,13 @@ def totals_of_file(rules: Rules, path: str, patient: str | None, on: int, window
     without rows, it is a new patient, with nothing to total."""
     result = _result(rules, on, window)
     first_day = window.first_start_after(on) if window is not None else None
-    seen: list[str | None] = []
 
     def restart() -> None:  # the reader starts over in another mode: so do the totals
         result.rows.clear()
         result.patients.clear()
-        seen.clear()
 
-    for history in read_patients(path, rules, on_restart=restart):
-        if len(seen) < 100_000:
-            seen.append(history.patient_id)
-        if patient is None or history.patient_id == patient:
-            _add(result, history, on, first_day)
-    if patient is not None and not result.patients:
-        if seen:
-            raise no_patient(patient, path, seen)
-        _add(result, PatientHistory(patient, []), on, first_day)
+    for history in chosen_patients(path, rules, patient, on_restart=restart):
+        _add(result, history, on, first_day)
     return result
 
 

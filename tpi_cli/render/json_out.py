@@ -69,13 +69,6 @@ def next_json(result: ForecastResult) -> str:
     })
 
 
-def totals_json(result: TotalsResult) -> str:
-    """The whole report as one text (what ``write_totals_json`` writes in parts)."""
-    parts: list[str] = []
-    write_totals_json(result, parts.append)
-    return "".join(parts)
-
-
 def write_totals_json(result: TotalsResult, write: Callable[[str], object]) -> None:
     """The report, as ``dumps`` would give it, written a few hundred rows at a time: a clinic's
     whole history has a row per patient and site, and the document built whole took several
@@ -96,7 +89,7 @@ def write_totals_json(result: TotalsResult, write: Callable[[str], object]) -> N
 
 
 def _pretty(value: Any, margin: str) -> str:
-    """``dumps``' text of ``value`` (objects, lists, texts, numbers, null) nested at ``margin``.
+    """``dumps``' text of ``value`` (objects, texts, numbers, null: a totals row) nested at ``margin``.
     ``json.dumps`` with an indent runs the pure-Python encoder, whose closures form a reference
     cycle per call: with the cycle collector off (``cli.main``), one call a row would keep them all."""
     if isinstance(value, dict):
@@ -105,11 +98,6 @@ def _pretty(value: Any, margin: str) -> str:
         inner = margin + "  "
         return "{\n" + ",\n".join(f"{inner}{_TEXT(key)}: {_pretty(item, inner)}"
                                    for key, item in value.items()) + f"\n{margin}}}"
-    if isinstance(value, list):
-        if not value:
-            return "[]"
-        inner = margin + "  "
-        return "[\n" + ",\n".join(inner + _pretty(item, inner) for item in value) + f"\n{margin}]"
     if isinstance(value, str):
         return _TEXT(value)
     return _SCALAR.encode(value)
