@@ -600,3 +600,23 @@ def test_totals_json_is_written_as_one_dump_of_the_document(tpi: Run, spec_rules
     assert result.stdout == json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     assert len(document["patients"]) == (3 if rows else 1)
     assert ("P\u00e9" in result.stdout) == bool(rows)  # not escaped
+
+
+def test_totals_csv_written_in_parts_is_the_json_report_row_for_row(tpi: Run, spec_rules: str, write: Write) -> None:
+    # 700 patients give 1,400 rows (700 sites, then 700 patients): the CSV is written 500 rows at a
+    # time, and no row may be lost, doubled or cut at a part's end. A formula-like ID stays neutralised.
+    rows = "".join(f"{'=' if n == 0 else 'P'}{n:04d},2026-0{1 + n % 9}-1{n % 10},trapezius,left,"
+                   f"triamcinolone,{10 + n % 3 * 10} mg,,,\n" for n in range(700))
+    path = write("h.csv", HEADER + rows)
+    result = tpi("totals", path, "--rules", spec_rules, "--on", "2026-11-28", "--format", "csv")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout_bytes.count(b"\r\n") == result.stdout_bytes.count(b"\n") == 1 + 1400  # each row ended once
+    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    document = as_json(tpi("totals", path, "--rules", spec_rules, "--on", "2026-11-28", "--format", "json"))
+    expected = [(r["patient_id"], r["site"], r["side"], r["steroid_injections"], r["mg_ref"])
+                for r in document["rows"]] + \
+        [(p["patient_id"], "(all sites)", None, p["steroid_injections"], p["mg_ref"]) for p in document["patients"]]
+    expected = [("'" + pid if pid.startswith("=") else pid, *rest) for pid, *rest in expected]
+    assert [(r["patient_id"], r["site"], r["side"] or None, int(r["steroid_injections"]), float(r["mg_ref"]))
+            for r in table] == expected
+    assert table[0]["patient_id"] == "'=0000"

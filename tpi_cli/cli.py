@@ -359,9 +359,10 @@ def totals(history: str, on: date | None, window: Duration | None, patient: str 
         write_totals_json(result, sys.stdout.write)
         sys.stdout.flush()
     elif fmt == "csv":
-        from tpi_cli.render.csv_out import totals_csv
+        from tpi_cli.render.csv_out import write_totals_csv
 
-        emit(totals_csv(result))
+        write_totals_csv(result, sys.stdout.write)
+        sys.stdout.flush()
     else:
         from tpi_cli.render.table import print_totals
 

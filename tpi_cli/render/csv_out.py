@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 
 from tpi_cli.render.common import drug_mg, iso, mg
 from tpi_cli.results import ForecastResult, TotalsResult, Violation
@@ -50,18 +51,28 @@ def next_csv(result: ForecastResult) -> str:
     return _table(header, rows)
 
 
-def totals_csv(result: TotalsResult) -> str:
+def write_totals_csv(result: TotalsResult, write: Callable[[str], object]) -> None:
+    """JSON's rows, then its patients (``level``: site / patient), written a few hundred rows at a
+    time, as ``write_totals_json`` is: a clinic's whole history has a row per patient and site."""
     header = ["patient_id", "site", "side", "steroid_injections", "mg_ref", "by_drug", "all_time_injections",
               "all_time_mg_ref", "window", "on", "reference_steroid", "all_time_by_drug", "level"]
-    rows = []
-    for row in [*result.rows, *result.patients]:  # JSON's rows, then its patients (level: site / patient)
+    buffer = io.StringIO()
+    out = csv.writer(buffer, lineterminator="\r\n")
+    out.writerow(header)
+    window, on, reference = result.window or "all time", iso(result.on), result.reference.name
+    for index, row in enumerate(itertools.chain(result.rows, result.patients)):
         by_drug = "; ".join(f"{name}={value}" for name, value in drug_mg(row.by_drug).items())
         all_time = "; ".join(f"{name}={value}" for name, value in drug_mg(row.all_time_by_drug).items())
-        rows.append([row.patient_id, row.site if row.site is not None else "(all sites)", row.side,
-                     row.injections, mg(row.ref, result.ref_scale), by_drug, row.all_time_injections,
-                     mg(row.all_time_ref, result.ref_scale), result.window or "all time", iso(result.on),
-                     result.reference.name, all_time, "site" if row.site is not None else "patient"])
-    return _table(header, rows)
+        cells = [row.patient_id, row.site if row.site is not None else "(all sites)", row.side, row.injections,
+                 mg(row.ref, result.ref_scale), by_drug, row.all_time_injections,
+                 mg(row.all_time_ref, result.ref_scale), window, on, reference, all_time,
+                 "site" if row.site is not None else "patient"]
+        out.writerow([safe(cell) for cell in cells])
+        if index % 500 == 499:
+            write(buffer.getvalue())
+            buffer.seek(0)
+            buffer.truncate()
+    write(buffer.getvalue())
 
 
 def sites_csv(rules: Rules) -> str:
