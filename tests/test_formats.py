@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -410,3 +411,27 @@ def test_cds_hooks_card_gives_the_date_every_rule_allows(tpi: Run, write: Write)
         assert card["summary"].endswith("allowed from 2026-04-01")
         assert "- Earliest date every rule allows: 2026-04-01" in card["detail"]
     assert "- Earliest date this rule passes: 2026-02-12" in cards[0]["detail"]
+
+
+def test_cds_hooks_blocked_card_without_a_failed_rule_ends_with_the_reminder() -> None:
+    # Choice 18: every card's detail ends with the reminder. A blocked verdict always has a failed
+    # rule's card today; the card made when it has none must end with it too.
+    from datetime import date
+
+    from tpi_cli.check import check, make_proposal
+    from tpi_cli.model import PatientHistory
+    from tpi_cli.quantity import parse_dose
+    from tpi_cli.render.cds import check_cds
+    from tpi_cli.render.common import DISCLAIMER
+    from tpi_cli.rules_file import load_rules
+
+    rules = load_rules(None)
+    site, _ = rules.find_site("left trapezius")
+    day = date(2026, 11, 28).toordinal()
+    proposal = make_proposal("P1", day, site, "left", [(rules.find_drug("triamcinolone"), parse_dose("500 mg", mass_only=True))])
+    result = check(rules, frozenset(), PatientHistory("P1", []), proposal, day, None)
+    assert result.verdict == "blocked"  # 500 mg alone is over every per-site cap
+    result.rules = [outcome for outcome in result.rules if outcome.status not in ("fail", "warn")]
+    (card,) = json.loads(check_cds(result))["cards"]
+    assert (card["indicator"], card["summary"]) == ("critical", "Blocked: valid on no date")
+    assert card["detail"].endswith(DISCLAIMER)

@@ -852,6 +852,14 @@ def test_rules_check_and_show_take_rules_option_too(tpi: Callable[..., Result], 
     both = tpi("rules", "show", str(rules), "--rules", str(tmp_path / "other.yaml"))
     assert both.exit_code == 2
     assert "two rules files given" in both.stderr
+    # The same file spelled two ways is one file (the path shown is PATH's); a missing one is not the same.
+    (tmp_path / "sub").mkdir()
+    spelled = tpi("rules", "show", str(rules), "--rules", str(tmp_path / "sub" / ".." / rules.name), "--format", "json")
+    assert spelled.exit_code == 0, spelled.stderr
+    assert json.loads(spelled.stdout)["path"] == str(rules)
+    missing = tpi("rules", "check", str(rules), "--rules", str(tmp_path / "missing.yaml"))
+    assert missing.exit_code == 2
+    assert "two rules files given" in missing.stderr
     unknown = tpi("rules", "check", "--rules", str(rules), "--profile", "medicar")
     assert unknown.exit_code == 2
     assert "did you mean 'medicare'" in unknown.stderr

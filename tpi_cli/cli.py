@@ -382,10 +382,18 @@ def rules() -> None:
 
 
 def _rules_file(path: str | None, option: str | None) -> str | None:
-    """The rules file of `rules check` / `rules show`: PATH, or --rules, else $TPI_RULES."""
-    if path is not None and option is not None and path != option:
+    """The rules file of `rules check` / `rules show`: PATH, or --rules, else $TPI_RULES. Both given
+    must name one file (spelled alike, or the same file spelled two ways: `rules.yaml`, `./rules.yaml`)."""
+    if path is not None and option is not None and path != option and not _same_file(path, option):
         raise BadInput(f"two rules files given ({path} and --rules {option}): give one")
     return path or option or os.environ.get("TPI_RULES")
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one cannot be found: not known to be the same
+        return False
 
 
 # `rules check` and `rules show` name their file as PATH; --rules, as every command takes, is the same.

@@ -79,5 +79,6 @@ def check_cds(result: CheckResult) -> str:
         })
     if result.verdict == BLOCKED and not any(c["indicator"] == "critical" for c in cards):
         cards.append({"summary": "Blocked: valid on no date", "indicator": "critical",
-                      "detail": "No date makes this proposal valid.", "source": {"label": "tpi rules"}})
+                      "detail": f"No date makes this proposal valid.\n\n{DISCLAIMER}",
+                      "source": {"label": "tpi rules"}})
     return json.dumps({"cards": cards}, indent=2, ensure_ascii=False) + "\n"
