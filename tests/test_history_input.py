@@ -1292,6 +1292,49 @@ def test_a_json_patient_given_twice_keeps_each_entrys_weight(tpi: Run, write: Wr
         assert f"weight {weight}" in rule["message"], on
 
 
+def _lidocaine_weight(tpi: Run, path: str, rules: str, on: str) -> str:
+    result = tpi("check", path, "--rules", rules, "--site", "left trapezius", "--drug", "lidocaine=100mg",
+                 "--on", on, "--format", "json")
+    assert result.exit_code in (0, 1), result.stderr  # 1: on a day whose session has lidocaine already
+    (rule,) = [r for r in json.loads(result.stdout)["rules"] if r["kind"] == "anesthetic-dose"]
+    return str(rule["message"]).rsplit("; ", 1)[1].rstrip(")")
+
+
+def test_an_injection_without_a_weight_does_not_lift_an_earlier_lower_one(tpi: Run, write: Write,
+                                                                          spec_rules: str) -> None:
+    # Found by an audit: the patient's 80 kg, copied onto the 30 April visit (no weight of its own),
+    # replaced the 45 kg measured on 30 March, and 250 mg of lidocaine passed against 300 mg instead
+    # of failing against 4.5 x 45 = 202.5 mg. The two records are kept apart; the lower counts.
+    path = write("h.json", '{"patient_id": "A", "weight_kg": 80, "injections": [\n'
+                           ' {"date": "2026-03-30", "site": "trapezius", "side": "left", "weight_kg": 45, '
+                           '"technique": "dry"},\n'
+                           ' {"date": "2026-04-30", "site": "trapezius", "side": "right", "technique": "dry"},\n'
+                           ' {"date": "2026-05-01", "site": "trapezius", "side": "left", '
+                           '"drugs": [{"name": "lidocaine", "dose": "250 mg"}]}]}')
+    result = tpi("validate", path, "--rules", spec_rules, "--format", "json")
+    assert result.exit_code == 1, result.stderr
+    (violation,) = json.loads(result.stdout)["violations"]
+    assert (violation["date"], violation["rule"]) == ("2026-05-01", "anesthetic-dose")
+    assert "max 202.5 mg; weight 45 kg" in violation["message"]
+    for on in ("2026-03-30", "2026-04-30", "2026-05-01", "2027-01-01"):
+        assert _lidocaine_weight(tpi, path, spec_rules, on) == "weight 45 kg", on
+    assert _lidocaine_weight(tpi, path, spec_rules, "2026-03-29") == "weight 80 kg"  # before any of its own
+
+
+@pytest.mark.parametrize(("own", "expected"), [(100, "weight 80 kg"), (60, "weight 60 kg")])
+def test_an_injections_own_weight_does_not_lift_the_patients(tpi: Run, write: Write, spec_rules: str,
+                                                             own: int, expected: str) -> None:
+    # The reverse: a heavier weight at one injection leaves the patient's 80 kg in force; a lighter one
+    # counts from its date on. In CSV form (every row a weight of its own), the latest counts as before.
+    path = write("h.json", f'{{"patient_id": "A", "weight_kg": 80, "injections": [{{"date": "2026-03-30", '
+                           f'"site": "trapezius", "side": "left", "weight_kg": {own}, "technique": "dry"}}]}}')
+    assert _lidocaine_weight(tpi, path, spec_rules, "2026-03-01") == "weight 80 kg"
+    assert _lidocaine_weight(tpi, path, spec_rules, "2026-04-01") == expected
+    rows = write("h.csv", FULL_HEADER + "A,2026-01-30,trapezius,right,,,dry,,80,\n"
+                                        f"A,2026-03-30,trapezius,left,,,dry,,{own},\n")
+    assert _lidocaine_weight(tpi, rows, spec_rules, "2026-04-01") == f"weight {own} kg"
+
+
 @pytest.mark.parametrize("weights", [(80, 40), (40, 80)])
 def test_a_json_patient_given_twice_without_injections_has_the_lower_weight(tpi: Run, write: Write, spec_rules: str,
                                                                             weights: tuple[int, int]) -> None:

@@ -112,8 +112,8 @@ def _conflict(injection: Injection, field: str, line: int, file: str) -> TpiErro
 class _PatientRows:
     """The rows of one patient, merged into injections as they come (each sealed as it changes)."""
 
-    __slots__ = ("by_key", "first_line", "last_day", "patient_id", "skip", "standing_weight", "techniques",
-                 "unsorted")
+    __slots__ = ("by_key", "entry_weights", "first_line", "last_day", "patient_id", "skip", "standing_weight",
+                 "techniques", "unsorted")
 
     def __init__(self, patient_id: str | None, first_line: int = 0, skip: bool = False) -> None:
         self.patient_id = patient_id
@@ -124,6 +124,9 @@ class _PatientRows:
         self.techniques = False  # whether any row gave a technique (checked when done)
         self.last_day = -1
         self.unsorted = False  # whether an injection came before an earlier-dated one
+        # The JSON patient's weight_kg of each injection that gives none of its own (the lowest, if
+        # two entries give one): see settle_weights.
+        self.entry_weights: dict[Injection, Ratio] | None = None
 
     def injection(self, day: int, site: Site, side: str | None, line: int) -> Injection:
         key = (day, site, side)
@@ -139,6 +142,13 @@ class _PatientRows:
         merge(injection, row.drug, row.amount, row.technique, row.points, row.weight, row.override, row.line, file)
         injection.seal()
         self.techniques = self.techniques or row.technique is not None
+        entry = row.entry_weight
+        if entry is not None:
+            if self.entry_weights is None:
+                self.entry_weights = {}
+            known = self.entry_weights.get(injection)
+            if known is None or entry < known:
+                self.entry_weights[injection] = entry
 
     def finish(self, file: str) -> PatientHistory:
         injections = list(self.by_key.values())
@@ -150,11 +160,50 @@ class _PatientRows:
                                    field="technique")
         if self.unsorted:
             injections.sort(key=_DAY)  # stable: ties keep first appearance
+        if self.standing_weight is not None or self.entry_weights is not None:
+            settle_weights(injections, self.entry_weights or {}, self.standing_weight)
         return PatientHistory(self.patient_id, injections, first_line=self.first_line,
                               standing_weight=self.standing_weight)
 
 
 _DAY = attrgetter("day")
+
+
+def settle_weights(injections: list[Injection], entry_weights: dict[Injection, Ratio],
+                   standing: Ratio | None) -> None:
+    """A JSON patient's weights, as two records: the injections' own ``weight_kg`` (a tpi addition:
+    SPEC.md gives ``weight_kg`` to the patient) and the patient entries' ``weight_kg`` (the lowest
+    entry's from the first date, ``standing``; then each entry's from the dates of its injections
+    that give none of their own). On a date, the lower of the two records' latest values counts:
+    a weight measured at an injection does not lift the patient's recorded weight, nor the reverse
+    (the lower weight gives the lower, safer mg/kg limits). Each injection that carries a weight is
+    given that value, which every reader of the weights then sees (``PatientHistory.weights``,
+    ``validate``'s sessions); with no weight of their own anywhere, nothing changes."""
+    own: Ratio | None = None  # the latest day's lowest own weight
+    given = standing  # the latest entry weight
+    start, size = 0, len(injections)
+    while start < size:
+        day = injections[start].day
+        end = start
+        own_today: Ratio | None = None
+        given_today: Ratio | None = None
+        while end < size and injections[end].day == day:
+            injection = injections[end]
+            if injection.weight is not None and (own_today is None or injection.weight < own_today):
+                own_today = injection.weight
+            inherited = entry_weights.get(injection)
+            if inherited is not None and (given_today is None or inherited < given_today):
+                given_today = inherited
+            end += 1
+        if own_today is not None or given_today is not None:
+            own = own_today if own_today is not None else own
+            given = given_today if given_today is not None else given
+            weight = own if given is None else given if own is None or given < own else own
+            for position in range(start, end):
+                injection = injections[position]
+                if injection.weight is not None or injection in entry_weights:
+                    injection.weight = weight
+        start = end
 
 
 # --- sources ---------------------------------------------------------------------------------

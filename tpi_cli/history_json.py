@@ -145,7 +145,14 @@ def _json_patient(item: dict[str, Any], path: tuple[int | str, ...],
     if not isinstance(injections, list):
         raise fail(path, "injections", "expected a list of injections")
     shared = {"patient_id": item.get("patient_id"), "weight_kg": item.get("weight_kg")}
-    yield empty(shared, path)  # checked like a row's, and kept: a patient even with no injections
+    entry = empty(shared, path)  # checked like a row's, and kept: a patient even with no injections
+    yield entry
+
+    def inheriting(made: Row) -> Row:
+        if made.weight is None:  # the injection gives no weight_kg of its own
+            made.entry_weight = entry.weight
+        return made
+
     for j, injection in enumerate(injections):
         here = (*path, "injections", j)
         if not isinstance(injection, dict):
@@ -158,9 +165,9 @@ def _json_patient(item: dict[str, Any], path: tuple[int | str, ...],
             drugs = []
         if not isinstance(drugs, list):
             raise fail(here, "drugs", "expected a list of {name, dose}")
-        fields = {**shared, **{k: v for k, v in injection.items() if k != "drugs"}}
+        fields = {"patient_id": shared["patient_id"], **{k: v for k, v in injection.items() if k != "drugs"}}
         if not drugs:
-            yield row(fields, here)
+            yield inheriting(row(fields, here))
         for k, drug in enumerate(drugs):
             there = (*here, "drugs", k)
             if not isinstance(drug, dict):
@@ -172,7 +179,7 @@ def _json_patient(item: dict[str, Any], path: tuple[int | str, ...],
             if name is None or (isinstance(name, str) and not name.strip()):  # else it reads as dry needling
                 raise fail(there, "name", "missing drug name (an injection without drugs is dry needling: "
                                           "leave the drug out)")
-            yield row({**fields, "drug": drug.get("name"), "dose": drug.get("dose")}, there)
+            yield inheriting(row({**fields, "drug": drug.get("name"), "dose": drug.get("dose")}, there))
 
 
 def _json_patient_only(item: dict[str, Any], path: tuple[int | str, ...], parser: RowParser, fail: Fail,

@@ -51,7 +51,7 @@ _DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u206
 class Row:
     """One parsed history row (the fields that decide how rows merge come first)."""
 
-    __slots__ = ("amount", "day", "drug", "line", "override", "patient_id", "points", "side", "site",
+    __slots__ = ("amount", "day", "drug", "entry_weight", "line", "override", "patient_id", "points", "side", "site",
                  "technique", "weight")
 
     def __init__(self, patient_id: str | None, day: int, site: Site, side: str | None, drug: Drug | None,
@@ -68,6 +68,9 @@ class Row:
         self.weight = weight
         self.override = override
         self.line = line
+        # A JSON patient's weight_kg, for a row of its injections that gives none of its own (see
+        # tpi_cli.history.settle_weights): a record of its own, not the row's weight.
+        self.entry_weight: Ratio | None = None
 
 
 class RowParser:
