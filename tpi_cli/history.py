@@ -384,6 +384,7 @@ def read_patients(path: str, rules: Rules, *, on_restart: Callable[[], None] | N
                     from tpi_cli.history_json import JsonRows
 
                     rows = JsonRows(data, source.name, rules)
+                    data = head = b""  # the decoded text is kept, not the bytes too
                     try:
                         yield from _group(iter(rows), source.name)
                     except TpiError as exc:

@@ -1,8 +1,9 @@
 """Reading a JSON history: a list of rows, a patient ``{"patient_id", "weight_kg", "injections"}``,
 or a list of those (SPEC.md "History input").
 
-The document is read whole (tpi refuses one over 256 MiB), with exact numbers (``Decimal``), no
-duplicate keys, no ``NaN``/``Infinity`` and no huge integers. Each row becomes the texts of a CSV
+The text is read whole (tpi refuses one over 256 MiB); a list is parsed an item at a time
+(:func:`_json_items`), with exact numbers (``Decimal``), no duplicate keys, no ``NaN``/``Infinity``
+and no huge integers. Each row becomes the texts of a CSV
 row and is parsed by the CSV reader's :class:`~tpi_cli.history_rows.RowParser`, so both formats accept
 and refuse the same values. Errors name the line of the field at fault (found by re-parsing the
 text only when an error needs it: :mod:`tpi_cli.jsonpos`).
@@ -50,7 +51,6 @@ class JsonRows:
         return exc
 
     def __iter__(self) -> Iterator[Row | PatientOnly]:
-        document = _json_load(self.text, self.file)
         parser = RowParser(self.rules, self.file)
 
         def fail(path: tuple[int | str, ...], field: str | None, message: str) -> TpiError:
@@ -64,10 +64,7 @@ class JsonRows:
             self.paths.append(path)
             return _json_patient_only(item, path, parser, fail, -len(self.paths))
 
-        if isinstance(document, list):
-            items: list[tuple[tuple[int | str, ...], Any]] = [((i,), item) for i, item in enumerate(document)]
-        else:
-            items = [((), document)]
+        items = _json_items(self.text, self.file)
         # Without a patient_id, two patient objects, or a patient object and rows, may be two people or
         # one in two parts: tpi cannot tell, and would merge them. (Rows alone are one patient, as in CSV.)
         unnamed_object = unnamed_row = False
@@ -230,6 +227,46 @@ def _json_fields(item: dict[str, Any], path: tuple[int | str, ...], fail: Fail) 
         else:
             fields.append(str(value))
     return fields
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")  # JSON's (json.decoder.WHITESPACE)
+
+
+def _json_items(text: str, file: str) -> Iterator[tuple[tuple[int | str, ...], Any]]:
+    """The document's items with their paths: a list's one at a time (each parsed as it is reached
+    and let go once read: the document built whole took several times the text's memory), anything
+    else as one item. Any error is the one ``json.loads`` of the whole text gives, found by reading
+    it whole: the caller may have used the items before it, but acts on nothing until the end."""
+    from decimal import Decimal
+
+    decoder = json.JSONDecoder(parse_float=Decimal, parse_int=_json_int, parse_constant=_refuse_constant,
+                               object_pairs_hook=_no_duplicates)
+    skip = _WHITESPACE.match
+    at = skip(text, 0).end()  # type: ignore[union-attr]  # (matches every text)
+    if not text.startswith("[", at):
+        yield (), _json_load(text, file)
+        return
+    at = skip(text, at + 1).end()  # type: ignore[union-attr]
+    index = 0
+    try:
+        if not text.startswith("]", at):
+            while True:
+                item, at = decoder.raw_decode(text, at)
+                yield (index,), item
+                del item
+                at = skip(text, at).end()  # type: ignore[union-attr]
+                if text.startswith(",", at):
+                    at = skip(text, at + 1).end()  # type: ignore[union-attr]
+                    index += 1
+                    continue
+                if not text.startswith("]", at):
+                    raise ValueError("not the end of the list")
+                break
+        if skip(text, at + 1).end() != len(text):  # type: ignore[union-attr]
+            raise ValueError("text after the list")
+    except (ValueError, RecursionError):  # JSONDecodeError, _LongNumber, a duplicate key, NaN
+        _json_load(text, file)  # raises json.loads' own error, named as before
+        raise TpiError("not valid JSON", file=file) from None  # (not reached: json.loads failed too)
 
 
 def _json_load(text: str, file: str) -> Any:
