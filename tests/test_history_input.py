@@ -1425,3 +1425,14 @@ def test_a_json_list_read_item_by_item_matches_on_damaged_texts(count: int, sepa
     damaged = text[:at] + insert + text[at:] if insert else text[:at]
     for each in (text, damaged):
         assert _by_item(each) == _whole(each), each
+
+
+def test_json_errors_come_in_file_order(tmp_path: Path, rules: Rules) -> None:
+    # Items are checked as they are read: a bad date in the first row is named before the syntax
+    # error of the second, as a CSV reader names the first bad row.
+    path, refused = refusal(tmp_path, rules, '[{"patient_id": "P1", "date": "2026-13-01", "site": "trapezius", '
+                                             '"side": "left"},\n {"patient_id": "P1", "date": "2026-01-01" "site": 1}]')
+    assert refused == f"{path}:1: date: '2026-13-01' is not a date on the calendar"
+    path, refused = refusal(tmp_path, rules, '[{"patient_id": "P1", "date": "2026-01-01", "site": "trapezius", '
+                                             '"side": "left"},\n {"patient_id": "P1", "date": "2026-01-01" "site": 1}]')
+    assert refused == f"{path}:2: not valid JSON: Expecting ',' delimiter"
