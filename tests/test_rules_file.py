@@ -525,11 +525,12 @@ def test_a_misspelt_duration_unit_gets_a_suggestion(duration: str, hint: str) ->
     assert errors == [f"{PATH}:19: rule 'a': interval: '{duration}': unknown unit '{duration.split()[1]}' ({hint})"]
 
 
-@pytest.mark.parametrize("when", ["2024-04-01 10:00:00", "2024-04-01T10:00:00Z", "'2024-04-01T10:00'"])
+@pytest.mark.parametrize("when", ["2024-04-01 10:00:00", "2024-04-01T10:00:00Z", "'2024-04-01T10:00'",
+                                  "2024-04-01\t10:00:00", "2024-04-01  10:00"])
 def test_a_date_and_time_for_effective_is_refused_not_cut(when: str) -> None:
     # YAML reads an unquoted one as a timestamp: its time was dropped silently, while the JSON Schema
     # (format: date) refuses it. A rule is in force for whole days.
-    shown = when.strip("'")
+    shown = when.strip("'").replace("\t", "\\t")  # a tab shown escaped: the message stays one line
     errors = errors_of(with_rule(f"{{id: a, kind: min-interval, applies_to: [steroid], scope: site, interval: 6 weeks, "
                                  f"effective: {when}}}"))
     assert errors == [f"{PATH}:19: rule 'a': effective must be a date (YYYY-MM-DD), not a date and time ('{shown}'): "

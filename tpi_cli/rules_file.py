@@ -259,7 +259,7 @@ class _Validator:
             if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
                 return check_date_range(value).toordinal()
             if isinstance(value, str) and not isinstance(value, YNumber):
-                if len(value.strip()) > 10 and value.strip()[10:11] in ("T", "t", " "):
+                if _DATE_AND_TIME.match(value.strip()):
                     self.error(line, f"{where}: {key} must be a date (YYYY-MM-DD), not a date and time "
                                      f"({quote(value.strip())}): a rule is in force for whole days")
                     return None
@@ -743,3 +743,7 @@ def write_snapshot() -> str:
 
 if __name__ == "__main__":
     print(write_snapshot())
+
+
+# A date and a time as YAML 1.1 writes a timestamp (`T`, or spaces and tabs, between them).
+_DATE_AND_TIME = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt]|[ \t]+)[0-9]")
