@@ -1436,3 +1436,42 @@ def test_json_errors_come_in_file_order(tmp_path: Path, rules: Rules) -> None:
     path, refused = refusal(tmp_path, rules, '[{"patient_id": "P1", "date": "2026-01-01", "site": "trapezius", '
                                              '"side": "left"},\n {"patient_id": "P1", "date": "2026-01-01" "site": 1}]')
     assert refused == f"{path}:2: not valid JSON: Expecting ',' delimiter"
+
+
+@pytest.mark.parametrize(("document", "line"), [
+    # one injection in two patient entries that give it different weights
+    ('[{"patient_id": "P1", "weight_kg": 80, "injections": [{"date": "2026-01-10", "site": "trapezius", '
+     '"side": "left", "drugs": [{"name": "lidocaine", "dose": "250 mg"}]}]},\n'
+     ' {"patient_id": "P1", "weight_kg": 45, "injections": [{"date": "2026-01-10", "site": "trapezius", '
+     '"side": "left"}]}]', 2),
+    # a row object's weight against the patient entry's, for one injection
+    ('[{"patient_id": "P1", "weight_kg": 80, "injections": [{"date": "2026-01-10", "site": "trapezius", '
+     '"side": "left", "drugs": [{"name": "lidocaine", "dose": "250 mg"}]}]},\n'
+     ' {"patient_id": "P1", "date": "2026-01-10", "site": "trapezius", "side": "left", "drug": "saline", '
+     '"dose": "1 mL", "weight_kg": 45}]', 2),
+    # an injection's own weight, then the same injection again without one (its entry's)
+    ('{"patient_id": "P1", "weight_kg": 80, "injections": [{"date": "2026-01-10", "site": "trapezius", '
+     '"side": "left", "weight_kg": 45, "drugs": [{"name": "saline", "dose": "1 mL"}]},\n'
+     ' {"date": "2026-01-10", "site": "trapezius", "side": "left", "drugs": [{"name": "lidocaine", '
+     '"dose": "250 mg"}]}]}', 1),
+])
+def test_rows_of_one_injection_give_one_weight_their_own_or_their_entrys(tmp_path: Path, rules: Rules,
+                                                                         document: str, line: int) -> None:
+    # SPEC.md: rows of one injection that give different non-empty values are refused. A row of a
+    # patient entry gives the entry's weight_kg unless it has its own (found by a differential fuzz:
+    # keeping the entry weights apart had let these through, with the lower weight).
+    path, refused = refusal(tmp_path, rules, document)
+    assert refused.startswith(f"{path}:{line}: weight_kg: differs from an earlier row of the same injection")
+
+
+def test_rows_of_one_injection_that_agree_on_the_weight_are_one_injection(tmp_path: Path, rules: Rules) -> None:
+    path = write_bytes(tmp_path, "h.json", (
+        b'[{"patient_id": "P1", "weight_kg": 45, "injections": [{"date": "2026-01-10", "site": "trapezius", '
+        b'"side": "left", "drugs": [{"name": "lidocaine", "dose": "250 mg"}]}]},\n'
+        b' {"patient_id": "P1", "date": "2026-01-10", "site": "trapezius", "side": "left", "drug": "saline", '
+        b'"dose": "1 mL", "weight_kg": 45},\n'
+        b' {"patient_id": "P1", "date": "2026-01-10", "site": "trapezius", "side": "left", "drug": "saline", '
+        b'"dose": "1 mL"}]'))
+    (history,) = read(path, rules)
+    (injection,) = history.injections
+    assert (len(injection.drugs), injection.weight.decimal_text(1)) == (2, "45")

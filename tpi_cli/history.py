@@ -124,8 +124,8 @@ class _PatientRows:
         self.techniques = False  # whether any row gave a technique (checked when done)
         self.last_day = -1
         self.unsorted = False  # whether an injection came before an earlier-dated one
-        # The JSON patient's weight_kg of each injection that gives none of its own (the lowest, if
-        # two entries give one): see settle_weights.
+        # The JSON patient's weight_kg of each injection that gives none of its own (rows of one
+        # injection from two entries must agree, as rows do): see settle_weights.
         self.entry_weights: dict[Injection, Ratio] | None = None
 
     def injection(self, day: int, site: Site, side: str | None, line: int) -> Injection:
@@ -139,16 +139,22 @@ class _PatientRows:
 
     def add(self, row: Row, file: str) -> None:
         injection = self.injection(row.day, row.site, row.side, row.line)
+        entry = row.entry_weight
+        if entry is not None or (row.weight is not None and self.entry_weights is not None):
+            # A row's weight, its own or its patient entry's, as the other rows of the injection give it
+            # (SPEC.md: rows that give different values are refused; merge checks two rows' own).
+            given = self.entry_weights.get(injection) if self.entry_weights is not None else None
+            value = row.weight if row.weight is not None else entry
+            if (given is not None and given != value) or \
+                    (entry is not None and injection.weight is not None and injection.weight != entry):
+                raise _conflict(injection, "weight_kg", row.line, file)
         merge(injection, row.drug, row.amount, row.technique, row.points, row.weight, row.override, row.line, file)
         injection.seal()
         self.techniques = self.techniques or row.technique is not None
-        entry = row.entry_weight
         if entry is not None:
             if self.entry_weights is None:
                 self.entry_weights = {}
-            known = self.entry_weights.get(injection)
-            if known is None or entry < known:
-                self.entry_weights[injection] = entry
+            self.entry_weights[injection] = entry
 
     def finish(self, file: str) -> PatientHistory:
         injections = list(self.by_key.values())
