@@ -620,3 +620,19 @@ def test_totals_csv_written_in_parts_is_the_json_report_row_for_row(tpi: Run, sp
     assert [(r["patient_id"], r["site"], r["side"] or None, int(r["steroid_injections"]), float(r["mg_ref"]))
             for r in table] == expected
     assert table[0]["patient_id"] == "'=0000"
+
+
+def test_next_names_a_rule_that_holds_the_date_without_failing_on_it(tpi: Run, write: Write) -> None:
+    # The packaged rules: steroid-interval holds a corticosteroid at the left trapezius until 5 April
+    # (90 days after 5 January); that day a planned session already has 250 mg of lidocaine at 45 kg
+    # (over 202.5 mg), so anesthetic-dose fails the proposal there too (README choice 25) and the
+    # date is 6 April. anesthetic-dose passes on --on, yet it is the rule that holds the date last:
+    # held_by named only steroid-interval (found by a differential fuzz).
+    history = write("h.csv", HEADER + "P1,2026-01-05,trapezius,left,triamcinolone,20 mg,,45,\n"
+                                      "P1,2026-04-05,deltoid,right,lidocaine,250 mg,,45,\n")
+    document = as_json(tpi("next", history, "--on", "2026-02-01", "--site", "left trapezius", "--format", "json"))
+    (row,) = document["sites"]
+    assert (row["steroid"], row["held_by"]["steroid"]) == ("2026-04-06", ["anesthetic-dose", "steroid-interval"])
+    assert (row["anesthetic"], row["held_by"]["anesthetic"]) == ("2026-02-01", [])
+    table = tpi("next", history, "--on", "2026-02-01", "--site", "left trapezius")
+    assert "anesthetic-dose" in table.stdout  # the table shows the rule that holds the date longest

@@ -287,9 +287,12 @@ class Planner:
                 return day
         return None
 
-    def earliest(self, on: int) -> tuple[int | None, list[Rule]]:
+    def earliest(self, on: int, later: dict[int, int] | None = None) -> tuple[int | None, list[Rule]]:
         """The first day from ``on`` on which no rule fails (None: never), and the rules that
-        fail on ``on``."""
+        fail on ``on``. ``later``, if given, gets the rules (by their place in ``active``) that
+        fail on a day after ``on`` that the search looked at, each with the last such day before
+        the answer: a rule that passes on ``on`` can still hold the answer back (a later session
+        that the proposal would take over a limit)."""
         failing = [rule for rule in self.active if self.status(rule, on) == FAIL]
         if not failing:
             return on, []
@@ -305,8 +308,15 @@ class Planner:
         for day in sorted(days):
             if day < start:
                 continue
-            if all(self.status(rule, day) != FAIL for rule in self.active):
+            if later is None:
+                if all(self.status(rule, day) != FAIL for rule in self.active):
+                    return day, failing
+                continue
+            fails = [place for place, rule in enumerate(self.active) if self.status(rule, day) == FAIL]
+            if not fails:
                 return day, failing
+            for place in fails:
+                later[place] = day
         return None, failing
 
 
@@ -431,9 +441,10 @@ def forecast(rules: Rules, profiles: frozenset[str], history: PatientHistory, on
                                field="defaults")
             proposal = make_proposal(history.patient_id, on, site, side, drugs)
             planner = Planner(index, proposal, active, on, shared[category])
-            first, failing = planner.earliest(on)
+            later: dict[int, int] = {}
+            first, failing = planner.earliest(on, later)
             earliest[category] = first
-            held[category] = _holding(planner, failing, on)
+            held[category] = _holding(planner, failing, on, later)
             if category == STEROID:
                 remaining = _steroid_budget(planner, on)
         rows.append(ForecastRow(site, side, earliest, held, remaining))
@@ -441,15 +452,19 @@ def forecast(rules: Rules, profiles: frozenset[str], history: PatientHistory, on
                           rules.ref_scale, rules.default_texts)
 
 
-def _holding(planner: Planner, failing: list[Rule], on: int) -> list[str]:
-    """The failing rules, the one that holds the proposal back longest first."""
+def _holding(planner: Planner, failing: list[Rule], on: int, later: dict[int, int]) -> list[str]:
+    """The rules that hold the proposal back, the one that holds it longest first: those that fail
+    on ``on`` (held until the day they first pass, or for ever), and those that fail only on a
+    later day the search looked at, before the earliest date (held until the day after it)."""
     never = 10**9
-
-    def last(rule: Rule) -> int:
+    until: dict[int, int] = {}
+    for rule in failing:
         first = planner.first_day(rule, on, (SKIP, PASS, WARNED))
-        return never if first is None else first
-
-    return [rule.id for rule in sorted(failing, key=last, reverse=True)]
+        until[planner.active.index(rule)] = never if first is None else first
+    for place, day in later.items():
+        until[place] = max(until.get(place, 0), day + 1)
+    ordered = sorted(until, key=lambda place: (-until[place], place))
+    return [planner.active[place].id for place in ordered]
 
 
 def _steroid_budget(planner: Planner, on: int) -> int | None:
