@@ -1323,6 +1323,26 @@ def test_an_injection_without_a_weight_does_not_lift_an_earlier_lower_one(tpi: R
     assert _lidocaine_weight(tpi, path, spec_rules, "2026-03-29") == "weight 80 kg"  # before any of its own
 
 
+def test_an_entrys_weight_holds_from_its_injections_dates_even_where_they_give_their_own(
+        tpi: Run, write: Write, spec_rules: str) -> None:
+    # Two entries, 80 kg and then 45 kg; the 45 kg entry's one injection records 100 kg of its own.
+    # From its date the patient's record is 45 kg, and the lower of 45 and 100 counts: 250 mg of
+    # lidocaine on 10 February is over 202.5 mg. Dating an entry only by injections without a
+    # weight of their own had left 80 kg in force there (found by a review).
+    path = write("h.json", '[{"patient_id": "P1", "weight_kg": 80, "injections": [{"date": "2026-01-05", '
+                           '"site": "trapezius", "side": "right", "technique": "dry"}]},\n'
+                           ' {"patient_id": "P1", "weight_kg": 45, "injections": [{"date": "2026-02-05", '
+                           '"site": "trapezius", "side": "right", "technique": "dry", "weight_kg": 100}]},\n'
+                           ' {"patient_id": "P1", "date": "2026-02-10", "site": "trapezius", "side": "left", '
+                           '"drug": "lidocaine", "dose": "250 mg"}]')
+    result = tpi("validate", path, "--rules", spec_rules, "--format", "json")
+    assert result.exit_code == 1, result.stderr
+    (violation,) = json.loads(result.stdout)["violations"]
+    assert "max 202.5 mg; weight 45 kg" in violation["message"]
+    assert _lidocaine_weight(tpi, path, spec_rules, "2026-01-20") == "weight 80 kg"
+    assert _lidocaine_weight(tpi, path, spec_rules, "2026-02-05") == "weight 45 kg"
+
+
 @pytest.mark.parametrize(("own", "expected"), [(100, "weight 80 kg"), (60, "weight 60 kg")])
 def test_an_injections_own_weight_does_not_lift_the_patients(tpi: Run, write: Write, spec_rules: str,
                                                              own: int, expected: str) -> None:

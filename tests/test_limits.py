@@ -433,5 +433,9 @@ def test_check_table_of_many_rules_is_one_plain_line_a_rule(tpi: Callable[..., R
     if len(shown) > 1_000:  # one line each, between the header's rule and a blank line
         under = lines.index(next(line for line in lines if line and set(line) <= {"\u2500", "-"}))
         assert lines[under + 1 + len(shown)] == ""
+        for line, rule in zip(lines[under + 1:], shown, strict=False):
+            assert rule["message"] in line, line  # the whole message, its notes and source after it
+            assert "; source: " in line
+            assert (rule["status"] != "fail") or "; passes " in line  # a failing rule says when it passes
     else:
         assert len(lines) > 2 * len(shown)  # rich's rows: id, then group, then source lines

@@ -613,12 +613,21 @@ def test_totals_csv_written_in_parts_is_the_json_report_row_for_row(tpi: Run, sp
     assert result.stdout_bytes.count(b"\r\n") == result.stdout_bytes.count(b"\n") == 1 + 1400  # each row ended once
     table = list(csv.DictReader(io.StringIO(result.stdout)))
     document = as_json(tpi("totals", path, "--rules", spec_rules, "--on", "2026-11-28", "--format", "json"))
-    expected = [(r["patient_id"], r["site"], r["side"], r["steroid_injections"], r["mg_ref"])
+    def drugs(mg: dict[str, float]) -> str:
+        return "; ".join(f"{name}={value}" for name, value in mg.items())
+
+    expected = [(r["patient_id"], r["site"], r["side"], r["steroid_injections"], r["mg_ref"], drugs(r["by_drug"]),
+                 r["all_time_injections"], r["all_time_mg_ref"], drugs(r["all_time_by_drug"]), "site")
                 for r in document["rows"]] + \
-        [(p["patient_id"], "(all sites)", None, p["steroid_injections"], p["mg_ref"]) for p in document["patients"]]
+        [(p["patient_id"], "(all sites)", None, p["steroid_injections"], p["mg_ref"], drugs(p["by_drug"]),
+          p["all_time_injections"], p["all_time_mg_ref"], drugs(p["all_time_by_drug"]), "patient")
+         for p in document["patients"]]
     expected = [("'" + pid if pid.startswith("=") else pid, *rest) for pid, *rest in expected]
-    assert [(r["patient_id"], r["site"], r["side"] or None, int(r["steroid_injections"]), float(r["mg_ref"]))
-            for r in table] == expected
+    assert [(r["patient_id"], r["site"], r["side"] or None, int(r["steroid_injections"]), float(r["mg_ref"]),
+             r["by_drug"], int(r["all_time_injections"]), float(r["all_time_mg_ref"]), r["all_time_by_drug"],
+             r["level"]) for r in table] == expected
+    assert {(r["window"], r["on"], r["reference_steroid"]) for r in table} == \
+        {(document["window"] or "all time", "2026-11-28", document["reference_steroid"])}
     assert table[0]["patient_id"] == "'=0000"
 
 
@@ -636,3 +645,24 @@ def test_next_names_a_rule_that_holds_the_date_without_failing_on_it(tpi: Run, w
     assert (row["anesthetic"], row["held_by"]["anesthetic"]) == ("2026-02-01", [])
     table = tpi("next", history, "--on", "2026-02-01", "--site", "left trapezius")
     assert "anesthetic-dose" in table.stdout  # the table shows the rule that holds the date longest
+
+
+def test_next_held_by_orders_rules_by_the_last_day_each_fails_before_the_date(tpi: Run, write: Write) -> None:
+    # With --profile medicare, a corticosteroid at the left trapezius from 26 March is held by
+    # steroid-interval until 26 June (90 days after 28 March) and by medicare-sessions, which passes
+    # on some days in between and fails again up to 25 June (check: both fail on 24 and 25 June).
+    # Ordered by the first day each passed, medicare-sessions came last (found by a review).
+    history = write("h.csv", "patient_id,date,site,side,drug,dose\nP1,2026-02-22,trapezius,right,saline,2 mL\n"
+                             "P1,2026-03-28,trapezius,left,triamcinolone,20 mg\n"
+                             "P1,2026-06-26,levator-scapulae,right,lidocaine,60 mg\n")
+    args = ("--site", "left trapezius", "--profile", "medicare", "--format", "json")
+    (row,) = as_json(tpi("next", history, "--on", "2026-03-26", *args))["sites"]
+    assert row["steroid"] == "2026-06-26"
+    assert row["held_by"]["steroid"][:2] == ["steroid-interval", "medicare-sessions"]
+    check = as_json(tpi("check", history, "--drug", "triamcinolone=20mg", "--on", "2026-06-25", *args))
+    assert [r["id"] for r in check["rules"] if r["status"] == "fail"] == ["steroid-interval", "medicare-sessions"]
+    # A rule that fails only on a day between --on and the date, then passes, held it back too.
+    history = write("h2.csv", HEADER + "P1,2026-01-05,trapezius,left,triamcinolone,20 mg,,45,\n"
+                                       "P1,2026-03-15,deltoid,right,lidocaine,250 mg,,45,\n")
+    (row,) = as_json(tpi("next", history, "--on", "2026-02-01", "--site", "left trapezius", "--format", "json"))["sites"]
+    assert (row["steroid"], row["held_by"]["steroid"]) == ("2026-04-05", ["steroid-interval", "anesthetic-dose"])

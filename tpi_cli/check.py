@@ -287,12 +287,9 @@ class Planner:
                 return day
         return None
 
-    def earliest(self, on: int, later: dict[int, int] | None = None) -> tuple[int | None, list[Rule]]:
+    def earliest(self, on: int) -> tuple[int | None, list[Rule]]:
         """The first day from ``on`` on which no rule fails (None: never), and the rules that
-        fail on ``on``. ``later``, if given, gets the rules (by their place in ``active``) that
-        fail on a day after ``on`` that the search looked at, each with the last such day before
-        the answer: a rule that passes on ``on`` can still hold the answer back (a later session
-        that the proposal would take over a limit)."""
+        fail on ``on``."""
         failing = [rule for rule in self.active if self.status(rule, on) == FAIL]
         if not failing:
             return on, []
@@ -308,15 +305,8 @@ class Planner:
         for day in sorted(days):
             if day < start:
                 continue
-            if later is None:
-                if all(self.status(rule, day) != FAIL for rule in self.active):
-                    return day, failing
-                continue
-            fails = [place for place, rule in enumerate(self.active) if self.status(rule, day) == FAIL]
-            if not fails:
+            if all(self.status(rule, day) != FAIL for rule in self.active):
                 return day, failing
-            for place in fails:
-                later[place] = day
         return None, failing
 
 
@@ -441,10 +431,9 @@ def forecast(rules: Rules, profiles: frozenset[str], history: PatientHistory, on
                                field="defaults")
             proposal = make_proposal(history.patient_id, on, site, side, drugs)
             planner = Planner(index, proposal, active, on, shared[category])
-            later: dict[int, int] = {}
-            first, failing = planner.earliest(on, later)
+            first, failing = planner.earliest(on)
             earliest[category] = first
-            held[category] = _holding(planner, failing, on, later)
+            held[category] = _holding(planner, failing, on, first)
             if category == STEROID:
                 remaining = _steroid_budget(planner, on)
         rows.append(ForecastRow(site, side, earliest, held, remaining))
@@ -452,19 +441,31 @@ def forecast(rules: Rules, profiles: frozenset[str], history: PatientHistory, on
                           rules.ref_scale, rules.default_texts)
 
 
-def _holding(planner: Planner, failing: list[Rule], on: int, later: dict[int, int]) -> list[str]:
-    """The rules that hold the proposal back, the one that holds it longest first: those that fail
-    on ``on`` (held until the day they first pass, or for ever), and those that fail only on a
-    later day the search looked at, before the earliest date (held until the day after it)."""
+def _holding(planner: Planner, failing: list[Rule], on: int, first: int | None) -> list[str]:
+    """The rules that hold the proposal back, the one that holds it longest first. Up to the
+    earliest date ``first``, a rule holds it back on the days it fails; its status changes only on
+    its candidate days, so each rule's last failing stretch before ``first`` is known from them: a
+    rule that passes on ``on`` can still hold the date (a later session that the proposal would
+    take over a limit), and one that passes early can fail again later. Ties keep the file's order.
+    With no earliest date (blocked), the rules failing on ``on``, those that never pass first."""
+    if not failing:
+        return []
     never = 10**9
     until: dict[int, int] = {}
-    for rule in failing:
-        first = planner.first_day(rule, on, (SKIP, PASS, WARNED))
-        until[planner.active.index(rule)] = never if first is None else first
-    for place, day in later.items():
-        until[place] = max(until.get(place, 0), day + 1)
-    ordered = sorted(until, key=lambda place: (-until[place], place))
-    return [planner.active[place].id for place in ordered]
+    if first is None:
+        blocking = {id(rule) for rule in failing}
+        for place, rule in enumerate(planner.active):
+            if id(rule) in blocking:
+                passes = planner.first_day(rule, on, (SKIP, PASS, WARNED))
+                until[place] = never if passes is None else passes
+    else:
+        for place, rule in enumerate(planner.active):
+            days = [on, *(day for day in planner.candidates(rule, on) if day < first), first]
+            for at in range(len(days) - 2, -1, -1):
+                if planner.status(rule, days[at]) == FAIL:
+                    until[place] = days[at + 1]  # fails from days[at] until the next change (or first)
+                    break
+    return [planner.active[place].id for place in sorted(until, key=lambda place: (-until[place], place))]
 
 
 def _steroid_budget(planner: Planner, on: int) -> int | None:

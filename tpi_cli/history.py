@@ -112,8 +112,8 @@ def _conflict(injection: Injection, field: str, line: int, file: str) -> TpiErro
 class _PatientRows:
     """The rows of one patient, merged into injections as they come (each sealed as it changes)."""
 
-    __slots__ = ("by_key", "entry_weights", "first_line", "last_day", "patient_id", "skip", "standing_weight",
-                 "techniques", "unsorted")
+    __slots__ = ("by_key", "entry_weights", "first_line", "flat_weights", "last_day", "patient_id", "skip",
+                 "standing_weight", "techniques", "unsorted")
 
     def __init__(self, patient_id: str | None, first_line: int = 0, skip: bool = False) -> None:
         self.patient_id = patient_id
@@ -124,9 +124,11 @@ class _PatientRows:
         self.techniques = False  # whether any row gave a technique (checked when done)
         self.last_day = -1
         self.unsorted = False  # whether an injection came before an earlier-dated one
-        # The JSON patient's weight_kg of each injection that gives none of its own (rows of one
-        # injection from two entries must agree, as rows do): see settle_weights.
+        # Per injection of a JSON patient entry with a weight_kg: the entry's (the lowest, if it is
+        # in two entries), for settle_weights; and each row's weight as SPEC.md's rows would give
+        # it (its own, else its entry's), which the rows of one injection must agree on.
         self.entry_weights: dict[Injection, Ratio] | None = None
+        self.flat_weights: dict[Injection, Ratio] | None = None
 
     def injection(self, day: int, site: Site, side: str | None, line: int) -> Injection:
         key = (day, site, side)
@@ -140,21 +142,29 @@ class _PatientRows:
     def add(self, row: Row, file: str) -> None:
         injection = self.injection(row.day, row.site, row.side, row.line)
         entry = row.entry_weight
-        if entry is not None or (row.weight is not None and self.entry_weights is not None):
-            # A row's weight, its own or its patient entry's, as the other rows of the injection give it
-            # (SPEC.md: rows that give different values are refused; merge checks two rows' own).
-            given = self.entry_weights.get(injection) if self.entry_weights is not None else None
+        if entry is not None or self.flat_weights is not None:
+            # The row's weight as SPEC.md's rows give it, its own or its entry's: the injection's rows
+            # must agree on it (merge checks two rows' own weights; a CSV row has no entry).
             value = row.weight if row.weight is not None else entry
-            if (given is not None and given != value) or \
-                    (entry is not None and injection.weight is not None and injection.weight != entry):
-                raise _conflict(injection, "weight_kg", row.line, file)
+            if value is not None:
+                flat = self.flat_weights
+                if flat is None:
+                    flat = self.flat_weights = {}
+                known = flat.get(injection)
+                if known is None:
+                    known = injection.weight
+                if known is not None and known != value:
+                    raise _conflict(injection, "weight_kg", row.line, file)
+                flat[injection] = value
         merge(injection, row.drug, row.amount, row.technique, row.points, row.weight, row.override, row.line, file)
         injection.seal()
         self.techniques = self.techniques or row.technique is not None
         if entry is not None:
             if self.entry_weights is None:
                 self.entry_weights = {}
-            self.entry_weights[injection] = entry
+            known = self.entry_weights.get(injection)
+            if known is None or entry < known:
+                self.entry_weights[injection] = entry
 
     def finish(self, file: str) -> PatientHistory:
         injections = list(self.by_key.values())
@@ -179,8 +189,8 @@ def settle_weights(injections: list[Injection], entry_weights: dict[Injection, R
                    standing: Ratio | None) -> None:
     """A JSON patient's weights, as two records: the injections' own ``weight_kg`` (a tpi addition:
     SPEC.md gives ``weight_kg`` to the patient) and the patient entries' ``weight_kg`` (the lowest
-    entry's from the first date, ``standing``; then each entry's from the dates of its injections
-    that give none of their own). On a date, the lower of the two records' latest values counts:
+    entry's from the first date, ``standing``; then each entry's from the dates of its injections,
+    whether or not they give one of their own). On a date, the lower of the two records' latest values counts:
     a weight measured at an injection does not lift the patient's recorded weight, nor the reverse
     (the lower weight gives the lower, safer mg/kg limits). Each injection that carries a weight is
     given that value, which every reader of the weights then sees (``PatientHistory.weights``,
@@ -204,7 +214,7 @@ def settle_weights(injections: list[Injection], entry_weights: dict[Injection, R
         if own_today is not None or given_today is not None:
             own = own_today if own_today is not None else own
             given = given_today if given_today is not None else given
-            weight = own if given is None else given if own is None or given < own else own
+            weight = own if given is None else given if own is None else min(own, given)
             for position in range(start, end):
                 injection = injections[position]
                 if injection.weight is not None or injection in entry_weights:

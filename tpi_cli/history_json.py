@@ -146,8 +146,7 @@ def _json_patient(item: dict[str, Any], path: tuple[int | str, ...],
     yield entry
 
     def inheriting(made: Row) -> Row:
-        if made.weight is None:  # the injection gives no weight_kg of its own
-            made.entry_weight = entry.weight
+        made.entry_weight = entry.weight  # recorded on the injection's date, beside its own weight_kg
         return made
 
     for j, injection in enumerate(injections):

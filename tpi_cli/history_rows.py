@@ -68,8 +68,8 @@ class Row:
         self.weight = weight
         self.override = override
         self.line = line
-        # A JSON patient's weight_kg, for a row of its injections that gives none of its own (see
-        # tpi_cli.history.settle_weights): a record of its own, not the row's weight.
+        # The weight_kg of the JSON patient entry the row is an injection of (see
+        # tpi_cli.history.settle_weights): a record of its own, beside the row's weight.
         self.entry_weight: Ratio | None = None
 
 

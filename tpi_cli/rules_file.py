@@ -94,6 +94,8 @@ def _type_name(value: object, text: bool = False) -> str:
     return f"a text ({str(value)[:40]!r})"
 
 
+# A date and a time as YAML 1.1 writes a timestamp (`T`, or spaces and tabs, between them).
+_DATE_AND_TIME = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt]|[ \t]+)[0-9]")
 MAX_ERRORS = 100
 STOPPED = f"stopped after {MAX_ERRORS} errors: the rest of the file is not checked"
 CUT = f"more than {MAX_ERRORS} errors: the first {MAX_ERRORS} are listed"
@@ -743,7 +745,3 @@ def write_snapshot() -> str:
 
 if __name__ == "__main__":
     print(write_snapshot())
-
-
-# A date and a time as YAML 1.1 writes a timestamp (`T`, or spaces and tabs, between them).
-_DATE_AND_TIME = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt]|[ \t]+)[0-9]")
