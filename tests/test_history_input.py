@@ -1272,9 +1272,7 @@ def test_validate_uses_a_json_patients_weight_too(tpi: Run, write: Write, spec_r
     path = write("h.json", '[{"patient_id": "P1", "weight_kg": 50, "injections": []},\n'
                            ' {"patient_id": "P1", "injections": [{"date": "2026-01-10", "site": "trapezius", '
                            '"side": "left", "drugs": [{"name": "lidocaine", "dose": "250 mg"}]}]}]')
-    result = tpi("validate", path, "--rules", spec_rules, "--format", "json")
-    assert result.exit_code == 1, result.stderr
-    (violation,) = json.loads(result.stdout)["violations"]
+    violation = _one_violation(tpi, path, spec_rules)
     assert violation["rule"] == "anesthetic-dose"
     assert "max 225 mg; weight 50 kg" in violation["message"]
 
@@ -1292,6 +1290,14 @@ def test_a_json_patient_given_twice_keeps_each_entrys_weight(tpi: Run, write: Wr
         assert result.exit_code == 0, result.stderr
         (rule,) = [r for r in json.loads(result.stdout)["rules"] if r["kind"] == "anesthetic-dose"]
         assert f"weight {weight}" in rule["message"], on
+
+
+def _one_violation(tpi: Run, path: str, rules: str) -> Any:
+    """``validate``'s one (blocking) violation of the history."""
+    result = tpi("validate", path, "--rules", rules, "--format", "json")
+    assert result.exit_code == 1, result.stderr
+    (violation,) = json.loads(result.stdout)["violations"]
+    return violation
 
 
 def _lidocaine_weight(tpi: Run, path: str, rules: str, on: str) -> str:
@@ -1313,9 +1319,7 @@ def test_an_injection_without_a_weight_does_not_lift_an_earlier_lower_one(tpi: R
                            ' {"date": "2026-04-30", "site": "trapezius", "side": "right", "technique": "dry"},\n'
                            ' {"date": "2026-05-01", "site": "trapezius", "side": "left", '
                            '"drugs": [{"name": "lidocaine", "dose": "250 mg"}]}]}')
-    result = tpi("validate", path, "--rules", spec_rules, "--format", "json")
-    assert result.exit_code == 1, result.stderr
-    (violation,) = json.loads(result.stdout)["violations"]
+    violation = _one_violation(tpi, path, spec_rules)
     assert (violation["date"], violation["rule"]) == ("2026-05-01", "anesthetic-dose")
     assert "max 202.5 mg; weight 45 kg" in violation["message"]
     for on in ("2026-03-30", "2026-04-30", "2026-05-01", "2027-01-01"):
@@ -1335,9 +1339,7 @@ def test_an_entrys_weight_holds_from_its_injections_dates_even_where_they_give_t
                            '"site": "trapezius", "side": "right", "technique": "dry", "weight_kg": 100}]},\n'
                            ' {"patient_id": "P1", "date": "2026-02-10", "site": "trapezius", "side": "left", '
                            '"drug": "lidocaine", "dose": "250 mg"}]')
-    result = tpi("validate", path, "--rules", spec_rules, "--format", "json")
-    assert result.exit_code == 1, result.stderr
-    (violation,) = json.loads(result.stdout)["violations"]
+    violation = _one_violation(tpi, path, spec_rules)
     assert "max 202.5 mg; weight 45 kg" in violation["message"]
     assert _lidocaine_weight(tpi, path, spec_rules, "2026-01-20") == "weight 80 kg"
     assert _lidocaine_weight(tpi, path, spec_rules, "2026-02-05") == "weight 45 kg"

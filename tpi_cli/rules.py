@@ -227,19 +227,13 @@ class Rules:
 
     def _known_drugs(self) -> str:
         """For an unknown drug with no close name: the rules' drugs, if few enough to read."""
-        if not self.drugs:
-            return " (the rules file has no drugs)"
-        if len(self.drugs) > _LISTED_DRUGS:
-            return f" (none of the rules file's {len(self.drugs)} drugs or their aliases is close)"
-        return f" (the rules file's drugs: {_names(self.drugs)})"
+        return _known(self.drugs, "drugs", _LISTED_DRUGS,
+                      f"none of the rules file's {len(self.drugs)} drugs or their aliases is close")
 
     def _known_sites(self) -> str:
         """For an unknown site with no close name: the rules' sites if few, else where to see them."""
-        if not self.sites:
-            return " (the rules file has no sites)"
-        if len(self.sites) > _LISTED_SITES:
-            return f" ('tpi sites' lists the {len(self.sites)} sites of these rules, with their aliases)"
-        return f" (the rules file's sites: {_names(self.sites)})"
+        return _known(self.sites, "sites", _LISTED_SITES,
+                      f"'tpi sites' lists the {len(self.sites)} sites of these rules, with their aliases")
 
     def _misspelt_side(self, key: str) -> tuple[str, str] | None:
         """A word of ``key`` one slip from a side word (a letter added, dropped, changed, or two
@@ -280,6 +274,15 @@ class Rules:
 # At most this many drugs or sites are named in a message about an unknown one (`tpi sites` lists sites).
 _LISTED_DRUGS = 20
 _LISTED_SITES = 12
+
+
+def _known(things: dict[str, Any], noun: str, most: int, many: str) -> str:
+    """What an unknown name's message adds: the names if at most ``most``, else ``many``."""
+    if not things:
+        return f" (the rules file has no {noun})"
+    if len(things) > most:
+        return f" ({many})"
+    return f" (the rules file's {noun}: {_names(things)})"
 
 
 def _names(named: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ import itertools
 from collections.abc import Callable, Iterable, Sequence
 
 from tpi_cli.render.common import drug_mg, iso, mg
-from tpi_cli.results import ForecastResult, TotalsResult, Violation
+from tpi_cli.results import ForecastResult, TotalsResult, TotalsRow, Violation
 from tpi_cli.rules import Rules
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -24,12 +24,25 @@ def safe(value: object) -> str:
     return text
 
 
-def _table(header: list[str], rows: Iterable[Sequence[object]]) -> str:
+def _write_table(header: list[str], rows: Iterable[Sequence[object]], write: Callable[[str], object]) -> None:
+    """The header and the rows, written 500 rows at a time (a clinic's totals have a row per patient
+    and site)."""
     buffer = io.StringIO()
     out = csv.writer(buffer, lineterminator="\r\n")
     out.writerow(header)
-    out.writerows([safe(cell) for cell in row] for row in rows)
-    return buffer.getvalue()
+    for count, row in enumerate(rows, 1):
+        out.writerow([safe(cell) for cell in row])
+        if count % 500 == 0:
+            write(buffer.getvalue())
+            buffer.seek(0)
+            buffer.truncate()
+    write(buffer.getvalue())
+
+
+def _table(header: list[str], rows: Iterable[Sequence[object]]) -> str:
+    parts: list[str] = []
+    _write_table(header, rows, parts.append)
+    return "".join(parts)
 
 
 VIOLATION_HEADER = ["patient_id", "date", "site", "side", "rule", "severity", "message", "overridden"]
@@ -52,27 +65,20 @@ def next_csv(result: ForecastResult) -> str:
 
 
 def write_totals_csv(result: TotalsResult, write: Callable[[str], object]) -> None:
-    """JSON's rows, then its patients (``level``: site / patient), written a few hundred rows at a
-    time, as ``write_totals_json`` is: a clinic's whole history has a row per patient and site."""
+    """JSON's rows, then its patients (``level``: site / patient), written as they are formatted."""
     header = ["patient_id", "site", "side", "steroid_injections", "mg_ref", "by_drug", "all_time_injections",
               "all_time_mg_ref", "window", "on", "reference_steroid", "all_time_by_drug", "level"]
-    buffer = io.StringIO()
-    out = csv.writer(buffer, lineterminator="\r\n")
-    out.writerow(header)
     window, on, reference = result.window or "all time", iso(result.on), result.reference.name
-    for index, row in enumerate(itertools.chain(result.rows, result.patients)):
+
+    def cells(row: TotalsRow) -> list[object]:
         by_drug = "; ".join(f"{name}={value}" for name, value in drug_mg(row.by_drug).items())
         all_time = "; ".join(f"{name}={value}" for name, value in drug_mg(row.all_time_by_drug).items())
-        cells = [row.patient_id, row.site if row.site is not None else "(all sites)", row.side, row.injections,
-                 mg(row.ref, result.ref_scale), by_drug, row.all_time_injections,
-                 mg(row.all_time_ref, result.ref_scale), window, on, reference, all_time,
-                 "site" if row.site is not None else "patient"]
-        out.writerow([safe(cell) for cell in cells])
-        if index % 500 == 499:
-            write(buffer.getvalue())
-            buffer.seek(0)
-            buffer.truncate()
-    write(buffer.getvalue())
+        return [row.patient_id, row.site if row.site is not None else "(all sites)", row.side, row.injections,
+                mg(row.ref, result.ref_scale), by_drug, row.all_time_injections,
+                mg(row.all_time_ref, result.ref_scale), window, on, reference, all_time,
+                "site" if row.site is not None else "patient"]
+
+    _write_table(header, map(cells, itertools.chain(result.rows, result.patients)), write)
 
 
 def sites_csv(rules: Rules) -> str:

@@ -62,17 +62,10 @@ def _rule_width(rules: list[Rule]) -> int:
                    default=10), 26)
 
 
-def check_renderable(result: CheckResult) -> list[Table | Text]:
-    shown = _shown(result)
-    return [*_check_head(result), _check_table(shown) if shown else _NO_RULE, *_check_tail(result)]
-
-
 def _shown(result: CheckResult) -> list[RuleOutcome]:
     # A skipped rule is listed in the table only when it has something to say about planned injections.
     return [outcome for outcome in result.rules if outcome.status != "skip" or outcome.note]
 
-
-_NO_RULE = _text("no rule applies to this proposal", style="bold")
 
 
 def _check_head(result: CheckResult) -> list[Text]:
@@ -134,17 +127,19 @@ def print_check(result: CheckResult, out: Console | None = None) -> None:
     generated rules file), the rows are plain lines, one a rule: rich took 6.7 s for 10,000."""
     target = out or console()
     shown = _shown(result)
-    if len(shown) <= PLAIN_ROWS:
-        for part in check_renderable(result):
-            target.print(part)
-        return
     for part in _check_head(result):
         target.print(part)
-    rows = [[outcome.status.upper(), printable(outcome.rule.id),
-             rule_group(outcome.rule.profiles, outcome.rule.severity),
-             printable("; ".join([outcome.message, *_notes(outcome), f"source: {short_source(outcome.rule.source)}"]))]
-            for outcome in shown]
-    _plain_table(target, [("",), ("rule",), ("group",), ("why",)], rows, right=set())
+    if not shown:
+        target.print(_text("no rule applies to this proposal", style="bold"))
+    elif len(shown) <= PLAIN_ROWS:
+        target.print(_check_table(shown))
+    else:
+        rows = [[outcome.status.upper(), printable(outcome.rule.id),
+                 rule_group(outcome.rule.profiles, outcome.rule.severity),
+                 printable("; ".join([outcome.message, *_notes(outcome),
+                                      f"source: {short_source(outcome.rule.source)}"]))]
+                for outcome in shown]
+        _plain_table(target, [("",), ("rule",), ("group",), ("why",)], rows, right=set())
     for part in _check_tail(result):
         target.print(part)
 
