@@ -41,11 +41,11 @@ _WORD = re.compile(r"[^\W_]+")
 # combining grapheme joiner, Hangul fillers, the blank Braille pattern (and, by range, variation
 # selectors).
 _BLANK_LETTERS = frozenset("\u034f\u115f\u1160\u3164\uffa0\u2800\u180e")
-# Direction marks, stripped from the ends of an ID like spaces.
-BIDI_MARKS = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 # The explicit directional embeddings, overrides and isolates (not the marks, which right-to-left
 # text needs): they change the order in which the text after them is shown.
-_DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_DIRECTION_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# Direction marks and controls, stripped from the ends of an ID like spaces.
+BIDI_MARKS = "\u200e\u200f\u061c" + _DIRECTION_CONTROLS
 
 
 class Row:
