@@ -235,15 +235,15 @@ ERRORS = [
     # `next` would forecast a drugless injection as the steroid one
     ("defaults empty list", edit("{drug: triamcinolone, dose: 20 mg}", "[]"), 4, "defaults.steroid: an empty list"),
     # An explicit tag on text YAML would not read as that type: refused, never coerced or dropped.
-    ("!!int on a float", edit("max: 8,", 'max: !!int "1e3",'), 30, "'1e3' is not a YAML int"),
+    ("!!int on a float", edit("max: 8,", 'max: !!int "1e3",'), 30, "rule 'points': max: '1e3' is not a YAML int"),
     ("!!int on text", edit("max: 8,", 'max: !!int "abc",'), 30, "'abc' is not a YAML int"),
     ("!!int on nothing", edit("max: 8,", 'max: !!int "",'), 30, "'' is not a YAML int"),
     ("!!int on other digits", edit("max: 8,", 'max: !!int "\u0663",'), 30, "is not a YAML int"),
     ("!!null on a date", edit("interval: 6 weeks", "interval: 6 weeks\n    until: !!null 2026-06-01"), 25,
-     "'2026-06-01' is not a YAML null"),
+     "rule 'steroid-interval': until: '2026-06-01' is not a YAML null"),
     ("!!bool on text", edit("  interspinous-lumbar: {region: lumbar, lateral: false}",
                             '  interspinous-lumbar: {region: lumbar, lateral: !!bool "maybe"}'), 17,
-     "'maybe' is not a YAML bool"),
+     "site 'interspinous-lumbar': lateral: 'maybe' is not a YAML bool"),
     ("!!timestamp on text", edit("interval: 6 weeks", 'interval: 6 weeks\n    effective: !!timestamp "2026-06-01 x"'),
      25, "'2026-06-01 x' is not a YAML timestamp"),
     ("defaults unknown drug", edit("{drug: triamcinolone, dose: 20 mg}", "{drug: triamcinolon, dose: 20 mg}"), 4,
@@ -284,16 +284,23 @@ ERRORS = [
      "side word"),
     # YAML-level refusals
     ("duplicate mapping key", edit("version: 1\n", "version: 1\nversion: 1\n"), 2, "duplicate key 'version'"),
-    ("duplicate key in a flow mapping", edit("max: 8, severity", "max: 8, max: 9, severity"), 30, "duplicate key 'max'"),
+    ("duplicate key in a flow mapping", edit("max: 8, severity", "max: 8, max: 9, severity"), 30,
+     "rule 'points': duplicate key 'max'"),
     ("duplicate site", edit("  interspinous-lumbar:", "  infraspinatus: {region: scapular}\n  interspinous-lumbar:"),
-     17, "duplicate key 'infraspinatus'"),
+     17, ": sites: duplicate key 'infraspinatus'"),
     ("empty file", "", 1, "empty"),
     ("comments only", "# nothing here\n\n", 1, "empty"),
     ("invalid YAML", "version: 1\nrules: [\n  - a\n", 3, "not valid YAML"),
     ("unclosed flow", "version: 1\nfoo: [1, 2\n", 3, "not valid YAML"),
     ("bad indentation", "version: 1\n  bad: x\nrules: []\n", 2, "not valid YAML"),
     ("top-level list", "- a\n- b\n", 1, "expected a mapping"),
-    ("custom tag", edit("version: 1", "version: !custom 1"), 1, "unsupported YAML tag"),
+    ("custom tag", edit("version: 1", "version: !custom 1"), 1, ": version: unsupported YAML tag"),
+    # A number too long to be one: the rule and key are named, as for any other bad value.
+    ("number too long", edit("max: 8,", "max: 99999999999999999999999999999,"), 30,
+     "rule 'points': max: number '99999999999999999999'... is too long"),
+    ("tag on a drug alias", edit("saline: {class: other}", "saline: {class: other, aliases: [!!binary aGk=]}"), 12,
+     "drug 'saline': aliases: unsupported YAML tag"),
+    ("tag in defaults", edit("dose: 20 mg}", "dose: !!binary aGk=}"), 4, ": defaults.steroid.dose: unsupported YAML tag"),
 ]
 
 
@@ -330,7 +337,7 @@ def test_python_tags_are_refused_and_never_constructed(tmp_path: Path, tag: str)
     text = edit("version: 1", "version: " + tag.format(marker=marker))
     errors = errors_of(text)
     assert len(errors) == 1
-    assert errors[0].startswith(f"{PATH}:1: unsupported YAML tag")
+    assert errors[0].startswith(f"{PATH}:1: version: unsupported YAML tag")
     assert "python/" in errors[0]
     assert not marker.exists()
 
@@ -344,7 +351,7 @@ def test_explicit_core_tags_that_agree_with_their_text_are_read() -> None:
 
 def test_python_tag_deep_in_the_file_is_refused_with_its_line() -> None:
     errors = errors_of(edit("  saline: {class: other}", "  saline: !!python/object:collections.OrderedDict {class: other}"))
-    assert errors[0].startswith(f"{PATH}:12: unsupported YAML tag")
+    assert errors[0].startswith(f"{PATH}:12: drug 'saline': unsupported YAML tag")
 
 
 def test_a_refused_tag_or_duplicate_key_does_not_hide_the_other_errors() -> None:
@@ -711,7 +718,7 @@ def test_rules_check_and_show_name_tpi_rules(tpi: Callable[..., Result], command
 @pytest.mark.parametrize(("text", "expected"), [
     ("", ":1: the file is empty"),
     ("version: 1\nrules: [\n", ":3: not valid YAML"),
-    (SPEC_RULES.replace("version: 1", "version: !!python/object/apply:os.getcwd []"), ":1: unsupported YAML tag"),
+    (SPEC_RULES.replace("version: 1", "version: !!python/object/apply:os.getcwd []"), ":1: version: unsupported YAML tag"),
 ])
 def test_rules_check_yaml_errors_exit_2(tpi: Callable[..., Result], write: Callable[[str, str], str], text: str,
                                         expected: str) -> None:

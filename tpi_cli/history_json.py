@@ -222,6 +222,9 @@ def _json_fields(item: dict[str, Any], path: tuple[int | str, ...], fail: Fail) 
         elif isinstance(value, Decimal):
             if not value.is_finite() or abs(value.adjusted()) > 20:
                 raise fail(path, name, f"{quote(str(value))} is not a number tpi accepts")  # str: 1E+999999999 short
+            if name == "patient_id":  # 12.0 and 1.2e1 would be two patients, and neither the same as 12
+                raise fail(path, name, f"{quote(str(value))} is a number with a decimal point or an exponent: give "
+                                       "the patient's ID as a text, as the record writes it")
             fields.append(format(value, "f"))
         else:
             fields.append(str(value))
@@ -277,13 +280,33 @@ def _json_load(text: str, file: str) -> Any:
     except json.JSONDecodeError as exc:
         raise TpiError(f"not valid JSON: {exc.msg}", file=file, line=exc.lineno) from None
     except RecursionError:
-        raise TpiError("not valid JSON: nested too deeply", file=file) from None
+        deep = _deep_line(text)
+        raise TpiError(f"not valid JSON: nested too deeply (over {MAX_JSON_DEPTH} levels from here)" if deep else
+                       "not valid JSON: nested too deeply", file=file, line=deep) from None
     except _LongNumber as exc:
         found = next((match for match in _LONG_NUMBER.finditer(text) if match.group(1)), None)
         raise TpiError(f"a number of {exc} digits (tpi reads at most {MAX_JSON_DIGITS})", file=file,
                        line=text.count("\n", 0, found.start(1)) + 1 if found else None) from None
     except ValueError as exc:
         raise TpiError(f"not valid JSON: {exc}", file=file, line=_json_error_line(text)) from None
+
+
+MAX_JSON_DEPTH = 100  # a history nests 6 levels (a list of patients, injections, drugs); Python's parser ~1,000
+_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')  # strings skipped
+
+
+def _deep_line(text: str) -> int | None:
+    """The line where the nesting first goes over MAX_JSON_DEPTH levels (only after the parser gave up)."""
+    depth = 0
+    for match in _BRACKET.finditer(text):
+        bracket = match.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return text.count("\n", 0, match.start()) + 1
+        elif bracket in "]}":
+            depth -= 1
+    return None
 
 
 MAX_JSON_DIGITS = 40

@@ -18,6 +18,7 @@ every error of the file, not only the first.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import TYPE_CHECKING, Any
 
 from tpi_cli.errors import TpiError, quote
@@ -70,6 +71,9 @@ def _line(node: yaml.Node) -> int:
     return int(node.start_mark.line) + 1
 
 
+_PLAIN_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")  # a key of the schema's shape, shown as written
+
+
 class _Converter:
     def __init__(self, path: str) -> None:
         import yaml
@@ -83,18 +87,48 @@ class _Converter:
         self.errors: list[TpiError] = []  # the recoverable ones, in the order found
         self.noted: set[tuple[int | None, str]] = set()
         self.flattener = yaml.SafeLoader("")
+        self.trail: list[tuple[str | int, yaml.Node]] = []  # the keys and indices down to the node converted
 
     def fail(self, node: yaml.Node, message: str) -> TpiError:
         return TpiError(message, file=self.path, line=_line(node))
 
     def refuse(self, node: yaml.Node, message: str) -> _Refused:
-        """Note an error (once: an alias can reach a node again) and stand ``REFUSED`` in its place."""
-        error = self.fail(node, message)
-        key = (error.line, message)
+        """Note an error (once: an alias can reach a node again) and stand ``REFUSED`` in its place.
+        The message names the field as the rules validator does (``rule 'x': max_mg: ...``)."""
+        key = (_line(node), message)
         if key not in self.noted and len(self.errors) <= MAX_REFUSED:
             self.noted.add(key)
-            self.errors.append(error)
+            field = self.field()
+            self.errors.append(self.fail(node, f"{field}: {message}" if field else message))
         return REFUSED
+
+    def field(self) -> str:
+        """The field being converted, in the rules validator's words: ``rule 'x': grace``,
+        ``drug 'lidocaine': aliases``, ``defaults.steroid.dose``, ``version`` ('' at the top)."""
+        names: list[str] = []
+        head = ""
+        for position, (step, node) in enumerate(self.trail):
+            if position == 1 and names and names[0] in ("drugs", "sites") and isinstance(step, str):
+                head = f"{names.pop()[:-1]} {quote(step)}"  # drug 'x', site 'y'
+            elif position == 1 and names and names[0] == "rules" and isinstance(step, int):
+                names.pop()
+                rule_id = self._id_of(node)
+                head = f"rule {quote(rule_id)}" if rule_id else "rule"
+            elif isinstance(step, str):
+                if not _PLAIN_KEY.fullmatch(step):
+                    break  # not a key of the schema: the validator names it
+                names.append(step)
+        if head:
+            return f"{head}: {'.'.join(names)}" if names else head
+        return ".".join(names)
+
+    def _id_of(self, node: yaml.Node) -> str | None:
+        if isinstance(node, self.yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if (isinstance(key_node, self.yaml.ScalarNode) and key_node.value == "id"
+                        and isinstance(value_node, self.yaml.ScalarNode) and value_node.tag == _TAG + "str"):
+                    return str(value_node.value)
+        return None
 
     def grow(self, node: yaml.Node, size: int) -> None:
         """Count ``size`` more of the expanded document; refuse it past MAX_EXPANDED."""
@@ -130,8 +164,10 @@ class _Converter:
         items.line = _line(node)
         items.item_lines = []
         self.memo[id(node)] = items
-        for child in node.value:
+        for index, child in enumerate(node.value):
+            self.trail.append((index, child))
             items.append(self.convert(child, depth + 1))
+            self.trail.pop()
             items.item_lines.append(_line(child))
         return items
 
@@ -171,7 +207,9 @@ class _Converter:
                     self.refuse(key_node, "a key must be a text (quote it)")
                 continue
             self.grow(key_node, len(key) + NODE_COST)  # keys too: a merge key copies every key of its mapping
+            self.trail.append((key, value_node))
             result[key] = self.convert(value_node, depth + 1)  # an own key overrides a merged one
+            self.trail.pop()
             result.key_lines[key] = _line(key_node)
         return result
 
