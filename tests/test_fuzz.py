@@ -826,6 +826,16 @@ def test_corpus_non_utf8_byte_is_reported_on_its_line(tpi: Callable[..., Result]
     assert f"{path}:3:" in result.stderr
 
 
+def test_corpus_patient_id_with_a_decimal_point_is_refused(tpi: Callable[..., Result]) -> None:
+    """12.0 was read as the patient "12.0", apart from 12 and "12" (one patient), so its injection was
+    never checked against theirs: refused now, on its line, naming the field."""
+    path = CORPUS / "history-patient-id-with-decimal-point.json"
+    result = invoke(tpi, "validate", str(path), "--format", "json")
+    assert_contract(result, ("validate",))
+    assert result.exit_code == 2
+    assert f"{path}:3: patient_id: '12.0'" in result.stderr
+
+
 def test_corpus_window_of_1200_months_is_accepted(tpi: Callable[..., Result]) -> None:
     args = corpus_runs(CORPUS / "args-window-1200-months-is-100-years.args")[0]
     result = invoke(tpi, *args)
