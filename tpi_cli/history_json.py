@@ -5,8 +5,10 @@ The text is read whole (tpi refuses one over 256 MiB); a list is parsed an item 
 (:func:`_json_items`), with exact numbers (``Decimal``), no duplicate keys, no ``NaN``/``Infinity``
 and no huge integers. Each row becomes the texts of a CSV
 row and is parsed by the CSV reader's :class:`~tpi_cli.history_rows.RowParser`, so both formats accept
-and refuse the same values. Errors name the line of the field at fault (found by re-parsing the
-text only when an error needs it: :mod:`tpi_cli.jsonpos`).
+and refuse the same values; a JSON number is written out as its text first, except a ``patient_id``
+with a decimal point or an exponent, which is refused (``12.0`` is not the patient ``12``). Errors
+name the line of the field at fault (found by re-parsing the text only when an error needs it:
+:mod:`tpi_cli.jsonpos`).
 """
 
 from __future__ import annotations
