@@ -298,6 +298,39 @@ def test_totals_csv_and_table(tpi: Run, spec_rules: str, write: Write) -> None:
     assert "dexamethasone" in table.stdout  # the equivalence used is named
 
 
+@pytest.mark.parametrize(("window", "heading"), [
+    ("P6M", "in the 6 months (P6M) up to"), ("P6W", "in the 6 weeks (P6W) up to"),
+    ("P1Y10D", "in the 1 year 10 days (P1Y10D) up to"), ("6 weeks", "in the 6 weeks up to")])
+def test_totals_table_gives_an_iso_window_in_words(tpi: Run, spec_rules: str, write: Write, window: str,
+                                                   heading: str) -> None:
+    result = tpi("totals", write("h.csv", TOTALS_HISTORY), "--rules", spec_rules, "--on", "2026-03-10",
+                 "--window", window, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.stderr
+    assert heading in result.stdout.splitlines()[0]
+
+
+@pytest.mark.parametrize(("side", "noted"), [("left", False), ("bilateral", True), ("", True)])
+def test_totals_table_says_when_site_rows_add_up_to_more_than_the_total(tpi: Run, spec_rules: str, write: Write,
+                                                                       side: str, noted: bool) -> None:
+    # A pharmacist summing the site rows would count a bilateral or unspecified injection twice.
+    history = HEADER + f"P1,2026-01-10,trapezius,{side},triamcinolone,40 mg,,,\n" + \
+        "P1,2026-02-10,infraspinatus,left,triamcinolone,20 mg,,,\n"
+    result = tpi("totals", write("h.csv", history), "--rules", spec_rules, "--on", "2026-03-10",
+                 env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.stderr
+    assert ("can add up to more than its total" in result.stdout) is noted
+
+
+def test_next_table_without_a_site_says_to_give_one(tpi: Run, spec_rules: str, write: Write) -> None:
+    path = write("h.json", '{"patient_id": "P9", "weight_kg": 70, "injections": []}')
+    result = tpi("next", path, "--rules", spec_rules, "--on", "2026-03-10")
+    assert result.exit_code == 0, result.stderr
+    assert "No site in this patient's history to forecast: give one with --site" in result.stdout
+    assert "judgement" in result.stdout
+    document = as_json(tpi("next", path, "--rules", spec_rules, "--on", "2026-03-10", "--format", "json"))
+    assert document["sites"] == []
+
+
 @pytest.mark.parametrize(
     ("command", "args", "needle"),
     [

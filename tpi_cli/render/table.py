@@ -158,6 +158,11 @@ def print_next(result: ForecastResult, out: Console | None = None, *, today: int
     for name in ("dry", "anesthetic", "steroid"):
         table.add_column(name, overflow="fold")
     table.add_column("steroid\nmg left", justify="right", no_wrap=True)
+    if not result.rows:
+        target.print(_text("No site in this patient's history to forecast: give one with --site "
+                           "(e.g. --site 'left trapezius').", style="yellow"))
+        target.print(_text(DISCLAIMER, style="dim"))
+        return
     for row in result.rows:
         cells = []
         for category in ("dry", "anesthetic", "steroid"):
@@ -180,7 +185,7 @@ def print_next(result: ForecastResult, out: Console | None = None, *, today: int
 
 def print_totals(result: TotalsResult, out: Console | None = None) -> None:
     target = out or console()
-    window = f"in the {result.window} up to" if result.window else "up to"
+    window = f"in the {_in_words(result.window)} up to" if result.window else "up to"
     target.print(_text(f"Corticosteroid totals {window} {iso(result.on)} (all time: up to {iso(result.on)}); "
                       f"mg-eq: mg of {result.reference.name}", style="bold"))
     ref = result.reference
@@ -215,9 +220,38 @@ def print_totals(result: TotalsResult, out: Console | None = None) -> None:
         factor = (ref.equivalent_mg / drug.equivalent_mg).decimal_text(4)
         lines.append(f"  {drug.name}: {drug.equivalent_mg.decimal_text(3)} mg = {ref.equivalent_mg.decimal_text(3)} mg "
                      f"{ref.name} (x {factor})")
+    if _sides_add_up_to_more(result):
+        lines.append("A bilateral injection, or one without a side, counts in full on the left and on the right: "
+                     "a patient's site rows can add up to more than its total (all sites), which counts it once.")
     for line in lines:
         target.print(_text(line, style="dim"))
     target.print(_text(DISCLAIMER, style="dim"))
+
+
+def _in_words(window: str) -> str:
+    """An ISO duration in words, with the text as given (``6 months (P6M)``); other texts as given."""
+    if window[:1] not in ("P", "p"):
+        return window
+    from tpi_cli.dates import Duration
+
+    try:
+        duration = Duration.parse(window)
+    except ValueError:  # (not reached: the window was parsed before)
+        return window
+    weeks, days = divmod(duration.days, 7) if duration.days % 7 == 0 else (0, duration.days)
+    words = [f"{number} {unit}{'' if number == 1 else 's'}"
+             for number, unit in ((duration.years, "year"), (duration.months, "month"), (weeks, "week"),
+                                  (days, "day")) if number]
+    return f"{' '.join(words)} ({window})" if words else window
+
+
+def _sides_add_up_to_more(result: TotalsResult) -> bool:
+    """Whether some patient's site rows count more injections than its total (a bilateral or
+    unspecified-side injection is in both the left and the right row)."""
+    counted: dict[str | None, int] = {}
+    for row in result.rows:
+        counted[row.patient_id] = counted.get(row.patient_id, 0) + row.all_time_injections
+    return any(counted.get(total.patient_id, 0) > total.all_time_injections for total in result.patients)
 
 
 # Above this many rows a table is laid out here, not by rich (about 1 ms a row: a clinic's totals
