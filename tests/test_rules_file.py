@@ -349,6 +349,15 @@ def test_explicit_core_tags_that_agree_with_their_text_are_read() -> None:
     assert by_id["steroid-site-dose"].limit_text() == parse_rules(SPEC_RULES, PATH).rules[2].limit_text()
 
 
+def test_reference_steroid_suggestions_are_corticosteroids_only() -> None:
+    # A local anesthetic spelt alike is no reference steroid: not suggested (an audit saw
+    # 'ropivacaine' offered for a misspelt steroid).
+    (error,) = errors_of(edit("reference_steroid: triamcinolone", "reference_steroid: lidocain"))
+    assert error == f"{PATH}:2: reference_steroid: unknown drug 'lidocain'"
+    (error,) = errors_of(edit("reference_steroid: triamcinolone", "reference_steroid: dexamethasne"))
+    assert error.endswith("(did you mean 'dexamethasone'?)")
+
+
 def test_python_tag_deep_in_the_file_is_refused_with_its_line() -> None:
     errors = errors_of(edit("  saline: {class: other}", "  saline: !!python/object:collections.OrderedDict {class: other}"))
     assert errors[0].startswith(f"{PATH}:12: drug 'saline': unsupported YAML tag")

@@ -397,7 +397,7 @@ def _build(document: Any, check: _Validator) -> Rules | None:
             by_alias = [drug.name for drug in drugs.values() if ref_name.lower() in (a.lower() for a in drug.aliases)]
             check.error(check.line_of(top, "reference_steroid"), f"reference_steroid: unknown drug {quote(ref_name)}"
                         f"{' (an alias: give the name of the drug)' if by_alias else ''}",
-                        by_alias or did_you_mean(ref_name, drugs))
+                        by_alias or did_you_mean(ref_name, [name for name, drug in drugs.items() if drug.is_steroid]))
         elif not reference.is_steroid:
             check.error(check.line_of(top, "reference_steroid"),
                         f"reference_steroid: {ref_name} is not a corticosteroid")
