@@ -1058,13 +1058,21 @@ JSON_LINE_BUGS = [
     # 12.0 would be patient "12.0", apart from 12 and "12" (one patient): an audit found its
     # injections never checked against theirs
     ("patient_id with a decimal point", '[\n{"patient_id": 12, "injections": [' + GOOD_INJECTION + ']},\n'
-     '{"patient_id": 12.0, "injections": [' + GOOD_INJECTION + ']}\n]', 3, "patient_id", ["'12.0'", "as a text"]),
+     '{"patient_id": 12.0, "injections": [' + GOOD_INJECTION + ']}\n]', 3, "patient_id",
+     ["a number with a decimal point", "as a text"]),
     ("row patient_id with an exponent", '[\n{"patient_id": 1.2e1, "date": "2026-01-05", "site": "L trap", '
      '"drug": "kenalog", "dose": "20 mg"}\n]', 2, "patient_id", ["as a text"]),
     # the line where the nesting goes over 100 levels (Python's parser gives no position)
     ("nested too deeply", '[\n{"patient_id": "P1", "injections": [' + GOOD_INJECTION + '],\n "note":\n'
      + "[\n" * 2000 + "]\n" * 2000 + "}\n]", 102, None, ["nested too deeply"]),
     ("nested too deeply on one line", "[" * 100000 + "]" * 100000, 1, None, ["nested too deeply"]),
+    # the deepest part is named, not an earlier one nested over 100 levels that the parser read;
+    # brackets inside texts do not count
+    ("nested too deeply after a deep but readable part",
+     '[\n{"patient_id": "P1", "date": "2026-01-05", "site": "L trap", "drug": "kenalog", "dose": "20 mg",\n'
+     ' "note": ' + "[" * 150 + "]" * 150 + ',\n "remark": "' + "[{" * 2000 + '"},\n'
+     '{"patient_id": "P1", "date": "2026-02-05", "site": "L trap", "drug": "kenalog", "dose": "20 mg",\n'
+     ' "note":\n' + "[\n" * 3000 + "]\n" * 3000 + "}\n]", 105, None, ["nested too deeply", "passes 100 levels here"]),
 ]
 
 

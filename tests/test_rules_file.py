@@ -358,6 +358,25 @@ def test_reference_steroid_suggestions_are_corticosteroids_only() -> None:
     assert error.endswith("(did you mean 'dexamethasone'?)")
 
 
+def test_refused_values_of_two_fields_on_one_line_are_both_named() -> None:
+    # Two nodes refused with the same words on one line are two errors, each with its field.
+    errors = errors_of(edit("  saline: {class: other}", "  saline: {class: !c x}\n  water: {class: !c x}"))
+    assert [error.split(": unsupported")[0] for error in errors if "unsupported" in error] == [
+        f"{PATH}:12: drug 'saline': class", f"{PATH}:13: drug 'water': class"]
+    errors = errors_of("version: 1\nreference_steroid: a\ndrugs: {a: {class: !c x}, b: {class: !c x}}\n"
+                       "sites: {}\nrules: []\n")
+    assert [error for error in errors if "unsupported" in error] == [
+        f"{PATH}:3: drug 'a': class: unsupported YAML tag '!c'", f"{PATH}:3: drug 'b': class: unsupported YAML tag '!c'"]
+
+
+def test_refused_value_field_names_a_rule_as_the_validator_does() -> None:
+    errors = errors_of(edit("{id: points,", "{id: '  points  ',", edit("max: 8,", "max: !c 8,")))
+    assert f"{PATH}:30: rule 'points': max: unsupported YAML tag '!c'" in errors
+    # a document that is a list is no rules file: no field path is made up for what is in it
+    errors = errors_of("- rules: [{id: x, max: !c 1}]\n")
+    assert errors[0] == f"{PATH}:1: unsupported YAML tag '!c'"
+
+
 def test_python_tag_deep_in_the_file_is_refused_with_its_line() -> None:
     errors = errors_of(edit("  saline: {class: other}", "  saline: !!python/object:collections.OrderedDict {class: other}"))
     assert errors[0].startswith(f"{PATH}:12: drug 'saline': unsupported YAML tag")

@@ -225,8 +225,8 @@ def _json_fields(item: dict[str, Any], path: tuple[int | str, ...], fail: Fail) 
             if not value.is_finite() or abs(value.adjusted()) > 20:
                 raise fail(path, name, f"{quote(str(value))} is not a number tpi accepts")  # str: 1E+999999999 short
             if name == "patient_id":  # 12.0 and 1.2e1 would be two patients, and neither the same as 12
-                raise fail(path, name, f"{quote(str(value))} is a number with a decimal point or an exponent: give "
-                                       "the patient's ID as a text, as the record writes it")
+                raise fail(path, name, "a number with a decimal point or an exponent (12.0, 1.2e1): give the "
+                                       "patient's ID as a text, as the record writes it")
             fields.append(format(value, "f"))
         else:
             fields.append(str(value))
@@ -283,8 +283,8 @@ def _json_load(text: str, file: str) -> Any:
         raise TpiError(f"not valid JSON: {exc.msg}", file=file, line=exc.lineno) from None
     except RecursionError:
         deep = _deep_line(text)
-        raise TpiError(f"not valid JSON: nested too deeply (over {MAX_JSON_DEPTH} levels from here)" if deep else
-                       "not valid JSON: nested too deeply", file=file, line=deep) from None
+        raise TpiError(f"not valid JSON: nested too deeply for the parser (the nesting passes {MAX_JSON_DEPTH} levels "
+                       "here)" if deep else "not valid JSON: nested too deeply", file=file, line=deep) from None
     except _LongNumber as exc:
         found = next((match for match in _LONG_NUMBER.finditer(text) if match.group(1)), None)
         raise TpiError(f"a number of {exc} digits (tpi reads at most {MAX_JSON_DIGITS})", file=file,
@@ -298,17 +298,23 @@ _BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')  # strings skipped
 
 
 def _deep_line(text: str) -> int | None:
-    """The line where the nesting first goes over MAX_JSON_DEPTH levels (only after the parser gave up)."""
-    depth = 0
+    """The line where the deepest nesting of the text passes MAX_JSON_DEPTH levels (only after the
+    parser gave up: a value nested less deeply earlier in the file, which it read, is not named)."""
+    depth = deepest = 0
+    start = found = -1
     for match in _BRACKET.finditer(text):
         bracket = match.group()
         if bracket in "[{":
             depth += 1
-            if depth > MAX_JSON_DEPTH:
-                return text.count("\n", 0, match.start()) + 1
+            if depth == MAX_JSON_DEPTH + 1:
+                start = match.start()
+            if depth > deepest:
+                deepest = depth
+                if depth > MAX_JSON_DEPTH:
+                    found = start
         elif bracket in "]}":
             depth -= 1
-    return None
+    return text.count("\n", 0, found) + 1 if found >= 0 else None
 
 
 MAX_JSON_DIGITS = 40

@@ -85,7 +85,7 @@ class _Converter:
         self.expanded = 0  # the size of what has been converted so far, every alias expanded
         self.within: yaml.Node | None = None  # the mapping or sequence being converted: where an alias is used
         self.errors: list[TpiError] = []  # the recoverable ones, in the order found
-        self.noted: set[tuple[int | None, str]] = set()
+        self.noted: set[tuple[int, str]] = set()
         self.flattener = yaml.SafeLoader("")
         self.trail: list[tuple[str | int, yaml.Node]] = []  # the keys and indices down to the node converted
 
@@ -95,7 +95,7 @@ class _Converter:
     def refuse(self, node: yaml.Node, message: str) -> _Refused:
         """Note an error (once: an alias can reach a node again) and stand ``REFUSED`` in its place.
         The message names the field as the rules validator does (``rule 'x': max_mg: ...``)."""
-        key = (_line(node), message)
+        key = (id(node), message)  # an alias reaches the same node again; another node is another error
         if key not in self.noted and len(self.errors) <= MAX_REFUSED:
             self.noted.add(key)
             field = self.field()
@@ -107,6 +107,8 @@ class _Converter:
         ``drug 'lidocaine': aliases``, ``defaults.steroid.dose``, ``version`` ('' at the top)."""
         names: list[str] = []
         head = ""
+        if self.trail and isinstance(self.trail[0][0], int):
+            return ""  # the document is a list, not a rules file's mapping (refused as such)
         for position, (step, node) in enumerate(self.trail):
             if position == 1 and names and names[0] in ("drugs", "sites") and isinstance(step, str):
                 head = f"{names.pop()[:-1]} {quote(step)}"  # drug 'x', site 'y'
@@ -127,7 +129,7 @@ class _Converter:
             for key_node, value_node in node.value:
                 if (isinstance(key_node, self.yaml.ScalarNode) and key_node.value == "id"
                         and isinstance(value_node, self.yaml.ScalarNode) and value_node.tag == _TAG + "str"):
-                    return str(value_node.value)
+                    return str(value_node.value).strip()  # as the validator reads it
         return None
 
     def grow(self, node: yaml.Node, size: int) -> None:

@@ -160,7 +160,7 @@ def print_next(result: ForecastResult, out: Console | None = None, *, today: int
     table.add_column("steroid\nmg left", justify="right", no_wrap=True)
     if not result.rows:
         target.print(_text("No site in this patient's history to forecast: give one with --site "
-                           "(e.g. --site 'left trapezius').", style="yellow"))
+                           "('tpi sites' lists the sites of the rules).", style="yellow"))
         target.print(_text(DISCLAIMER, style="dim"))
         return
     for row in result.rows:
