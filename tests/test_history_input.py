@@ -1037,6 +1037,15 @@ def test_non_utf8_in_json(tpi: Run, tmp_path: Path, spec_rules: str) -> None:
     assert_bad_input(validate(tpi, path, spec_rules), path, 4, None, "UTF-8")
 
 
+def test_a_json_patient_id_of_minus_zero_is_not_the_patient_zero(tpi: Run, write: Write, spec_rules: str) -> None:
+    # JSON reads -0 as the integer 0; as CSV text it is "-0", another ID: kept apart, as CSV keeps them.
+    row = '{"patient_id": %s, "date": "%s", "site": "trapezius", "side": "left", "drug": "kenalog", "dose": "20 mg"}'
+    text = "[" + row % ("0", "2026-01-05") + ",\n" + row % ("-0", "2026-01-06") + "]"
+    document = json.loads(validate(tpi, write("h.json", text), spec_rules).stdout)
+    assert document["patients"] == 2
+    assert document["violations"] == []  # 6 weeks apart would fail steroid-interval for one patient
+
+
 JSON_LINE_BUGS = [
     ("duplicate key", patient_json(
         GOOD_INJECTION, '  {"date": "2026-03-05", "site": "L trap", "drugs": [{"name": "kenalog", "dose": "20 mg",'

@@ -300,7 +300,8 @@ def test_totals_csv_and_table(tpi: Run, spec_rules: str, write: Write) -> None:
 
 @pytest.mark.parametrize(("window", "heading"), [
     ("P6M", "in the 6 months (P6M) up to"), ("P6W", "in the 6 weeks (P6W) up to"),
-    ("P1Y10D", "in the 1 year 10 days (P1Y10D) up to"), ("6 weeks", "in the 6 weeks up to")])
+    ("P1Y10D", "in the 1 year 1 week 3 days (P1Y10D) up to"), ("P1W3D", "in the 1 week 3 days (P1W3D) up to"),
+    ("6 weeks", "in the 6 weeks up to")])
 def test_totals_table_gives_an_iso_window_in_words(tpi: Run, spec_rules: str, write: Write, window: str,
                                                    heading: str) -> None:
     result = tpi("totals", write("h.csv", TOTALS_HISTORY), "--rules", spec_rules, "--on", "2026-03-10",

@@ -550,8 +550,8 @@ def test_messages_quote_a_long_value_shortened() -> None:
     assert f"'{'q' * 59}…'" in errors[0]
 
 
-@pytest.mark.parametrize(("duration", "hint"), [("6 weks", "days, weeks, months, years; did you mean 'weeks'?"),
-                                                ("3 monts", "days, weeks, months, years; did you mean 'months'?"),
+@pytest.mark.parametrize(("duration", "hint"), [("6 weks", "days, weeks, months, years) (did you mean 'weeks'?"),
+                                                ("3 monts", "days, weeks, months, years) (did you mean 'months'?"),
                                                 ("6 fortnights", "days, weeks, months, years"),
                                                 ("30 minutes", "days, weeks, months, years")])  # not "months"
 def test_a_misspelt_duration_unit_gets_a_suggestion(duration: str, hint: str) -> None:
@@ -1037,6 +1037,15 @@ def test_rules_check_as_json_reports_a_file_it_cannot_parse(tpi: Callable[..., R
     assert result.stderr == f"{path}:{line}: {message}\n"
     assert json.loads(result.stdout) == {"schema_version": 1, "path": path, "valid": False, "errors": [
         {"line": line, "field": None, "message": message, "suggestions": []}]}
+
+
+def test_rules_check_as_json_gives_a_misspelt_units_suggestion(tpi: Callable[..., Result],
+                                                               write: Callable[[str, str], str]) -> None:
+    # The message's "did you mean 'weeks'" is also in the report's suggestions, as for names.
+    path = write("units.yaml", edit("interval: 6 weeks", "interval: 6 weaks"))
+    (error,) = json.loads(tpi("rules", "check", path, "--format", "json").stdout)["errors"]
+    assert error["message"].endswith("unknown unit 'weaks' (days, weeks, months, years)")
+    assert error["suggestions"] == ["weeks"]  # and the stderr line ends "(did you mean 'weeks'?)", as for names
 
 
 def test_rules_schema_takes_the_common_options(tpi: Callable[..., Result]) -> None:

@@ -331,7 +331,17 @@ def _json_int(text: str) -> int:
     digits = len(text) - text.startswith("-")
     if digits > MAX_JSON_DIGITS:
         raise _LongNumber(digits)
-    return int(text)
+    return _MINUS_ZERO if text == "-0" else int(text)
+
+
+class _MinusZero(int):
+    """JSON's ``-0``, written out as CSV would read it: a patient_id ``-0`` is not the patient ``0``."""
+
+    def __str__(self) -> str:
+        return "-0"
+
+
+_MINUS_ZERO = _MinusZero(0)
 
 
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')

@@ -244,8 +244,12 @@ class _Validator:
             return None
         try:
             duration = Duration.parse(value)
-        except ValueError as exc:
-            self.error(line, f"{where}: {key}: {exc}")
+        except ValueError as exc:  # a misspelt unit's hint ("did you mean 'weeks'?") is given as a suggestion
+            message = str(exc)
+            close = re.findall(r"; did you mean '(days|weeks|months|years)'\?", message)
+            if close:
+                message = message.replace(f"; did you mean '{close[0]}'?", "")
+            self.error(line, f"{where}: {key}: {message}", close)
             return None
         if positive and duration.is_zero():
             self.error(line, f"{where}: {key} must be longer than 0 days")

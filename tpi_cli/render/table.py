@@ -238,7 +238,7 @@ def _in_words(window: str) -> str:
         duration = Duration.parse(window)
     except ValueError:  # (not reached: the window was parsed before)
         return window
-    weeks, days = divmod(duration.days, 7) if duration.days % 7 == 0 else (0, duration.days)
+    weeks, days = divmod(duration.days, 7)
     words = [f"{number} {unit}{'' if number == 1 else 's'}"
              for number, unit in ((duration.years, "year"), (duration.months, "month"), (weeks, "week"),
                                   (days, "day")) if number]
