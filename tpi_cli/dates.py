@@ -76,6 +76,17 @@ _ISO_DURATION = re.compile(r"P(?:([0-9]{1,6})Y)?(?:([0-9]{1,6})M)?(?:([0-9]{1,6}
 _CACHES: dict[tuple[int, int], tuple[dict[int, int], dict[int, int]]] = {}
 
 
+class UnknownUnit(ValueError):
+    """A duration's unit tpi does not know. ``str()`` gives the hint for a slip in the message
+    (``...; did you mean 'weeks'?)``); ``plain`` is the message without it, and ``suggestions`` the
+    unit meant, for a report that lists suggestions apart."""
+
+    def __init__(self, plain: str, message: str, suggestions: list[str]) -> None:
+        super().__init__(message)
+        self.plain = plain
+        self.suggestions = suggestions
+
+
 class Duration:
     """A calendar duration: years and months (applied first, with month-end clamping), then days."""
 
@@ -114,8 +125,9 @@ class Duration:
                     word = part.group(2)
                     close = [unit for unit in did_you_mean(word, ("days", "weeks", "months", "years"))
                              if unit[:2] == word[:2].lower()]  # a slip: "weks", "monts"; not "minutes"
-                    hint = "days, weeks, months, years" + (f"; did you mean {close[0]!r}?" if close else "")
-                    raise ValueError(f"{quote(value)}: unknown unit {quote(word)} ({hint})")
+                    plain = f"{quote(value)}: unknown unit {quote(word)} (days, weeks, months, years"
+                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    raise UnknownUnit(plain + ")", plain + hint + ")", close[:1])
                 if unit in seen:
                     raise ValueError(f"{quote(value)} gives {unit} twice")
                 seen.add(unit)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tpi_cli.model import Injection
 from tpi_cli.quantity import Amount
 from tpi_cli.rules import Drug, Rule, Site
+
+if TYPE_CHECKING:
+    from tpi_cli.dates import Duration
 
 ALLOWED, NOT_YET, BLOCKED = "allowed", "not-yet", "blocked"
 
@@ -163,9 +168,9 @@ class TotalsRow:
 class TotalsResult:
     __slots__ = ("drugs", "on", "patients", "ref_scale", "reference", "rows", "window")
 
-    def __init__(self, on: int, window: str | None, reference: Drug, ref_scale: int, drugs: list[Drug]) -> None:
+    def __init__(self, on: int, window: Duration | None, reference: Drug, ref_scale: int, drugs: list[Drug]) -> None:
         self.on = on
-        self.window = window
+        self.window = window  # None: all time
         self.reference = reference
         self.ref_scale = ref_scale
         self.drugs = drugs  # the corticosteroids of the rules, for the equivalence table

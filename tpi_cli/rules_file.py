@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tpi_cli import names
-from tpi_cli.dates import Duration, check_date_range, parse_date
+from tpi_cli.dates import Duration, UnknownUnit, check_date_range, parse_date
 from tpi_cli.errors import RulesError, TpiError, did_you_mean, quote
 from tpi_cli.quantity import Amount, Ratio, parse_decimal, parse_dose
 from tpi_cli.rules import (
@@ -244,12 +244,11 @@ class _Validator:
             return None
         try:
             duration = Duration.parse(value)
-        except ValueError as exc:  # a misspelt unit's hint ("did you mean 'weeks'?") is given as a suggestion
-            message = str(exc)
-            close = re.findall(r"; did you mean '(days|weeks|months|years)'\?", message)
-            if close:
-                message = message.replace(f"; did you mean '{close[0]}'?", "")
-            self.error(line, f"{where}: {key}: {message}", close)
+        except UnknownUnit as exc:  # the unit meant is a suggestion, as for names
+            self.error(line, f"{where}: {key}: {exc.plain}", exc.suggestions)
+            return None
+        except ValueError as exc:
+            self.error(line, f"{where}: {key}: {exc}")
             return None
         if positive and duration.is_zero():
             self.error(line, f"{where}: {key} must be longer than 0 days")

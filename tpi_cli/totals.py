@@ -52,8 +52,7 @@ def totals_of_file(rules: Rules, path: str, patient: str | None, on: int, window
 
 def _result(rules: Rules, on: int, window: Duration | None) -> TotalsResult:
     steroids = [drug for drug in rules.drugs.values() if drug.is_steroid]
-    return TotalsResult(on, window.text if window is not None else None, rules.reference_steroid, rules.ref_scale,
-                        steroids)
+    return TotalsResult(on, window, rules.reference_steroid, rules.ref_scale, steroids)
 
 
 def _add(result: TotalsResult, history: PatientHistory, on: int, first_day: int | None) -> None:

@@ -68,7 +68,8 @@ def write_totals_csv(result: TotalsResult, write: Callable[[str], object]) -> No
     """JSON's rows, then its patients (``level``: site / patient), written as they are formatted."""
     header = ["patient_id", "site", "side", "steroid_injections", "mg_ref", "by_drug", "all_time_injections",
               "all_time_mg_ref", "window", "on", "reference_steroid", "all_time_by_drug", "level"]
-    window, on, reference = result.window or "all time", iso(result.on), result.reference.name
+    window = result.window.text if result.window is not None else "all time"
+    on, reference = iso(result.on), result.reference.name
 
     def cells(row: TotalsRow) -> list[object]:
         by_drug = "; ".join(f"{name}={value}" for name, value in drug_mg(row.by_drug).items())

@@ -73,7 +73,8 @@ def write_totals_json(result: TotalsResult, write: Callable[[str], object]) -> N
     """The report, as ``dumps`` would give it, written a few hundred rows at a time: a clinic's
     whole history has a row per patient and site, and the document built whole took several
     times the memory of its rows (150,000 patients: 1.1 GB)."""
-    head = dumps({"schema_version": 1, "on": iso(result.on), "window": result.window,
+    window = result.window.text if result.window is not None else None
+    head = dumps({"schema_version": 1, "on": iso(result.on), "window": window,
                   "reference_steroid": result.reference.name})
     write(head[:-3])  # without "\n}\n"
     for key, rows in (("rows", result.rows), ("patients", result.patients)):

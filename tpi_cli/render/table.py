@@ -7,6 +7,8 @@ All user and rules text goes in as ``rich.text.Text``, never as markup, so a sit
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console
@@ -18,6 +20,9 @@ from tpi_cli.quantity import MASS, PG_PER_MG
 from tpi_cli.render.common import DISCLAIMER, iso, mg_text, rule_group
 from tpi_cli.results import ALLOWED, NOT_YET, CheckResult, ForecastResult, RuleOutcome, TotalsResult
 from tpi_cli.rules import Rule, Rules
+
+if TYPE_CHECKING:
+    from tpi_cli.dates import Duration
 
 
 def _text(text: str, style: str = "") -> Text:
@@ -65,7 +70,6 @@ def _rule_width(rules: list[Rule]) -> int:
 def _shown(result: CheckResult) -> list[RuleOutcome]:
     # A skipped rule is listed in the table only when it has something to say about planned injections.
     return [outcome for outcome in result.rules if outcome.status != "skip" or outcome.note]
-
 
 
 def _check_head(result: CheckResult) -> list[Text]:
@@ -153,16 +157,16 @@ def print_next(result: ForecastResult, out: Console | None = None, *, today: int
     profiles = ", ".join(result.profiles) if result.profiles else "none (clinical rules only)"
     target.print(_text(f"payer profiles: {profiles}; proposals: dry needling; "
                       f"{result.defaults.get('anesthetic', '-')}; {result.defaults.get('steroid', '-')}", style="dim"))
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("site", no_wrap=True)
-    for name in ("dry", "anesthetic", "steroid"):
-        table.add_column(name, overflow="fold")
-    table.add_column("steroid\nmg left", justify="right", no_wrap=True)
     if not result.rows:
         target.print(_text("No site in this patient's history to forecast: give one with --site "
                            "('tpi sites' lists the sites of the rules).", style="yellow"))
         target.print(_text(DISCLAIMER, style="dim"))
         return
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("site", no_wrap=True)
+    for name in ("dry", "anesthetic", "steroid"):
+        table.add_column(name, overflow="fold")
+    table.add_column("steroid\nmg left", justify="right", no_wrap=True)
     for row in result.rows:
         cells = []
         for category in ("dry", "anesthetic", "steroid"):
@@ -185,7 +189,7 @@ def print_next(result: ForecastResult, out: Console | None = None, *, today: int
 
 def print_totals(result: TotalsResult, out: Console | None = None) -> None:
     target = out or console()
-    window = f"in the {_in_words(result.window)} up to" if result.window else "up to"
+    window = f"in the {_in_words(result.window)} up to" if result.window is not None else "up to"
     target.print(_text(f"Corticosteroid totals {window} {iso(result.on)} (all time: up to {iso(result.on)}); "
                       f"mg-eq: mg of {result.reference.name}", style="bold"))
     ref = result.reference
@@ -228,21 +232,15 @@ def print_totals(result: TotalsResult, out: Console | None = None) -> None:
     target.print(_text(DISCLAIMER, style="dim"))
 
 
-def _in_words(window: str) -> str:
+def _in_words(window: Duration) -> str:
     """An ISO duration in words, with the text as given (``6 months (P6M)``); other texts as given."""
-    if window[:1] not in ("P", "p"):
-        return window
-    from tpi_cli.dates import Duration
-
-    try:
-        duration = Duration.parse(window)
-    except ValueError:  # (not reached: the window was parsed before)
-        return window
-    weeks, days = divmod(duration.days, 7)
+    if window.text[:1] not in ("P", "p"):
+        return window.text
+    weeks, days = divmod(window.days, 7)
     words = [f"{number} {unit}{'' if number == 1 else 's'}"
-             for number, unit in ((duration.years, "year"), (duration.months, "month"), (weeks, "week"),
+             for number, unit in ((window.years, "year"), (window.months, "month"), (weeks, "week"),
                                   (days, "day")) if number]
-    return f"{' '.join(words)} ({window})" if words else window
+    return f"{' '.join(words)} ({window.text})" if words else window.text
 
 
 def _sides_add_up_to_more(result: TotalsResult) -> bool:
