@@ -185,6 +185,27 @@ def test_cds_hooks_cards(tpi: Run, write: Write, on: str, points: str, code: int
             assert card["source"]["label"]
 
 
+@pytest.mark.parametrize(("weight", "said"), [
+    ((), "lidocaine 100 mg of max 300 mg; no weight known: only max\\_mg applies"),
+    (("--weight-kg", "50"), "lidocaine 100 mg of max 225 mg; weight 50 kg"),
+])
+def test_cds_hooks_info_card_gives_the_anesthetic_share_and_its_weight(tpi: Run, write: Write,
+                                                                       weight: tuple[str, ...], said: str) -> None:
+    # SPEC.md: without a weight "only max_mg applies, and the result says so"; the info card may be
+    # all an EHR shows, so it says it too (and the share of the maximum, which the weight changes).
+    history = write("h.csv", HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\n")
+    result = tpi("check", history, "--site", "right trapezius", "--drug", "lidocaine=100mg", *weight,
+                 "--on", "2026-11-28", "--format", "cds-hooks")
+    assert result.exit_code == 0
+    (card,) = as_json(result)["cards"]
+    assert card["indicator"] == "info"
+    assert "**anesthetic-dose**: local anesthetics at " in card["detail"]
+    assert said in card["detail"]
+    dry = tpi("check", history, "--site", "right trapezius", "--dry", "--on", "2026-11-28", "--format", "cds-hooks")
+    (card,) = as_json(dry)["cards"]
+    assert "anesthetic-dose" not in card["detail"]  # no local anesthetic: nothing to say
+
+
 @pytest.mark.parametrize(("on", "indicator", "tail"), [
     ("2026-02-01", "critical", "; allowed from 2026-02-05"),  # fails until 1 Jan + (6 weeks - 1 week of grace)
     ("2026-02-05", "warning", " on 2026-02-05"),  # inside the grace period

@@ -6,6 +6,7 @@ import json
 
 from tpi_cli.render.common import DISCLAIMER, iso, rule_group
 from tpi_cli.results import ALLOWED, BLOCKED, CheckResult, RuleOutcome
+from tpi_cli.rules import ANESTHETIC_DOSE
 
 _SUMMARY_MAX = 139
 # Escaped so that rules and user text cannot make emphasis, code, links, HTML or tables.
@@ -68,13 +69,19 @@ def check_cds(result: CheckResult) -> str:
     cards: list[dict[str, object]] = [_card(result, outcome) for outcome in result.rules
                                       if outcome.status in ("fail", "warn")]
     if result.verdict == ALLOWED and not cards:
+        # A local anesthetic's share of its maximum, and the weight it rests on (or that none is
+        # known, so that only max_mg applies: SPEC.md's "the result says so"), is shown here too:
+        # an EHR may show nothing but this card.
+        anesthetic = any(drug.is_anesthetic for drug in result.proposal.drugs)
+        said = [o for o in result.rules if o.note or (anesthetic and o.rule.kind == ANESTHETIC_DOSE and
+                                                      o.status == "pass")]
         cards.append({
             "summary": _summary(f"Allowed on {iso(result.on)}: {result.category} injection at "
                                 f"{result.proposal.label}"),
             "indicator": "info",
             # A rule that passes may still have something to say about planned injections (its note).
-            "detail": "\n\n".join(["No active rule fails.", *(f"**{_md(o.rule.id)}**: {_md(o.note)}"
-                                                               for o in result.rules if o.note), DISCLAIMER]),
+            "detail": "\n\n".join(["No active rule fails.", *(f"**{_md(o.rule.id)}**: {_md(o.note or o.message)}"
+                                                               for o in said), DISCLAIMER]),
             "source": {"label": "tpi rules"},
         })
     if result.verdict == BLOCKED and not any(c["indicator"] == "critical" for c in cards):
