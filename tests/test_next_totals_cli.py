@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from click.testing import Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import HEADER, ONE_SITE_RULES_HEAD, as_json
 
@@ -634,6 +636,41 @@ def test_totals_json_is_written_as_one_dump_of_the_document(tpi: Run, spec_rules
     assert result.stdout == json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     assert len(document["patients"]) == (3 if rows else 1)
     assert ("P\u00e9" in result.stdout) == bool(rows)  # not escaped
+
+
+_NAMES = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+_AMOUNTS = st.integers(min_value=0, max_value=10**22)
+
+
+@given(patient=st.none() | _NAMES, place=st.none() | st.tuples(_NAMES, st.none() | st.sampled_from(["left", "right"])),
+       counts=st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), refs=st.tuples(_AMOUNTS, _AMOUNTS),
+       by_drug=st.dictionaries(_NAMES, _AMOUNTS, max_size=4), all_time=st.dictionaries(_NAMES, _AMOUNTS, max_size=4),
+       scale=st.sampled_from([10**9, 3 * 10**9, 4 * 10**9 + 1]))
+@settings(max_examples=300, deadline=None)
+def test_a_totals_row_is_written_as_json_dumps_writes_it(patient: str | None, place: tuple[str, str | None] | None,
+                                                        counts: tuple[int, int], refs: tuple[int, int],
+                                                        by_drug: dict[str, int], all_time: dict[str, int],
+                                                        scale: int) -> None:
+    # The totals report's rows are put together as text (hundreds of thousands of them in a
+    # clinic's file): the text must be json.dumps' own of the row SPEC.md gives, in the report.
+    import json
+
+    from tpi_cli.quantity import PG_PER_MG, Ratio
+    from tpi_cli.render.json_out import totals_row_text
+    from tpi_cli.results import TotalsRow
+
+    row = TotalsRow(patient, *(place or (None, None)))
+    row.injections, row.all_time_injections = counts
+    row.ref, row.all_time_ref = refs
+    row.by_drug, row.all_time_by_drug = by_drug, all_time
+    site = {"site": place[0], "side": place[1]} if place is not None else {}
+    expected = {"patient_id": patient, **site, "steroid_injections": counts[0], "mg_ref": Ratio(refs[0], scale).round2(),
+                "by_drug": {name: Ratio(value, PG_PER_MG).round2() for name, value in sorted(by_drug.items())},
+                "all_time_injections": counts[1], "all_time_mg_ref": Ratio(refs[1], scale).round2(),
+                "all_time_by_drug": {name: Ratio(value, PG_PER_MG).round2() for name, value in sorted(all_time.items())}}
+    report = {"rows": [expected]}
+    assert '{\n  "rows": [\n    ' + totals_row_text(row, scale) + "\n  ]\n}" == \
+        json.dumps(report, indent=2, ensure_ascii=False)
 
 
 def test_totals_csv_written_in_parts_is_the_json_report_row_for_row(tpi: Run, spec_rules: str, write: Write) -> None:

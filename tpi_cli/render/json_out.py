@@ -8,7 +8,7 @@ from typing import Any
 
 from tpi_cli.errors import TpiError
 from tpi_cli.quantity import MASS, PG_PER_MG
-from tpi_cli.render.common import drug_mg, iso, mg
+from tpi_cli.render.common import iso, mg
 from tpi_cli.results import CheckResult, ForecastResult, TotalsResult, TotalsRow
 from tpi_cli.rules import Rule, Rules
 
@@ -81,7 +81,7 @@ def write_totals_json(result: TotalsResult, write: Callable[[str], object]) -> N
         write(f',\n  "{key}": [')
         batch: list[str] = []
         for index, row in enumerate(rows):
-            batch.append(("\n    " if index == 0 else ",\n    ") + _pretty(_totals_row(row, result.ref_scale), "    "))
+            batch.append(("\n    " if index == 0 else ",\n    ") + totals_row_text(row, result.ref_scale))
             if len(batch) == 500:
                 write("".join(batch))
                 batch.clear()
@@ -89,30 +89,33 @@ def write_totals_json(result: TotalsResult, write: Callable[[str], object]) -> N
     write("\n}\n")
 
 
-def _pretty(value: Any, margin: str) -> str:
-    """``dumps``' text of ``value`` (objects, texts, numbers, null: a totals row) nested at ``margin``.
-    ``json.dumps`` with an indent runs the pure-Python encoder, whose closures form a reference
-    cycle per call: with the cycle collector off (``cli.main``), one call a row would keep them all."""
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        inner = margin + "  "
-        return "{\n" + ",\n".join(f"{inner}{_TEXT(key)}: {_pretty(item, inner)}"
-                                   for key, item in value.items()) + f"\n{margin}}}"
-    if isinstance(value, str):
-        return _TEXT(value)
-    return _SCALAR.encode(value)
+def totals_row_text(row: TotalsRow, scale: int) -> str:
+    """``dumps``' text of a totals row (its keys as SPEC.md gives them) nested in the report's list,
+    put together from its parts: the keys are fixed, so nothing is looked up per value (a clinic's file has
+    hundreds of thousands of rows). ``json.dumps`` with an indent runs the pure-Python encoder,
+    whose closures form a reference cycle per call: with the cycle collector off (``cli.main``),
+    one call a row would keep them all."""
+    site = "" if row.site is None else f'\n      "site": {_TEXT(row.site)},\n      "side": {_text_or_null(row.side)},'
+    return (f'{{\n      "patient_id": {_text_or_null(row.patient_id)},{site}\n'
+            f'      "steroid_injections": {row.injections},\n      "mg_ref": {mg(row.ref, scale)!r},\n'
+            f'      "by_drug": {_drugs_text(row.by_drug)},\n      "all_time_injections": {row.all_time_injections},\n'
+            f'      "all_time_mg_ref": {mg(row.all_time_ref, scale)!r},\n'
+            f'      "all_time_by_drug": {_drugs_text(row.all_time_by_drug)}\n    }}')
 
 
-_SCALAR = json.JSONEncoder(ensure_ascii=False)
+def _drugs_text(amounts: dict[str, int]) -> str:
+    """``dumps``' text of ``drug_mg(amounts)`` at a totals row's key."""
+    if not amounts:
+        return "{}"
+    return "{\n" + ",\n".join(f"        {_TEXT(name)}: {mg(value, PG_PER_MG)!r}"
+                                for name, value in sorted(amounts.items())) + "\n      }"
+
+
+def _text_or_null(value: str | None) -> str:
+    return "null" if value is None else _TEXT(value)
+
+
 _TEXT: Callable[[str], str] = getattr(json.encoder, "encode_basestring")  # noqa: B009 - as json.dumps quotes a text
-
-
-def _totals_row(row: TotalsRow, scale: int) -> dict[str, Any]:
-    site: dict[str, Any] = {"site": row.site, "side": row.side} if row.site is not None else {}
-    return {"patient_id": row.patient_id, **site, "steroid_injections": row.injections, "mg_ref": mg(row.ref, scale),
-            "by_drug": drug_mg(row.by_drug), "all_time_injections": row.all_time_injections,
-            "all_time_mg_ref": mg(row.all_time_ref, scale), "all_time_by_drug": drug_mg(row.all_time_by_drug)}
 
 
 def sites_json(rules: Rules) -> str:
