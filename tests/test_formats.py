@@ -66,6 +66,32 @@ def test_csv_neutralises_formula_cells(tpi: Run, spec_rules: str, write: Write, 
     assert not any(cell[:1] in "=+-@" and cell for row in rows[1:] for cell in row)
 
 
+def test_totals_csv_neutralises_rule_names(tpi: Run, write: Write) -> None:
+    # Sites, drugs and the reference steroid come from the rules file: in totals' CSV (its text
+    # cells each made safe once, the counts and mg being numbers) none may start like a formula.
+    rules = write("formula-rules.yaml", """\
+version: 1
+reference_steroid: "@kenalog"
+drugs:
+  "@kenalog": {class: corticosteroid, equivalent_mg: 4}
+  "-dex": {class: corticosteroid, equivalent_mg: 0.75}
+sites:
+  "+neck": {region: "@cervical"}
+rules:
+  - {id: cnt, kind: max-count, applies_to: [steroid], scope: site, window: 12 months, max: 3}
+""")
+    history = write("h.csv", "patient_id,date,site,side,drug,dose\n+P,2026-01-01,+neck,left,@kenalog,20 mg\n"
+                             "+P,2026-01-01,+neck,left,-dex,2 mg\n")
+    result = tpi("totals", history, "--rules", rules, "--on", "2026-03-01", "--format", "csv")
+    assert result.exit_code == 0, result.stderr
+    header, *rows = parse_csv(result.stdout)
+    records = [dict(zip(header, row, strict=True)) for row in rows]
+    assert [(r["patient_id"], r["site"], r["by_drug"], r["all_time_by_drug"], r["reference_steroid"], r["mg_ref"])
+            for r in records] == [("'+P", "'+neck", "'-dex=2.0; @kenalog=20.0", "'-dex=2.0; @kenalog=20.0", "'@kenalog",
+                                   "30.67"), ("'+P", "(all sites)", "'-dex=2.0; @kenalog=20.0",
+                                              "'-dex=2.0; @kenalog=20.0", "'@kenalog", "30.67")]
+
+
 def test_csv_quoting_round_trips(tpi: Run, spec_rules: str, write: Write) -> None:
     path = write("h.csv", FORMULA_HISTORY)
     as_csv = tpi("validate", path, "--rules", spec_rules, "--format", "csv", "--patient", "plain")

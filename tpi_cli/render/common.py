@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from tpi_cli.quantity import PG_PER_MG, Ratio
+from tpi_cli.quantity import Ratio
 
 DISCLAIMER = "tpi supports, and does not replace, a clinician's judgement."
 
@@ -16,11 +16,6 @@ def iso(day: int | None) -> str | None:
 def mg(units: int, scale: int) -> float:
     """An exact amount shown as mg rounded (half up) to 2 decimals."""
     return Ratio(units, scale).round2()
-
-
-def drug_mg(amounts: dict[str, int]) -> dict[str, float]:
-    """Picograms per drug name as mg (2 decimals), by name."""
-    return {name: mg(value, PG_PER_MG) for name, value in sorted(amounts.items())}
 
 
 def mg_text(units: int, scale: int) -> str:

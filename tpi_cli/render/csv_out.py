@@ -7,11 +7,13 @@ import io
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 
-from tpi_cli.render.common import drug_mg, iso, mg
+from tpi_cli.quantity import PG_PER_MG
+from tpi_cli.render.common import iso, mg
 from tpi_cli.results import ForecastResult, TotalsResult, TotalsRow, Violation
 from tpi_cli.rules import Rules
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_MAX_CACHED = 100_000
 
 
 def safe(value: object) -> str:
@@ -24,14 +26,15 @@ def safe(value: object) -> str:
     return text
 
 
-def _write_table(header: list[str], rows: Iterable[Sequence[object]], write: Callable[[str], object]) -> None:
+def _write_table(header: list[str], rows: Iterable[Sequence[object]], write: Callable[[str], object],
+                 made_safe: bool = False) -> None:
     """The header and the rows, written 500 rows at a time (a clinic's totals have a row per patient
-    and site)."""
+    and site); ``made_safe``: every cell that could start like a formula has been through ``safe``."""
     buffer = io.StringIO()
     out = csv.writer(buffer, lineterminator="\r\n")
     out.writerow(header)
     for count, row in enumerate(rows, 1):
-        out.writerow([safe(cell) for cell in row])
+        out.writerow(row if made_safe else [safe(cell) for cell in row])
         if count % 500 == 0:
             write(buffer.getvalue())
             buffer.seek(0)
@@ -68,18 +71,32 @@ def write_totals_csv(result: TotalsResult, write: Callable[[str], object]) -> No
     """JSON's rows, then its patients (``level``: site / patient), written as they are formatted."""
     header = ["patient_id", "site", "side", "steroid_injections", "mg_ref", "by_drug", "all_time_injections",
               "all_time_mg_ref", "window", "on", "reference_steroid", "all_time_by_drug", "level"]
-    window = result.window.text if result.window is not None else "all time"
-    on, reference = iso(result.on), result.reference.name
+    window = safe(result.window.text if result.window is not None else "all time")
+    on, reference, scale = safe(iso(result.on)), safe(result.reference.name), result.ref_scale
+
+    pieces: dict[tuple[str, int], str] = {}  # a drug's "name=mg", for its amounts met so far (doses repeat)
+
+    def drugs(amounts: dict[str, int]) -> str:
+        if not amounts:
+            return ""
+        parts = []
+        for name, value in sorted(amounts.items()):
+            piece = pieces.get((name, value))
+            if piece is None:
+                if len(pieces) > _MAX_CACHED:
+                    pieces.clear()
+                piece = pieces[(name, value)] = f"{name}={mg(value, PG_PER_MG)}"
+            parts.append(piece)
+        return safe("; ".join(parts))
 
     def cells(row: TotalsRow) -> list[object]:
-        by_drug = "; ".join(f"{name}={value}" for name, value in drug_mg(row.by_drug).items())
-        all_time = "; ".join(f"{name}={value}" for name, value in drug_mg(row.all_time_by_drug).items())
-        return [row.patient_id, row.site if row.site is not None else "(all sites)", row.side, row.injections,
-                mg(row.ref, result.ref_scale), by_drug, row.all_time_injections,
-                mg(row.all_time_ref, result.ref_scale), window, on, reference, all_time,
+        # Text through safe; counts and mg are numbers that are never negative.
+        return [safe(row.patient_id), safe(row.site) if row.site is not None else "(all sites)", safe(row.side),
+                row.injections, mg(row.ref, scale), drugs(row.by_drug), row.all_time_injections,
+                mg(row.all_time_ref, scale), window, on, reference, drugs(row.all_time_by_drug),
                 "site" if row.site is not None else "patient"]
 
-    _write_table(header, map(cells, itertools.chain(result.rows, result.patients)), write)
+    _write_table(header, map(cells, itertools.chain(result.rows, result.patients)), write, made_safe=True)
 
 
 def sites_csv(rules: Rules) -> str:

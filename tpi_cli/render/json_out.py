@@ -104,7 +104,7 @@ def totals_row_text(row: TotalsRow, scale: int) -> str:
 
 
 def _drugs_text(amounts: dict[str, int]) -> str:
-    """``dumps``' text of ``drug_mg(amounts)`` at a totals row's key."""
+    """``dumps``' text of picograms per drug name as mg (2 decimals), by name, at a totals row's key."""
     if not amounts:
         return "{}"
     return "{\n" + ",\n".join(f"        {_TEXT(name)}: {mg(value, PG_PER_MG)!r}"
