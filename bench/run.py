@@ -368,6 +368,7 @@ class Plan:
     runs: int
     check_runs: int
     files: dict[str, DataFile] = field(default_factory=dict)
+    floor_rules: Path | None = None  # target 4's rules file of one rule that never fires
 
 
 def tpi(*args: str) -> tuple[str, ...]:
@@ -376,6 +377,31 @@ def tpi(*args: str) -> tuple[str, ...]:
 
 FLOOR = Command("floor", ("-c", IMPORT_FLOOR), f'python -c "{IMPORT_FLOOR}"')
 FLOOR_RICH = Command("floor+rich", ("-c", IMPORT_FLOOR_RICH), f'python -c "{IMPORT_FLOOR_RICH}"')
+
+
+# Target 4's floor: the packaged rules' drugs and sites (everything before `rules:` in the repository's
+# rules.yaml) with one rule that no injection breaks, so that a run of it costs tpi's start-up, reading and
+# checking the file, and screening: what any rules cost before a single violation is measured or written.
+FLOOR_RULE = ("rules:\n  - {id: floor-never-fires, kind: max-points, applies_to: any, scope: session, "
+              "max: 1000000, source: 'bench: a rule no injection breaks'}\n")
+
+
+def floor_rules(data: Path) -> Path:
+    """bench/data/floor-rules.yaml, written from rules.yaml (rewritten each run: it is tiny)."""
+    text = (REPO / "rules.yaml").read_text(encoding="utf-8")
+    head, found, _ = text.partition("\nrules:\n")
+    if not found:
+        raise BenchError("rules.yaml has no top-level 'rules:' key: cannot write the floor rules of target 4")
+    path = data / "floor-rules.yaml"
+    path.write_text(head + "\n" + FLOOR_RULE, encoding="utf-8")
+    return path
+
+
+def floor_command(data: DataFile, rules: Path) -> Command:
+    return Command(f"validate-floor:{data.label}", tpi("validate", str(data.path), "--rules", str(rules),
+                                                       "--format", "json"),
+                   f"tpi validate {data.label} --rules {rules.name} --format json", frozenset({0}),
+                   warmup=data.rows < 100_000)
 
 
 def validate_command(data: DataFile) -> Command:
@@ -453,6 +479,8 @@ def plan_data(plan: Plan, env: Env) -> None:
                                                   "1976-01-01", 11)
     for key, dataset in wanted.items():
         plan.files[key] = ensure_data(dataset, env.data, env.log)
+    if "4" in need:
+        plan.floor_rules = floor_rules(env.data)
     for data in plan.files.values():  # load the page cache, so that no first run reads from the disk
         count_lines(data.path)
 
@@ -479,8 +507,10 @@ def run_targets(plan: Plan, env: Env) -> list[Row]:
         if plan.big:
             long_commands.append(validate_command(files["big"]))
     if "4" in need:
+        assert plan.floor_rules is not None
         long_commands += [validate_command(files["desk"]), validate_command(files["patient"]),
-                          validate_command(files["patient-small"]), validate_command(files["rows"])]
+                          validate_command(files["patient-small"]), validate_command(files["rows"]),
+                          floor_command(files["patient"], plan.floor_rules)]
     measure(env, long_commands, plan.runs, "targets " + ",".join(sorted(need - {"3"})))
 
     if "1" in need:
@@ -555,6 +585,20 @@ def per_row_rows(plan: Plan, env: Env) -> list[Row]:
                              f"({many.rows:,} rows)",
                         str(len(one_s)), format_per_row(median / one.rows), format_per_row(low / one.rows),
                         format_per_row(high / one.rows), format_per_row(base), f"{ratio:.2f}x", "≤ 3x", ratio <= 3))
+    # The floor: the same file with one rule that never fires (start-up, reading, checking, screening; no
+    # violation measured, described or written), against the same budget. Information, not a target: above
+    # 3x, no rules file can bring this file within the target.
+    assert plan.floor_rules is not None
+    floor_s = env.samples[floor_command(one, plan.floor_rules).key]
+    for net, what in ((0.0, "whole run"), (startup, "net of startup")):
+        median, low, high = (value - net for value in stats(floor_s, seconds_of))
+        base = (many_median - net) / many.rows
+        rows.append(Row("4", f"floor: time per row of {code(floor_command(one, plan.floor_rules).shown)} (one "
+                             f"rule that never fires: start-up, reading and checking the file, no violation; "
+                             f"{what}) vs {code(validate_command(many).shown)}", str(len(floor_s)),
+                        format_per_row(median / one.rows), format_per_row(low / one.rows),
+                        format_per_row(high / one.rows), format_per_row(base), f"{(median / one.rows) / base:.2f}x",
+                        "— (no rules file goes below it)", None))
     # Growth: time per row of the patient against the same patient density at a quarter of the size.
     # An O(n log n) engine keeps this near 1 (log 20000 / log 5000 = 1.16); O(n^2) would give ~4.
     small = files["patient-small"]
@@ -763,6 +807,8 @@ def all_commands(plan: Plan) -> list[Command]:
         commands += [check_command(plan, "json"), check_command(plan, "table")]
     for data in plan.files.values():
         commands += [validate_command(data), count_command(data)]
+    if plan.floor_rules is not None and "patient" in plan.files:
+        commands.append(floor_command(plan.files["patient"], plan.floor_rules))
     return commands
 
 
