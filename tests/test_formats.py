@@ -232,6 +232,25 @@ def test_cds_hooks_info_card_gives_the_anesthetic_share_and_its_weight(tpi: Run,
     assert "anesthetic-dose" not in card["detail"]  # no local anesthetic: nothing to say
 
 
+def test_cds_hooks_warning_cards_of_an_allowed_proposal_give_the_anesthetic_share(tpi: Run, write: Write) -> None:
+    # Allowed with a warning (9 points, over points-per-session's 8): the warning card is all an EHR
+    # shows, so it too says that no weight is known. A proposal that is not allowed says nothing of it.
+    history = write("h.csv", HEADER + "P1,2026-01-01,trapezius,left,triamcinolone,20 mg,,,\n")
+    allowed = tpi("check", history, "--site", "right trapezius", "--drug", "lidocaine=100mg", "--points", "9",
+                  "--on", "2026-11-28", "--format", "cds-hooks")
+    assert allowed.exit_code == 0
+    (card,) = as_json(allowed)["cards"]
+    assert card["indicator"] == "warning"
+    assert card["summary"].startswith("points-per-session")
+    assert "Also: **anesthetic-dose**: local anesthetics at " in card["detail"]
+    assert "no weight known: only max\\_mg applies" in card["detail"]
+    assert card["detail"].endswith("tpi supports, and does not replace, a clinician's judgement.")
+    refused = tpi("check", history, "--site", "left trapezius", "--drug", "lidocaine=100mg", "--drug",
+                  "triamcinolone=20mg", "--on", "2026-01-05", "--format", "cds-hooks")
+    assert refused.exit_code == 1
+    assert all("Also:" not in card["detail"] for card in as_json(refused)["cards"])
+
+
 @pytest.mark.parametrize(("on", "indicator", "tail"), [
     ("2026-02-01", "critical", "; allowed from 2026-02-05"),  # fails until 1 Jan + (6 weeks - 1 week of grace)
     ("2026-02-05", "warning", " on 2026-02-05"),  # inside the grace period

@@ -35,7 +35,17 @@ def _summary(text: str, tail: str = "") -> str:
     return cut + "…" + tail
 
 
-def _card(result: CheckResult, outcome: RuleOutcome) -> dict[str, object]:
+def _anesthetic_lines(result: CheckResult) -> list[str]:
+    """For a proposal with a local anesthetic, each passing ``anesthetic-dose`` rule's message: its
+    share of the maximum and the weight it rests on, or that none is known, so that only max_mg
+    applies (SPEC.md: "the result says so"). A rule that fails or warns says it on its own card."""
+    if not any(drug.is_anesthetic for drug in result.proposal.drugs):
+        return []
+    return [f"**{_md(o.rule.id)}**: {_md(o.message)}" for o in result.rules
+            if o.rule.kind == ANESTHETIC_DOSE and o.status == "pass"]
+
+
+def _card(result: CheckResult, outcome: RuleOutcome, also: list[str]) -> dict[str, object]:
     rule = outcome.rule
     failed = outcome.status == "fail"
     indicator = "critical" if failed else "warning"
@@ -57,6 +67,7 @@ def _card(result: CheckResult, outcome: RuleOutcome) -> dict[str, object]:
         f"- Earliest date every rule allows: {iso(result.earliest) or 'none'}",
         f"- Source: {_md(rule.source or 'not given in the rules file')}",
         "",
+        *(f"Also: {line}\n" for line in also),
         DISCLAIMER,
     ])
     return {"summary": summary, "indicator": indicator, "detail": detail,
@@ -66,22 +77,19 @@ def _card(result: CheckResult, outcome: RuleOutcome) -> dict[str, object]:
 def check_cds(result: CheckResult) -> str:
     # SPEC.md: "one card per failed or warned rule, or one info card when allowed": an allowed
     # proposal with warnings gets its warning cards (no critical card says it is allowed).
-    cards: list[dict[str, object]] = [_card(result, outcome) for outcome in result.rules
+    # An allowed proposal's cards (its warnings, or the info card) also give the local anesthetics'
+    # share and the weight it rests on: an EHR may show nothing but them.
+    also = _anesthetic_lines(result) if result.verdict == ALLOWED else []
+    cards: list[dict[str, object]] = [_card(result, outcome, also) for outcome in result.rules
                                       if outcome.status in ("fail", "warn")]
     if result.verdict == ALLOWED and not cards:
-        # A local anesthetic's share of its maximum, and the weight it rests on (or that none is
-        # known, so that only max_mg applies: SPEC.md's "the result says so"), is shown here too:
-        # an EHR may show nothing but this card.
-        anesthetic = any(drug.is_anesthetic for drug in result.proposal.drugs)
-        said = [o for o in result.rules if o.note or (anesthetic and o.rule.kind == ANESTHETIC_DOSE and
-                                                      o.status == "pass")]
+        noted = [f"**{_md(o.rule.id)}**: {_md(o.note)}" for o in result.rules if o.note]
         cards.append({
             "summary": _summary(f"Allowed on {iso(result.on)}: {result.category} injection at "
                                 f"{result.proposal.label}"),
             "indicator": "info",
             # A rule that passes may still have something to say about planned injections (its note).
-            "detail": "\n\n".join(["No active rule fails.", *(f"**{_md(o.rule.id)}**: {_md(o.note or o.message)}"
-                                                               for o in said), DISCLAIMER]),
+            "detail": "\n\n".join(["No active rule fails.", *noted, *also, DISCLAIMER]),
             "source": {"label": "tpi rules"},
         })
     if result.verdict == BLOCKED and not any(c["indicator"] == "critical" for c in cards):
